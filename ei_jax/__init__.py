@@ -1,0 +1,81 @@
+"""ei_jax: effective information and the causal structure of neural-network layers, in JAX.
+
+The JAX/Flax successor of deep-ei 0.7.0 (Mattsson, Michaud & Hoel, Entropy 2020). See the
+README for a quick start and the differences from deep-ei.
+"""
+
+from ei_jax import core
+from ei_jax._src.errors import (
+    DefaultRangeWarning,
+    EIJaxError,
+    EmptyHistogramError,
+    InvalidBinsError,
+    InvalidRangeError,
+    InvalidSamplesError,
+    LayerNotFoundError,
+    LayerOrderError,
+    MemoryBudgetError,
+    NonFiniteParamsError,
+    OutOfRangeWarning,
+    ShapeMismatchError,
+    UnknownActivationError,
+    UnsupportedModuleError,
+)
+from ei_jax._src.estimators import (
+    entropy,
+    joint_histograms,
+    mutual_information,
+    mutual_information_from_counts,
+    pairwise_mutual_information,
+)
+from ei_jax._src.measures import (
+    CausalPlanePoint,
+    causal_plane,
+    degeneracy,
+    ei,
+    ei_parts,
+    ei_parts_matrix,
+    eis_between_groups,
+    rotate_causal_plane,
+    sensitivity,
+    sensitivity_matrix,
+    vector_and_pairwise_ei,
+)
+from ei_jax._src.topology import topology_of
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CausalPlanePoint",
+    "DefaultRangeWarning",
+    "EIJaxError",
+    "EmptyHistogramError",
+    "InvalidBinsError",
+    "InvalidRangeError",
+    "InvalidSamplesError",
+    "LayerNotFoundError",
+    "LayerOrderError",
+    "MemoryBudgetError",
+    "NonFiniteParamsError",
+    "OutOfRangeWarning",
+    "ShapeMismatchError",
+    "UnknownActivationError",
+    "UnsupportedModuleError",
+    "causal_plane",
+    "core",
+    "degeneracy",
+    "ei",
+    "ei_parts",
+    "ei_parts_matrix",
+    "eis_between_groups",
+    "entropy",
+    "joint_histograms",
+    "mutual_information",
+    "mutual_information_from_counts",
+    "pairwise_mutual_information",
+    "rotate_causal_plane",
+    "sensitivity",
+    "sensitivity_matrix",
+    "topology_of",
+    "vector_and_pairwise_ei",
+]

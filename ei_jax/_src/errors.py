@@ -1,0 +1,80 @@
+"""Typed exceptions raised by ei_jax.
+
+Every error names what was expected, what was given, and what to do. All of them
+derive from :class:`EIJaxError`, and from the builtin exception a Python user would
+expect (``ValueError``, ``TypeError``, ``LookupError``), so ``except ValueError``
+keeps working.
+"""
+
+__all__ = [
+    "EIJaxError",
+    "InvalidRangeError",
+    "InvalidBinsError",
+    "InvalidSamplesError",
+    "LayerNotFoundError",
+    "LayerOrderError",
+    "ShapeMismatchError",
+    "NonFiniteParamsError",
+    "UnsupportedModuleError",
+    "UnknownActivationError",
+    "EmptyHistogramError",
+    "MemoryBudgetError",
+    "DefaultRangeWarning",
+    "OutOfRangeWarning",
+]
+
+
+class EIJaxError(Exception):
+    """Base class of every ei_jax error."""
+
+
+class InvalidRangeError(EIJaxError, ValueError):
+    """A range ``(lo, hi)`` is not two finite numbers with ``lo < hi``."""
+
+
+class InvalidBinsError(EIJaxError, ValueError):
+    """A bin count is not a positive integer, or needs more memory than allowed."""
+
+
+class InvalidSamplesError(EIJaxError, ValueError):
+    """A sample count, batch size or threshold is out of its valid domain."""
+
+
+class LayerNotFoundError(EIJaxError, LookupError):
+    """A layer name is not a node of the topology."""
+
+
+class LayerOrderError(EIJaxError, ValueError):
+    """``in_layer`` does not come before (or equal) ``layer`` in the network."""
+
+
+class ShapeMismatchError(EIJaxError, ValueError):
+    """Arrays, parameters or shapes do not fit together."""
+
+
+class NonFiniteParamsError(EIJaxError, ValueError):
+    """Parameters contain NaN or infinity."""
+
+
+class UnsupportedModuleError(EIJaxError, TypeError):
+    """The network contains structure ei_jax cannot measure layer by layer."""
+
+
+class UnknownActivationError(EIJaxError, ValueError):
+    """An activation is neither a known name nor a callable with an explicit range."""
+
+
+class EmptyHistogramError(EIJaxError, ValueError):
+    """Every sample of some input/output pair fell outside the binning range."""
+
+
+class MemoryBudgetError(EIJaxError, MemoryError):
+    """The requested histograms would not fit the memory budget."""
+
+
+class DefaultRangeWarning(UserWarning):
+    """A range was filled in from a default the user probably did not mean."""
+
+
+class OutOfRangeWarning(UserWarning):
+    """Some samples fell outside the binning range and were dropped (or clipped)."""

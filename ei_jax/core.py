@@ -1,0 +1,46 @@
+"""The pure, jittable core: ``f(key, apply_fn, params, *, ...)`` returning ``jax.Array``s.
+
+Use these to ``jax.vmap`` a measure over a stack of parameters (checkpoints, weight
+sweeps) or over keys. See :mod:`ei_jax._src.core` for the details.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from ei_jax import core
+  >>> def apply(w, x):                      # define once: compiled once per structure
+  ...     return jax.nn.sigmoid(x @ w)
+  >>> ws = jax.random.normal(jax.random.key(0), (8, 1, 1)) * 4   # 8 weight "checkpoints"
+  >>> f = jax.vmap(lambda w: core.ei_parts(jax.random.key(1), apply, w, in_shape=(1,),
+  ...              in_range=(0, 1), in_bins=16, out_range=(0, 1), out_bins=16, samples=20_000))
+  >>> f(ws).shape
+  (8,)
+"""
+
+from ei_jax._src.core import (
+    BLOCK,
+    PairStats,
+    VectorStats,
+    ei_parts,
+    ei_parts_matrix,
+    pairwise_stats,
+    sensitivity,
+    sensitivity_matrix,
+    sensitivity_stats,
+    vector_ei,
+    vector_stats,
+)
+from ei_jax._src.interventions import uniform_blocks
+
+__all__ = [
+    "BLOCK",
+    "PairStats",
+    "VectorStats",
+    "ei_parts",
+    "ei_parts_matrix",
+    "pairwise_stats",
+    "sensitivity",
+    "sensitivity_matrix",
+    "sensitivity_stats",
+    "uniform_blocks",
+    "vector_ei",
+    "vector_stats",
+]
