@@ -28,6 +28,7 @@ from ei_jax._src.estimators import (
     mutual_information_from_counts,
     pairwise_mutual_information,
 )
+from ei_jax._src.layers import AvgPool, Flatten, MaxPool
 from ei_jax._src.measures import (
     CausalPlanePoint,
     causal_plane,
@@ -46,15 +47,18 @@ from ei_jax._src.topology import topology_of
 __version__ = "0.1.0"
 
 __all__ = [
+    "AvgPool",
     "CausalPlanePoint",
     "DefaultRangeWarning",
     "EIJaxError",
     "EmptyHistogramError",
+    "Flatten",
     "InvalidBinsError",
     "InvalidRangeError",
     "InvalidSamplesError",
     "LayerNotFoundError",
     "LayerOrderError",
+    "MaxPool",
     "MemoryBudgetError",
     "NonFiniteParamsError",
     "OutOfRangeWarning",
