@@ -1,0 +1,49 @@
+"""bridges: PyTorch modules and checkpoints -> Flax (linen or NNX), to measure with ei_jax.
+
+Not to be confused with ``flax.nnx.bridge``, which converts between Flax's own Linen and NNX
+APIs; this top-level ``bridges`` package converts *PyTorch* networks to Flax.
+
+* :func:`from_torch` converts a live ``torch.nn.Module`` (``nn.Linear``, ``nn.Conv2d``,
+  ``nn.AvgPool2d``/``MaxPool2d``, ``nn.Flatten``, ``nn.Sigmoid``/``Tanh``/``ReLU``/``Identity``
+  in (nested) ``nn.Sequential``).
+* :func:`load_checkpoint` reads a checkpoint file: a ``state_dict`` saved with ``torch.save``
+  (loaded with ``weights_only=True``) or a safetensors file (read with NumPy; **torch is not
+  needed**), with the architecture given as a torch module or, for a plain stack of Linear
+  layers, inferred from the weights plus a named activation.
+
+Both return what :func:`ei_jax.topology_of` takes: ``(model, variables)`` for ``api="linen"``
+(``topology_of(model, variables, x)``), an ``nnx.Sequential`` for ``api="nnx"``
+(``topology_of(model, x)``). The Flax networks give torch's outputs (to float32 rounding) and
+take images as NHWC; convolutions are then measured over one receptive field (see
+:mod:`ei_jax._src.topology`).
+
+torch is an optional extra (``pip install 'ei-jax[torch]'``), imported only when a torch
+module or ``torch.save`` file is given -- never by ``import bridges``.
+
+Example:
+  >>> import jax, jax.numpy as jnp, torch, bridges, ei_jax
+  >>> net = torch.nn.Sequential(torch.nn.Linear(5, 5, bias=False), torch.nn.Sigmoid())
+  >>> model, variables = bridges.from_torch(net)
+  >>> top = ei_jax.topology_of(model, variables, jnp.zeros((1, 5)))
+  >>> ei = ei_jax.ei_parts(jax.random.key(0), top, "layers_0", samples=10_000, in_range=(0, 1))
+"""
+
+from bridges._src.checkpoints import load_checkpoint
+from bridges._src.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CheckpointShapeError,
+    MissingDependencyError,
+    UnsupportedModuleError,
+)
+from bridges._src.torch_modules import from_torch
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "CheckpointShapeError",
+    "MissingDependencyError",
+    "UnsupportedModuleError",
+    "from_torch",
+    "load_checkpoint",
+]

@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`bridges`; import from ``bridges`` instead."""

@@ -1,0 +1,103 @@
+"""Builds Flax networks (linen or NNX) from the layer specs of :mod:`bridges._src.ir`.
+
+Layouts (each checked by output equality in ``tests/test_bridges.py``):
+
+* ``Linear`` weight ``[out, in]`` -> ``Dense``/``Linear`` kernel ``[in, out]`` (transpose).
+* ``Conv2d`` weight ``OIHW`` -> ``Conv`` kernel ``HWIO``; torch's symmetric zero padding
+  becomes explicit ``((top, bottom), (left, right))`` padding.
+* Images are NHWC in Flax (NCHW in torch): a ``Flatten`` becomes
+  ``ei_jax.Flatten(channels_first=True)``, which transposes NHWC -> NCHW before flattening, so
+  the Dense after it keeps the torch Linear's weight order.
+* Pooling becomes ``ei_jax.AvgPool`` / ``ei_jax.MaxPool`` (torch's semantics, NHWC).
+
+The result is always a ``Sequential`` of those layers and activations, which
+:func:`ei_jax.topology_of` reads directly.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+
+import ei_jax
+from bridges._src import ir
+
+APIS = ("linen", "nnx")
+
+
+def check_api(api) -> str:
+    if api not in APIS:
+        raise ValueError(f"api must be one of {APIS}. Got {api!r}.")
+    return api
+
+
+def _kernel(layer) -> np.ndarray:
+    if isinstance(layer, ir.Linear):
+        return layer.weight.T
+    return layer.weight.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+
+
+def _structure(layer):
+    if isinstance(layer, ir.Flatten):
+        return ei_jax.Flatten(channels_first=True)
+    cls = ei_jax.AvgPool if layer.kind == "avg" else ei_jax.MaxPool
+    extra = {"count_include_pad": layer.count_include_pad} if layer.kind == "avg" else {}
+    return cls(layer.window, layer.stride, layer.padding, **extra)
+
+
+def to_linen(layers):
+    """``(flax.linen.Sequential, variables)`` for the layer specs."""
+    import flax.linen as nn
+
+    acts = {"sigmoid": nn.sigmoid, "tanh": nn.tanh, "relu": nn.relu}
+    modules, params = [], {}
+    for layer in layers:
+        if isinstance(layer, ir.WEIGHTED):
+            use_bias = layer.bias is not None
+            if isinstance(layer, ir.Linear):
+                mod = nn.Dense(int(layer.weight.shape[0]), use_bias=use_bias)
+            else:
+                mod = nn.Conv(int(layer.weight.shape[0]), tuple(int(k) for k in layer.weight.shape[2:]),
+                              strides=layer.stride, padding=layer.padding,
+                              kernel_dilation=layer.dilation, use_bias=use_bias)
+            p = {"kernel": jnp.asarray(_kernel(layer))}
+            if use_bias:
+                p["bias"] = jnp.asarray(layer.bias)
+            params[f"layers_{len(modules)}"] = p
+            modules.append(mod)
+        elif isinstance(layer, ir.Activation):
+            modules.append(acts[layer.name])
+        else:
+            modules.append(_structure(layer))
+    return nn.Sequential(modules), {"params": params}
+
+
+def to_nnx(layers):
+    """A ``flax.nnx.Sequential`` holding the layer specs' weights."""
+    from flax import nnx
+
+    acts = {"sigmoid": nnx.sigmoid, "tanh": nnx.tanh, "relu": nnx.relu}
+    rngs = nnx.Rngs(0)  # initial values are overwritten below
+    modules = []
+    for layer in layers:
+        if isinstance(layer, ir.WEIGHTED):
+            use_bias = layer.bias is not None
+            if isinstance(layer, ir.Linear):
+                out_f, in_f = (int(d) for d in layer.weight.shape)
+                mod = nnx.Linear(in_f, out_f, use_bias=use_bias, rngs=rngs)
+            else:
+                out_f, in_f, kh, kw = (int(d) for d in layer.weight.shape)
+                mod = nnx.Conv(in_f, out_f, (kh, kw), strides=layer.stride, padding=layer.padding,
+                               kernel_dilation=layer.dilation, use_bias=use_bias, rngs=rngs)
+            mod.kernel = nnx.Param(jnp.asarray(_kernel(layer)))
+            if use_bias:
+                mod.bias = nnx.Param(jnp.asarray(layer.bias))
+            modules.append(mod)
+        elif isinstance(layer, ir.Activation):
+            modules.append(acts[layer.name])
+        else:
+            modules.append(_structure(layer))
+    return nnx.Sequential(*modules)
+
+
+def build(layers, api: str):
+    """linen: ``(model, variables)``; NNX: the module."""
+    return to_linen(layers) if check_api(api) == "linen" else to_nnx(layers)

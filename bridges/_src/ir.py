@@ -1,0 +1,247 @@
+"""The torch-free description of a network that :mod:`bridges` converts to Flax.
+
+A network is a tuple of layer specs, in forward order, holding NumPy ``float32`` arrays in
+**PyTorch's layouts** (Linear ``[out, in]``, Conv2d ``OIHW``); :mod:`bridges._src.flax_build`
+does the layout changes. Specs come from a live torch module (:mod:`bridges._src.torch_modules`)
+or from a checkpoint's tensors (:mod:`bridges._src.checkpoints`), so everything here works
+without torch installed.
+"""
+
+import dataclasses
+import re
+
+import numpy as np
+
+from bridges._src.errors import CheckpointError, CheckpointShapeError
+
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Linear:
+    """``torch.nn.Linear``: ``y = x @ weight.T + bias``; ``weight`` is ``(out, in)``."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+
+    def describe(self) -> str:
+        return f"Linear({self.weight.shape[1]}, {self.weight.shape[0]}, bias={self.bias is not None})"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Conv2d:
+    """``torch.nn.Conv2d`` with ``groups=1``; ``weight`` is ``(out, in, kh, kw)`` (OIHW)."""
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray | None
+    stride: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    dilation: tuple[int, int]
+
+    def describe(self) -> str:
+        o, i, kh, kw = self.weight.shape
+        return f"Conv2d({i}, {o}, kernel_size=({kh}, {kw}), bias={self.bias is not None})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """An elementwise activation: one of :data:`ACTIVATIONS`."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten:
+    """``torch.nn.Flatten(start_dim=1, end_dim=-1)`` (PyTorch's NCHW element order)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pool:
+    """``torch.nn.AvgPool2d`` (``kind="avg"``) or ``MaxPool2d`` (``kind="max"``)."""
+
+    kind: str
+    window: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]
+    count_include_pad: bool = True
+
+
+WEIGHTED = (Linear, Conv2d)
+
+
+def as_float32(name: str, array, source: str) -> np.ndarray:
+    """A checkpoint tensor as a float32 NumPy array (float16/bfloat16/float64 are converted)."""
+    a = np.asarray(array)
+    if a.dtype.kind not in "fV" and a.dtype.name != "bfloat16":
+        raise CheckpointError(
+            f"{source}: tensor {name!r} has dtype {a.dtype}; expected floating-point weights. "
+            "Quantised or integer checkpoints are not supported: dequantise them first."
+        )
+    return np.array(a, dtype=np.float32, copy=True)
+
+
+def param_shapes(layer) -> dict[str, tuple[int, ...]]:
+    shapes = {"weight": tuple(layer.weight.shape)}
+    if layer.bias is not None:
+        shapes["bias"] = tuple(layer.bias.shape)
+    return shapes
+
+
+def _key(prefix: str, leaf: str) -> str:
+    return f"{prefix}.{leaf}" if prefix else leaf
+
+
+def with_state(layers, state: dict[str, np.ndarray], *, source: str):
+    """The architecture ``layers`` with every weight and bias taken from ``state``.
+
+    ``state`` maps PyTorch ``state_dict`` names (``"0.weight"``, ``"fc1.bias"``) to arrays.
+    Like ``torch.nn.Module.load_state_dict(strict=True)``, every parameter must be present
+    with the architecture's shape and no key may be left over.
+
+    Raises:
+      CheckpointShapeError: a tensor's shape differs from the architecture's parameter.
+      CheckpointError: keys missing from, or unexpected in, the checkpoint.
+    """
+    out, used, missing = [], set(), []
+    for layer in layers:
+        if not isinstance(layer, WEIGHTED):
+            out.append(layer)
+            continue
+        new = {}
+        for leaf, shape in param_shapes(layer).items():
+            k = _key(layer.name, leaf)
+            if k not in state:
+                missing.append(k)
+                continue
+            got = tuple(np.shape(state[k]))
+            if got != shape:
+                raise CheckpointShapeError(
+                    f"{source}: tensor {k!r} has shape {got}, but the architecture's "
+                    f"{layer.describe()} at {layer.name or '<root>'!r} expects {shape}. "
+                    "Pass the architecture the checkpoint was saved from."
+                )
+            new[leaf] = as_float32(k, state[k], source)
+            used.add(k)
+        out.append(dataclasses.replace(layer, weight=new.get("weight", layer.weight),
+                                       bias=new.get("bias", layer.bias)))
+    unexpected = [k for k in state if k not in used]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected}")
+        raise CheckpointError(
+            f"{source} does not fit the architecture: {'; '.join(parts)}. The architecture's "
+            f"parameters are {[_key(l.name, p) for l in layers if isinstance(l, WEIGHTED) for p in param_shapes(l)]}. "
+            "Pass the architecture the checkpoint was saved from (same module names)."
+        )
+    return tuple(out)
+
+
+def natural_key(name: str):
+    """Sort key that orders ``"layers.2"`` before ``"layers.10"``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _activation_list(activation, n: int, source: str) -> list[str | None]:
+    hint = ("pass activation='sigmoid' (used after every layer) or one name per layer, e.g. "
+            "activation=('sigmoid', 'tanh'); use 'identity' for none. For anything but a plain "
+            "Linear stack pass architecture=<the torch module>.")
+    if activation is None:
+        raise CheckpointError(
+            f"{source} holds weights only, without the activations between the layers: {hint}"
+        )
+    names = [activation] * n if isinstance(activation, str) else list(activation)
+    if len(names) != n:
+        raise CheckpointError(
+            f"{source} holds {n} Linear layers but activation= names {len(names)}: {hint}"
+        )
+    out = []
+    for a in names:
+        a_ = None if a is None else str(a).lower()
+        if a_ in (None, "identity", "none", "linear"):
+            out.append(None)
+        elif a_ in ACTIVATIONS:
+            out.append(a_)
+        else:
+            raise CheckpointError(
+                f"Unknown activation {a!r}. Expected one of {list(ACTIVATIONS) + ['identity']}."
+            )
+    return out
+
+
+def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, source: str):
+    """Infers ``Linear -> act -> Linear -> act ...`` from a state dict of Linear layers.
+
+    Args:
+      state: ``{"0.weight": (out, in), "0.bias": (out,), "2.weight": ...}``.
+      activation: a name used after every layer, or a sequence of one name per layer
+        (``"identity"``/``None`` for none).
+      ordered: ``state`` is in forward order (a ``torch.save``d state dict is); otherwise the
+        layers are ordered by their names in natural order (``"2"`` before ``"10"``).
+      source: the file, for messages.
+    """
+    groups: dict[str, dict[str, np.ndarray]] = {}
+    for k, v in state.items():
+        prefix, _, leaf = k.rpartition(".")
+        if leaf not in ("weight", "bias"):
+            raise CheckpointError(
+                f"{source}: tensor {k!r} is not a Linear weight or bias, so the architecture cannot "
+                "be inferred; pass architecture=<the torch module>."
+            )
+        groups.setdefault(prefix, {})[leaf] = v
+    if not groups:
+        raise CheckpointError(f"{source} holds no tensors.")
+    names = list(groups) if ordered else sorted(groups, key=natural_key)
+    layers = []
+    for name in names:
+        g = groups[name]
+        if "weight" not in g:
+            raise CheckpointError(f"{source}: {_key(name, 'bias')!r} has no matching weight.")
+        w = as_float32(_key(name, "weight"), g["weight"], source)
+        if w.ndim == 4:
+            raise CheckpointError(
+                f"{source}: {_key(name, 'weight')!r} has shape {w.shape}, a convolution; the layout "
+                "of a convolutional network cannot be inferred from weights: pass "
+                "architecture=<the torch module>."
+            )
+        if w.ndim != 2:
+            raise CheckpointShapeError(
+                f"{source}: {_key(name, 'weight')!r} has shape {w.shape}; a Linear weight is "
+                "(out_features, in_features)."
+            )
+        b = None
+        if "bias" in g:
+            b = as_float32(_key(name, "bias"), g["bias"], source)
+            if b.shape != (w.shape[0],):
+                raise CheckpointShapeError(
+                    f"{source}: {_key(name, 'bias')!r} has shape {b.shape}; expected ({w.shape[0]},) "
+                    f"for a weight of shape {w.shape}."
+                )
+        if layers and layers[-1].weight.shape[0] != w.shape[1]:
+            prev = layers[-1]
+            raise CheckpointShapeError(
+                f"{source}: layer {prev.name!r} has {prev.weight.shape[0]} outputs but the next layer "
+                f"{name!r} expects {w.shape[1]} inputs (weights {prev.weight.shape} then {w.shape}, "
+                f"taken in {'file' if ordered else 'natural name'} order). If the layers are not a "
+                "plain stack in that order, pass architecture=<the torch module>."
+            )
+        layers.append(Linear(name, w, b))
+    acts = _activation_list(activation, len(layers), source)
+    out = []
+    for layer, a in zip(layers, acts):
+        out.append(layer)
+        if a is not None:
+            out.append(Activation(a))
+    return tuple(out)
+
+
+def check_network(layers, what: str, error=CheckpointError):
+    """At least one weight layer; returns ``layers`` as a tuple."""
+    layers = tuple(layers)
+    if not any(isinstance(l, WEIGHTED) for l in layers):
+        raise error(f"{what} has no Linear or Conv2d layer; nothing to measure.")
+    return layers

@@ -1,0 +1,166 @@
+"""Live PyTorch modules -> layer specs (:mod:`bridges._src.ir`), and :func:`from_torch`.
+
+torch is imported only here, and only when a torch module is actually given.
+"""
+
+import sys
+
+from bridges._src import flax_build, ir
+from bridges._src.errors import UnsupportedModuleError
+
+SUPPORTED = (
+    "nn.Linear, nn.Conv2d (groups=1, padding_mode='zeros'), nn.AvgPool2d and nn.MaxPool2d "
+    "(ceil_mode=False), nn.Flatten (start_dim=1, end_dim=-1), nn.Sigmoid, nn.Tanh, nn.ReLU, "
+    "nn.Identity, and nn.Sequential of these"
+)
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    a, b = v
+    return (int(a), int(b))
+
+
+def _sym(v) -> tuple[tuple[int, int], tuple[int, int]]:
+    ph, pw = _pair(v)
+    return ((ph, ph), (pw, pw))
+
+
+def _array(t, name: str):
+    import torch
+
+    t = t.detach().to("cpu")
+    if not t.is_floating_point():
+        raise UnsupportedModuleError(
+            f"Parameter {name!r} has dtype {t.dtype}; expected floating-point weights "
+            "(quantised modules are not supported)."
+        )
+    return ir.as_float32(name, t.to(torch.float32).numpy(), "the torch module")
+
+
+def _unsupported(module, path, why=""):
+    where = path or "<root>"
+    extra = f" ({why})" if why else ""
+    custom = ""
+    if not why and len(list(module.children())):
+        custom = (" Its forward() cannot be read, so rebuild it as an nn.Sequential of supported "
+                  "modules (or pass the nn.Sequential inside it).")
+    return UnsupportedModuleError(
+        f"torch module {type(module).__name__} at {where!r} is not supported{extra}. "
+        f"bridges converts: {SUPPORTED}.{custom}"
+    )
+
+
+def _own_forward(module, base) -> bool:
+    """``module`` is a ``base`` whose ``forward`` is the base class's (not overridden)."""
+    return isinstance(module, base) and type(module).forward is base.forward
+
+
+def _convert(module, path, out):
+    import torch.nn as nn
+
+    def key(leaf):
+        return f"{path}.{leaf}" if path else leaf
+
+    if _own_forward(module, nn.Sequential):
+        for name, child in module.named_children():
+            _convert(child, key(name), out)
+    elif _own_forward(module, nn.Linear):
+        bias = None if module.bias is None else _array(module.bias, key("bias"))
+        out.append(ir.Linear(path, _array(module.weight, key("weight")), bias))
+    elif _own_forward(module, nn.Conv2d):
+        if module.groups != 1:
+            raise _unsupported(module, path, f"groups={module.groups}; only groups=1")
+        if module.padding_mode != "zeros":
+            raise _unsupported(module, path, f"padding_mode={module.padding_mode!r}; only 'zeros'")
+        kh, kw = module.kernel_size
+        dil = _pair(module.dilation)
+        if module.padding == "valid":
+            padding = ((0, 0), (0, 0))
+        elif module.padding == "same":
+            totals = (dil[0] * (kh - 1), dil[1] * (kw - 1))
+            padding = tuple((t // 2, t - t // 2) for t in totals)
+        else:
+            padding = _sym(module.padding)
+        bias = None if module.bias is None else _array(module.bias, key("bias"))
+        out.append(ir.Conv2d(path, _array(module.weight, key("weight")), bias, _pair(module.stride),
+                             padding, dil))
+    elif _own_forward(module, nn.AvgPool2d) or _own_forward(module, nn.MaxPool2d):
+        is_avg = isinstance(module, nn.AvgPool2d)
+        if module.ceil_mode:
+            raise _unsupported(module, path, "ceil_mode=True; only ceil_mode=False")
+        if is_avg and module.divisor_override is not None:
+            raise _unsupported(module, path, "divisor_override; only None")
+        if not is_avg and (_pair(module.dilation) != (1, 1) or module.return_indices):
+            raise _unsupported(module, path, "dilation or return_indices; only dilation=1")
+        window = _pair(module.kernel_size)
+        stride = window if module.stride is None else _pair(module.stride)
+        out.append(ir.Pool("avg" if is_avg else "max", window, stride, _sym(module.padding),
+                           bool(module.count_include_pad) if is_avg else True))
+    elif _own_forward(module, nn.Flatten):
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise _unsupported(module, path, f"start_dim={module.start_dim}, end_dim={module.end_dim}; "
+                                             "only start_dim=1, end_dim=-1")
+        out.append(ir.Flatten())
+    elif _own_forward(module, nn.Sigmoid):
+        out.append(ir.Activation("sigmoid"))
+    elif _own_forward(module, nn.Tanh):
+        out.append(ir.Activation("tanh"))
+    elif _own_forward(module, nn.ReLU):
+        out.append(ir.Activation("relu"))
+    elif _own_forward(module, nn.Identity):
+        pass
+    else:
+        raise _unsupported(module, path)
+
+
+def describe(module):
+    """The layer specs of a torch module (weights copied to float32 NumPy arrays)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(module, torch.nn.Module):
+        raise TypeError(
+            f"Expected a torch.nn.Module (e.g. nn.Sequential of {SUPPORTED.split(', nn.Sequential')[0]}). "
+            f"Got {type(module).__name__}."
+        )
+    out = []
+    _convert(module, "", out)
+    return ir.check_network(out, f"torch module {type(module).__name__}", UnsupportedModuleError)
+
+
+def from_torch(module, *, api: str = "linen"):
+    """Converts a PyTorch module to Flax, with its weights.
+
+    Supported: ``nn.Linear`` (with or without bias), ``nn.Conv2d`` (stride, padding, dilation,
+    ``groups=1``), ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.Flatten``, ``nn.Sigmoid``, ``nn.Tanh``,
+    ``nn.ReLU``, ``nn.Identity``, and (nested) ``nn.Sequential`` of these. Weights are copied as
+    float32. The Flax network takes images as NHWC (``x_torch.permute(0, 2, 3, 1)``); flat
+    inputs are the same in both.
+
+    Args:
+      module: a ``torch.nn.Module`` built from the layers above.
+      api: ``"linen"`` or ``"nnx"``.
+
+    Returns:
+      linen: ``(model, variables)`` -- measure with ``ei_jax.topology_of(model, variables, x)``.
+      NNX: an ``nnx.Sequential`` -- measure with ``ei_jax.topology_of(model, x)``.
+      Weight layers are named ``"layers_<i>"`` by their index in the flattened Sequential
+      (activations and pooling count too).
+
+    Raises:
+      UnsupportedModuleError: a module outside the list above (named, with the list).
+      TypeError: ``module`` is not a torch module; ValueError: unknown ``api``.
+
+    Example:
+      >>> import torch, jax.numpy as jnp, bridges, ei_jax
+      >>> net = torch.nn.Sequential(torch.nn.Linear(20, 10), torch.nn.Sigmoid(),
+      ...                           torch.nn.Linear(10, 5), torch.nn.Tanh())
+      >>> model, variables = bridges.from_torch(net)
+      >>> {k: v["kernel"].shape for k, v in variables["params"].items()}
+      {'layers_0': (20, 10), 'layers_2': (10, 5)}
+      >>> top = ei_jax.topology_of(model, variables, jnp.zeros((1, 20)))
+      >>> [top.nodes[n]["output"]["activation"] for n in top]
+      ['sigmoid', 'tanh']
+    """
+    flax_build.check_api(api)
+    return flax_build.build(describe(module), api)
