@@ -54,8 +54,8 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
     if method == ONEHOT:
         if c > MAX_ONEHOT_CHUNK:
             raise ValueError(f"onehot counting needs chunks of <= 2**24 samples; got {c}.")
-        ox = ((ix[..., None] == jnp.arange(in_bins)) & vx[..., None]).astype(jnp.float32)
-        oy = ((iy[..., None] == jnp.arange(out_bins)) & vy[..., None]).astype(jnp.float32)
+        ox = ((ix[..., None] == jnp.arange(in_bins)[None, None, :]) & vx[..., None]).astype(jnp.float32)
+        oy = ((iy[..., None] == jnp.arange(out_bins)[None, None, :]) & vy[..., None]).astype(jnp.float32)
         prod = jax.lax.dot_general(
             ox.reshape(c, n_in * in_bins),
             oy.reshape(c, n_out * out_bins),
@@ -137,7 +137,7 @@ def row_codes(idx, bins: int):
                 words.append(jnp.zeros((c,), jnp.uint32))
                 continue
             shifts = jnp.asarray(np.arange(cols.shape[1], dtype=np.uint32) * np.uint32(b))
-            words.append(jnp.sum(cols << shifts, axis=1, dtype=jnp.uint32))
+            words.append(jnp.sum(cols << shifts[None, :], axis=1, dtype=jnp.uint32))
         return jnp.stack(words, axis=1)
     m = jnp.asarray(_hash_multipliers(width))
     h = jnp.sum((u + jnp.uint32(1))[:, None, :] * m[None], axis=2, dtype=jnp.uint32)

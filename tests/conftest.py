@@ -1,0 +1,22 @@
+"""Shared test configuration: strict JAX promotion rules and seeded keys.
+
+Every test runs with ``jax_numpy_rank_promotion="raise"`` and strict dtype promotion, so
+silent broadcasting or dtype widening in the library is a test failure.
+"""
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(params=[0])
+def seed(request):
+    """The seed of the test's key; shown in the test id so a failure can be rerun."""
+    return request.param
+
+
+@pytest.fixture
+def key(seed):
+    return jax.random.key(seed)
