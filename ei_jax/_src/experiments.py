@@ -432,23 +432,39 @@ def mlp_from_params(tree, activation: str | None = "sigmoid"):
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 
 
+def _load_with_bridges(path: Path, activation):
+    try:
+        import bridges
+    except ImportError:
+        raise MissingExtraError(
+            f"{path.name} looks like a PyTorch/safetensors checkpoint; reading it needs the `bridges` "
+            "package of ei-jax, which is not available in this installation.") from None
+    return bridges.load_checkpoint(path, architecture=None, activation=activation, api="linen")
+
+
 def load_any_checkpoint(path, *, activation: str | None = "sigmoid"):
-    """``(model, variables, names)`` from a Flax/orbax or torch/safetensors checkpoint."""
+    """``(model, variables, names)`` from a Flax/orbax or a torch/safetensors checkpoint.
+
+    A directory is read with orbax, a ``.pt/.pth/.bin/.ckpt/.safetensors`` file with
+    ``bridges.load_checkpoint`` (a plain stack of Linear layers, ``activation`` after each),
+    anything else as Flax msgpack (and, failing that, with ``bridges``). ``names`` are the
+    layers' paths in a Flax checkpoint, or None (then the topology's names are used).
+    """
     path = Path(path)
     if not path.exists():
         raise LoadCheckpointError(f"Checkpoint {path} does not exist.")
-    if path.suffix in TORCH_SUFFIXES:
+    if path.is_file() and path.suffix in TORCH_SUFFIXES:
+        return (*_load_with_bridges(path, activation), None)
+    try:
+        tree = read_flax_checkpoint(path)
+    except LoadCheckpointError as flax_error:
+        if path.is_dir():
+            raise
         try:
-            import bridges
-
-            load = bridges.load_checkpoint
-        except (ImportError, AttributeError):
-            raise MissingExtraError(
-                f"{path.name} is a PyTorch/safetensors checkpoint; reading it needs the `bridges` "
-                "package of ei-jax, which is not available in this installation.") from None
-        model, variables = load(path, architecture=None, activation=activation, api="linen")
-        return model, variables, None
-    return mlp_from_params(read_flax_checkpoint(path), activation)
+            return (*_load_with_bridges(path, activation), None)
+        except (EIJaxError, OSError):
+            raise flax_error from None
+    return mlp_from_params(tree, activation)
 
 
 def first_input_shape(variables) -> tuple[int, ...]:
