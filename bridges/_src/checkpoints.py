@@ -3,7 +3,7 @@
 Formats are recognised by their first bytes, not their names:
 
 * ``torch.save`` files -- a zip archive (``PK\\x03\\x04``, the default since torch 1.6) or a
-  legacy pickle (``\\x80``). Read with ``torch.load(path, map_location="cpu",
+  legacy pickle (``\\x80`` and a protocol number 2-5). Read with ``torch.load(path, map_location="cpu",
   weights_only=True)``, which only unpickles tensors and plain containers, never code. Needs
   torch (``pip install 'ei-jax[torch]'``).
 * safetensors files -- an 8-byte little-endian header length, then a JSON header (``{``).
@@ -38,10 +38,11 @@ def checkpoint_format(path: Path) -> str:
         head = f.read(9)
     if not head:
         raise CheckpointError(f"{path} is empty (0 bytes); it was not written completely.")
-    if head[:4] == b"PK\x03\x04" or head[0] == 0x80:
-        return TORCH
+    # safetensors first: its header length's low byte may be 0x80, like a pickle's first byte.
     if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8:
         return SAFETENSORS
+    if head[:4] == b"PK\x03\x04" or (head[0] == 0x80 and len(head) > 1 and 2 <= head[1] <= 5):
+        return TORCH
     raise CheckpointError(
         f"{path} is neither a torch.save file (zip archive or pickle) nor a safetensors file "
         f"(8-byte header length then a JSON header); its first bytes are {head[:8]!r}. "
@@ -90,8 +91,8 @@ def _read_torch(path: Path) -> dict:
     for k, t in state.items():
         t = t.detach().to("cpu")
         if t.is_floating_point():
-            t = t.to(torch.float32)
-        out[k] = ir.as_float32(k, t.numpy(), str(path))
+            t = t.to(torch.float32)  # bfloat16 has no NumPy dtype in torch
+        out[k] = t.numpy()  # converted to float32 when used (ir.as_float32)
     return _strip_data_parallel(out)
 
 
@@ -107,12 +108,13 @@ def _read_safetensors(path: Path) -> dict:
         state = load_file(str(path))
     except Exception as e:  # noqa: BLE001 - safetensors raises its own SafetensorError
         raise CheckpointError(f"{path} is a corrupt or truncated safetensors file: {e}") from e
-    return _strip_data_parallel({k: ir.as_float32(k, v, str(path)) for k, v in state.items()})
+    return _strip_data_parallel(state)
 
 
 def read_state_dict(path) -> tuple[dict, bool]:
-    """``(state, ordered)``: float32 NumPy arrays by ``state_dict`` name, and whether the file
-    keeps the forward order (torch files do; safetensors files do not)."""
+    """``(state, ordered)``: NumPy arrays by ``state_dict`` name (floating tensors as float32
+    or their own NumPy dtype), and whether the file keeps the forward order (torch files do;
+    safetensors files do not)."""
     try:
         path = Path(os.fspath(path))
     except TypeError:

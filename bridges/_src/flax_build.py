@@ -70,26 +70,38 @@ def to_linen(layers):
     return nn.Sequential(modules), {"params": params}
 
 
+def _constant(value):
+    """An initializer returning ``value`` (no random draw, so no compile per shape)."""
+    array = jnp.asarray(value)
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        assert tuple(shape) == array.shape, (shape, array.shape)
+        return array.astype(dtype)
+
+    return init
+
+
 def to_nnx(layers):
     """A ``flax.nnx.Sequential`` holding the layer specs' weights."""
     from flax import nnx
 
     acts = {"sigmoid": nnx.sigmoid, "tanh": nnx.tanh, "relu": nnx.relu}
-    rngs = nnx.Rngs(0)  # initial values are overwritten below
+    rngs = nnx.Rngs(0)  # required by the constructors; the initializers ignore it
     modules = []
     for layer in layers:
         if isinstance(layer, ir.WEIGHTED):
             use_bias = layer.bias is not None
+            inits = {"kernel_init": _constant(_kernel(layer))}
+            if use_bias:
+                inits["bias_init"] = _constant(layer.bias)
             if isinstance(layer, ir.Linear):
                 out_f, in_f = (int(d) for d in layer.weight.shape)
-                mod = nnx.Linear(in_f, out_f, use_bias=use_bias, rngs=rngs)
+                mod = nnx.Linear(in_f, out_f, use_bias=use_bias, rngs=rngs, **inits)
             else:
                 out_f, in_f, kh, kw = (int(d) for d in layer.weight.shape)
                 mod = nnx.Conv(in_f, out_f, (kh, kw), strides=layer.stride, padding=layer.padding,
-                               kernel_dilation=layer.dilation, use_bias=use_bias, rngs=rngs)
-            mod.kernel = nnx.Param(jnp.asarray(_kernel(layer)))
-            if use_bias:
-                mod.bias = nnx.Param(jnp.asarray(layer.bias))
+                               kernel_dilation=layer.dilation, use_bias=use_bias, rngs=rngs, **inits)
             modules.append(mod)
         elif isinstance(layer, ir.Activation):
             modules.append(acts[layer.name])

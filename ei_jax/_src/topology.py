@@ -64,7 +64,7 @@ def dense_apply(params, x):
     """``x @ kernel + bias`` for x ``(C, n_in)``, kernel ``(n_in, n_out)``."""
     y = x @ params["kernel"]
     if "bias" in params:
-        y = y + params["bias"]
+        y = y + params["bias"][None, :]
     return y
 
 
@@ -72,7 +72,7 @@ def conv_patch_apply(params, x):
     """One receptive field of a convolution: patches ``(C, kh, kw, c_in)`` -> ``(C, c_out)``."""
     y = jnp.einsum("bhwc,hwco->bo", x, params["kernel"])
     if "bias" in params:
-        y = y + params["bias"]
+        y = y + params["bias"][None, :]
     return y
 
 
@@ -421,7 +421,9 @@ def _probe_input(x):
         raise ShapeMismatchError(
             f"x must be a batch of inputs with a leading batch axis, e.g. jnp.zeros((1, n_in)). Got shape {x.shape}."
         )
-    return jax.random.normal(jax.random.key(20201027), (8, *x.shape[1:]), jnp.float32) * 2.0
+    # NumPy, not jax.random: no compilation for each new input shape.
+    probe = np.random.default_rng(20201027).normal(0.0, 2.0, (8, *x.shape[1:]))
+    return jnp.asarray(probe, jnp.float32)
 
 
 def _check_chain_input(before, chain, xp):
