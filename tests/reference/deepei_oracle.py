@@ -67,7 +67,9 @@ Request kinds (fields -> result fields):
     must agree, else the script fails).
 
 ``sampled``
-    ``weights``: list of float32 arrays, torch layout [out, in] (no bias);
+    ``weights``: list of float32 arrays, torch layout [out, in];
+    optional ``biases``: list (one per layer) of float32 arrays (out,) or null
+    (omitted or null -> no bias anywhere, the original behaviour);
     ``activations``: list of str per layer, each in
     {"sigmoid", "tanh", "relu", "identity"} ("identity" adds no module, which
     deep-ei treats as no activation, default range (-10, 10));
@@ -78,8 +80,8 @@ Request kinds (fields -> result fields):
     out_range, out_bins, threshold (omitted or null -> deep-ei's default;
     ranges may also be the string "dynamic" where deep-ei allows it);
     ``seeds``: list of int.
-    The net is ``nn.Sequential`` of ``nn.Linear(in, out, bias=False)`` (+ the
-    activation module) per layer, topology from
+    The net is ``nn.Sequential`` of ``nn.Linear(in, out, bias=b is not None)``
+    (+ the activation module) per layer, topology from
     ``deep_ei.topology_of(net, input=torch.zeros((1, n_in)))``; for each seed,
     ``torch.manual_seed(seed)`` then ``deep_ei.<function>(...)``, with
     ``torch.set_num_threads(1)``.
@@ -275,21 +277,31 @@ SAMPLED_KWARGS = {"samples", "batch_size", "in_range", "in_bins", "out_range", "
                   "threshold"}
 
 
-def build_net(weights: list[np.ndarray], activations: list[str]) -> tuple[nn.Sequential, list[nn.Linear]]:
+def build_net(weights: list[np.ndarray], activations: list[str],
+              biases: list[Any] | None = None) -> tuple[nn.Sequential, list[nn.Linear]]:
     if len(weights) != len(activations) or not weights:
         raise ValueError("need one activation name per weight matrix (and at least one layer)")
+    if biases is None:
+        biases = [None] * len(weights)
+    if len(biases) != len(weights):
+        raise ValueError("need one bias (or null) per weight matrix")
     modules: list[nn.Module] = []
     linears: list[nn.Linear] = []
-    for i, (w, act) in enumerate(zip(weights, activations)):
+    for i, (w, act, b) in enumerate(zip(weights, activations, biases)):
         w = _f32(w, f"weights[{i}]", 2)
         if i and w.shape[1] != weights[i - 1].shape[0]:
             raise ValueError(f"weights[{i}] has {w.shape[1]} inputs, previous layer has "
                              f"{weights[i - 1].shape[0]} outputs")
         if act not in ACTIVATIONS:
             raise ValueError(f"unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
-        lin = nn.Linear(w.shape[1], w.shape[0], bias=False)
+        lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
         with torch.no_grad():
             lin.weight.copy_(torch.from_numpy(w))
+            if b is not None:
+                b = _f32(b, f"biases[{i}]", 1)
+                if b.shape != (w.shape[0],):
+                    raise ValueError(f"biases[{i}] has shape {b.shape}, expected ({w.shape[0]},)")
+                lin.bias.copy_(torch.from_numpy(b))
         modules.append(lin)
         linears.append(lin)
         factory = ACTIVATIONS[act]
@@ -311,7 +323,9 @@ def do_sampled(req: dict[str, Any]) -> dict[str, Any]:
         if v is None:
             continue
         kwargs[k] = _range(v) if k in ("in_range", "out_range") else v
-    net, linears = build_net(list(req["weights"]), list(req["activations"]))
+    biases = req.get("biases")
+    net, linears = build_net(list(req["weights"]), list(req["activations"]),
+                             None if biases is None else list(biases))
     topology = deep_ei.topology_of(net, input=torch.zeros((1, linears[0].in_features)))
     layer = linears[int(req["layer"])]
     if req.get("in_layer") is not None:
