@@ -506,16 +506,18 @@ def topology_of(model, *args):
             )
         xp = _probe_input(x)
         events, unsupported, y = _record_linen(model, variables, xp)
-        seq_layers = model.layers if isinstance(model, nn.Sequential) else None
         is_layer = lambda m: _kind_of_linen(m) is not None  # noqa: E731
+        # A bare layer has no activation after it: no probing needed (a zero layer is ambiguous).
+        seq_layers = model.layers if isinstance(model, nn.Sequential) else [model] if is_layer(model) else None
     elif isinstance(model, nnx.Module):
         if len(args) != 1:
             raise TypeError("For an NNX module call topology_of(model, x).")
         (x,) = args
         xp = _probe_input(x)
         events, unsupported, y = _record_nnx(model, xp)
-        seq_layers = list(model.layers) if isinstance(model, nnx.Sequential) else None
         is_layer = lambda m: _kind_of_nnx(m) is not None  # noqa: E731
+        seq_layers = (list(model.layers) if isinstance(model, nnx.Sequential)
+                      else [model] if is_layer(model) else None)
     else:
         raise TypeError(
             f"topology_of expects a flax.linen or flax.nnx module. Got {type(model).__name__}. "
