@@ -301,3 +301,23 @@ def test_error_hierarchy():
     assert issubclass(bridges.MissingDependencyError, ImportError)
     assert bridges.UnsupportedModuleError is ei_jax.UnsupportedModuleError
     assert not issubclass(bridges.CheckpointError, pickle.UnpicklingError)
+
+
+def test_example_torch_checkpoint(capsys):
+    """examples/torch_checkpoint.py: saves a torch checkpoint, converts it, measures each layer."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "torch_checkpoint.py"
+    spec = importlib.util.spec_from_file_location("torch_checkpoint_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    rows = example.main(["--samples", "4000", "--sensitivity-samples", "200", "--format", "safetensors"])
+    out = capsys.readouterr().out
+    assert [r[:4] for r in rows] == [("layers_0", "conv", 9, 4), ("layers_4", "dense", 36, 5)]
+    assert [tuple(r[4]) for r in rows] == [(0.0, 1.0), (-1, 1)]  # tanh's range through MaxPool/Flatten
+    for name, _, _, _, _, parts, vector, sens, deg in rows:
+        assert parts > 0.1 and vector > 0.1 and sens > parts
+        assert deg == pytest.approx(sens - parts)
+        assert name in out
+    assert "EI_parts" in out and "degeneracy" in out
