@@ -33,6 +33,11 @@ def mutual_information_from_counts(counts: jax.Array) -> jax.Array:
     Returns:
       float32 array ``(...)``; ``NaN`` where a histogram is empty. Clipped at 0 like
       scikit-learn's ``mutual_info_score``.
+
+    Example:
+      >>> import jax.numpy as jnp, ei_jax
+      >>> float(ei_jax.mutual_information_from_counts(jnp.array([[5, 0], [0, 5]])))  # 1 bit
+      1.0
     """
     n = jnp.sum(counts, axis=(-2, -1))
     a = jnp.sum(counts, axis=-1).astype(jnp.float32)

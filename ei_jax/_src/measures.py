@@ -174,7 +174,7 @@ def _raise_empty(mat, problem):
         )
 
 
-def _warn_out_of_range(problem, below, above, values, clip, stacklevel=4):
+def _warn_out_of_range(problem, below, above, values, clip, stacklevel=3):
     below, above = int(np.sum(below)), int(np.sum(above))
     if below + above == 0:
         return
@@ -326,11 +326,12 @@ def ei_parts(key, topology, layer, *, in_layer=None, threshold=0.05, samples=Non
         key, problem, samples=samples, threshold=threshold, extrapolate=extrapolate, in_bins=in_bins,
         out_bins=out_bins, batch_size=batch_size, clip=clip, method=method, progress=progress)
     n_out = len(np.atleast_1d(below))
-    _warn_out_of_range(problem, below, above, used * n_out, clip)
     if extrapolate:
+        _warn_out_of_range(problem, below, above, used * n_out, clip)
         return float(result)
     mat = mi_matrix(result)
     _raise_empty(mat, problem)
+    _warn_out_of_range(problem, below, above, used * n_out, clip)
     return float(mat.sum())
 
 
@@ -413,13 +414,13 @@ def _vector(key, problem, *, samples, in_bins, out_bins, batch_size, clip, metho
 
 
 def _vector_result(problem, st, samples, clip):
-    _warn_out_of_range(problem, st.below, st.above, samples * np.asarray(st.below).size, clip,
-                       stacklevel=5)
     if int(st.rows) == 0:
         raise EmptyHistogramError(
             f"Layer {problem.name!r}: no sample had every output inside out_range={problem.out_range}. "
             "Widen out_range or pass clip=True."
         )
+    _warn_out_of_range(problem, st.below, st.above, samples * np.asarray(st.below).size, clip,
+                       stacklevel=4)
     return np.asarray(st.mi, np.float64)
 
 
@@ -573,6 +574,9 @@ def rotate_causal_plane(sensitivity, degeneracy):
 
     Works on floats or arrays. The horizontal coordinate equals ``EI / sqrt 2``.
 
+    Returns:
+      ``(x, y)``: floats, or arrays of the broadcast shape of the inputs.
+
     Example:
       >>> rotate_causal_plane(3.0, 1.0)
       (1.414213562373095, 2.82842712474619)
@@ -596,6 +600,16 @@ def causal_plane(key, topology, layer, *, versus="parts", in_layer=None, samples
 
     Returns:
       :class:`CausalPlanePoint`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+      >>> net = nn.Dense(3, use_bias=False)
+      >>> x0 = jnp.zeros((1, 3))
+      >>> top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+      >>> p = ei_jax.causal_plane(jax.random.key(1), top, "Dense", samples=5000, in_range=(0, 1),
+      ...                         in_bins=8, out_range=(0, 1), out_bins=8, activation="sigmoid")
+      >>> abs(p.x - p.ei / 2 ** 0.5) < 1e-12 and abs(p.sensitivity - p.degeneracy - p.ei) < 1e-12
+      True
     """
     if versus not in ("parts", "vector"):
         raise ValueError(f"versus must be 'parts' or 'vector'. Got {versus!r}.")

@@ -1,0 +1,173 @@
+"""Bad input gets a typed exception (or warning) whose message says what to do."""
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+import numpy as np
+import pytest
+
+import ei_jax
+from ei_jax import core
+
+
+@pytest.fixture(scope="module")
+def top():
+    net = nn.Sequential([nn.Dense(4, use_bias=False), nn.sigmoid, nn.Dense(3, use_bias=False), nn.relu])
+    x0 = jnp.zeros((1, 5))
+    return ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+
+
+GOOD = dict(samples=1000, in_range=(0, 1), in_bins=8, out_bins=8)
+
+
+@pytest.mark.parametrize("bad", [(1, 0), (1, 1), (float("nan"), 1), (0, float("inf")), "ab", (0,), None])
+def test_invalid_ranges(top, bad):
+    with pytest.raises(ei_jax.InvalidRangeError, match="range"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, in_range=bad if bad is not None else "x"))
+
+
+def test_invalid_out_range_and_estimator_ranges(top):
+    with pytest.raises(ei_jax.InvalidRangeError, match="lo < hi"):
+        ei_jax.sensitivity(jax.random.key(0), top, "layers_2", **dict(GOOD, out_range=(5, 5)))
+    x = np.zeros((10, 2), np.float32)
+    with pytest.raises(ei_jax.InvalidRangeError):
+        ei_jax.pairwise_mutual_information(x, x, in_range=(1, 0), in_bins=4, out_range=(0, 1), out_bins=4)
+
+
+@pytest.mark.parametrize("bins", [0, -3, 2.5, "8", True, 1 << 21])
+def test_invalid_bins(top, bins):
+    with pytest.raises(ei_jax.InvalidBinsError, match="bins"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, in_bins=bins))
+
+
+def test_histograms_too_large_for_memory(top):
+    with pytest.raises(ei_jax.MemoryBudgetError, match="fewer bins"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, in_bins=4096, out_bins=4096))
+    assert issubclass(ei_jax.MemoryBudgetError, MemoryError)
+
+
+@pytest.mark.parametrize("samples", [0, -5, 2.0, "100"])
+def test_invalid_samples(top, samples):
+    with pytest.raises(ei_jax.InvalidSamplesError, match="samples"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, samples=samples))
+
+
+def test_too_many_samples_is_refused_before_running(top):
+    with pytest.raises(ei_jax.InvalidSamplesError, match="int32"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, samples=1 << 32))
+
+
+@pytest.mark.parametrize("threshold", [0, -0.1, float("nan"), "x"])
+def test_invalid_threshold(top, threshold):
+    with pytest.raises(ei_jax.InvalidSamplesError, match="threshold"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", in_range=(0, 1), in_bins=8, out_bins=8,
+                        threshold=threshold)
+
+
+def test_invalid_batch_size(top):
+    with pytest.raises(ei_jax.InvalidSamplesError, match="batch_size"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, batch_size=0))
+
+
+def test_unknown_layer_lists_the_layers(top):
+    with pytest.raises(ei_jax.LayerNotFoundError, match="layers_0"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_7", **GOOD)
+    with pytest.raises(LookupError):
+        ei_jax.ei(jax.random.key(0), top, "layers_0", in_layer="nope", **GOOD)
+
+
+def test_in_layer_after_layer(top):
+    with pytest.raises(ei_jax.LayerOrderError, match="comes after"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", in_layer="layers_2", **GOOD)
+
+
+def test_shape_mismatches():
+    with pytest.raises(ei_jax.ShapeMismatchError, match="same number of samples"):
+        ei_jax.pairwise_mutual_information(np.zeros((10, 2)), np.zeros((9, 2)), in_range=(0, 1),
+                                           in_bins=2, out_range=(0, 1), out_bins=2)
+    with pytest.raises(ei_jax.ShapeMismatchError, match="2-d"):
+        ei_jax.mutual_information(np.zeros(10), np.zeros((10, 1)), in_range=(0, 1), in_bins=2,
+                                  out_range=(0, 1), out_bins=2)
+    with pytest.raises(ei_jax.ShapeMismatchError, match="apply_fn"):
+        core.ei_parts(jax.random.key(0), lambda w, x: x @ w, jnp.ones((3, 2)), in_shape=(4,),
+                      in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4, samples=10)
+
+
+def test_bad_groups(top):
+    with pytest.raises(ei_jax.ShapeMismatchError, match="outside the layer"):
+        ei_jax.eis_between_groups(jax.random.key(0), top, "layers_0", [((0, 9), (0,))], **GOOD)
+    with pytest.raises(ei_jax.ShapeMismatchError, match="pairs"):
+        ei_jax.eis_between_groups(jax.random.key(0), top, "layers_0", [1, 2], **GOOD)
+
+
+def test_nan_weights():
+    net = nn.Dense(2)
+    x0 = jnp.zeros((1, 2))
+    variables = {"params": {"kernel": jnp.array([[1.0, jnp.nan], [0.0, 1.0]]), "bias": jnp.zeros(2)}}
+    top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+    top.nodes["Dense"]["params"] = variables["params"]
+    with pytest.raises(ei_jax.NonFiniteParamsError, match="NaN"):
+        ei_jax.ei_parts(jax.random.key(0), top, "Dense", **GOOD)
+
+
+def test_all_out_of_range_pair_is_a_clear_error_not_a_math_domain_error():
+    net = nn.Dense(2, use_bias=True)
+    x0 = jnp.zeros((1, 2))
+    params = {"params": {"kernel": jnp.array([[1.0, 0.0], [0.0, 1.0]]), "bias": jnp.array([50.0, 0.0])}}
+    top = ei_jax.topology_of(net, params, x0)
+    with pytest.raises(ei_jax.EmptyHistogramError, match="clip=True"):
+        ei_jax.ei_parts(jax.random.key(0), top, "Dense", samples=1000, in_range=(0, 1), in_bins=4,
+                        out_range=(0, 1), out_bins=4)
+    # clip=True puts them in the edge bin instead, and says so.
+    with pytest.warns(ei_jax.OutOfRangeWarning, match="edge bins"):
+        v = ei_jax.ei_parts(jax.random.key(0), top, "Dense", samples=1000, in_range=(0, 1), in_bins=4,
+                            out_range=(0, 1), out_bins=4, clip=True)
+    assert v > 1.0  # the identity-like second output still carries information
+    x = np.full((10, 1), 5.0, np.float32)
+    with pytest.raises(ei_jax.EmptyHistogramError):
+        ei_jax.pairwise_mutual_information(x, x, in_range=(0, 1), in_bins=2, out_range=(0, 1), out_bins=2)
+    with pytest.raises(ei_jax.EmptyHistogramError):
+        ei_jax.mutual_information(x, x, in_range=(0, 1), in_bins=2, out_range=(0, 1), out_bins=2)
+
+
+def test_out_of_range_outputs_are_counted_and_reported(top):
+    # ReLU outputs above 10 are dropped from their pairs, as in deep-ei; ei_jax says how many.
+    big = {"kernel": jnp.full((4, 3), 10.0)}
+    top = top.copy()
+    top.nodes["layers_2"]["params"] = big
+    with pytest.warns(ei_jax.OutOfRangeWarning, match=r"\d+ of 3000 output values"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_2", samples=1000, in_bins=8, out_bins=8)
+
+
+def test_first_layer_default_range_warns(top):
+    with pytest.warns(ei_jax.DefaultRangeWarning, match=r"in_range=\(lo, hi\)"):
+        ei_jax.ei_parts(jax.random.key(0), top, "layers_0", samples=100, in_bins=8, out_bins=8)
+
+
+def test_unknown_activations():
+    net = nn.Dense(2)
+    x0 = jnp.zeros((1, 2))
+    top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+    with pytest.raises(ei_jax.UnknownActivationError, match="Unknown activation"):
+        ei_jax.ei_parts(jax.random.key(0), top, "Dense", activation="softplusplus", **GOOD)
+    with pytest.raises(ei_jax.UnknownActivationError, match="out_range"):
+        ei_jax.ei_parts(jax.random.key(0), top, "Dense", activation=jax.nn.softplus, **GOOD)
+    # With an explicit out_range a custom callable is fine.
+    v = ei_jax.ei_parts(jax.random.key(0), top, "Dense", activation=jax.nn.softplus, out_range=(0, 3), **GOOD)
+    assert v >= 0
+
+
+def test_bad_key_and_topology(top):
+    with pytest.raises(TypeError, match="jax.random.key"):
+        ei_jax.ei_parts("seed", top, "layers_0", **GOOD)
+    with pytest.raises(TypeError, match="topology_of"):
+        ei_jax.ei_parts(jax.random.key(0), {"layers_0": {}}, "layers_0", **GOOD)
+    # An int seed is accepted at the convenient boundary and equals the typed key.
+    assert ei_jax.ei_parts(3, top, "layers_0", **GOOD) == ei_jax.ei_parts(jax.random.key(3), top, "layers_0", **GOOD)
+
+
+def test_errors_are_also_builtin_exceptions():
+    assert issubclass(ei_jax.InvalidRangeError, ValueError)
+    assert issubclass(ei_jax.LayerNotFoundError, LookupError)
+    assert issubclass(ei_jax.UnsupportedModuleError, TypeError)
+    assert issubclass(ei_jax.EmptyHistogramError, ei_jax.EIJaxError)

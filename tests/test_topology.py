@@ -1,0 +1,128 @@
+"""topology_of: deep-ei's node layout for linen and NNX networks, and clear refusals."""
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+import numpy as np
+import pytest
+from flax import nnx
+
+import ei_jax
+
+X0 = jnp.zeros((1, 6))
+
+
+def _linen(model):
+    return ei_jax.topology_of(model, model.init(jax.random.key(0), X0), X0)
+
+
+def test_sequential_layout_matches_deep_ei():
+    net = nn.Sequential([nn.Dense(4, use_bias=False), nn.sigmoid, nn.Dense(3), nn.relu, nn.Dense(2), jnp.tanh])
+    top = _linen(net)
+    assert list(top) == ["layers_0", "layers_2", "layers_4"]
+    assert list(top.edges) == [("layers_0", "layers_2"), ("layers_2", "layers_4")]
+    n0, n1, n2 = (top.nodes[n] for n in top)
+    assert n0["input"] == {"activation": None, "shape": (1, 6)}
+    assert n0["output"] == {"activation": "sigmoid", "shape": (1, 4)}
+    assert n1["input"]["activation"] == "sigmoid" and n1["output"]["activation"] == "relu"
+    assert n2["output"] == {"activation": "tanh", "shape": (1, 2)}
+    assert set(n1["params"]) == {"kernel", "bias"} and set(n0["params"]) == {"kernel"}
+    # Each node can be applied alone and reproduces the network.
+    x = jax.random.uniform(jax.random.key(1), (7, 6))
+    h = jax.nn.sigmoid(n0["apply"](n0["params"], x))
+    h = jax.nn.relu(n1["apply"](n1["params"], h))
+    out = jnp.tanh(n2["apply"](n2["params"], h))
+    np.testing.assert_allclose(out, net.apply(net.init(jax.random.key(0), X0), x), atol=1e-6)
+
+
+def test_custom_linen_module_activations_are_found_by_probing():
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.tanh(nn.Dense(5, name="hidden")(x))
+            x = nn.relu(nn.Dense(4)(x))
+            return nn.Dense(2, name="out")(x)
+
+    top = _linen(Net())
+    assert list(top) == ["hidden", "Dense_0", "out"]
+    assert [top.nodes[n]["output"]["activation"] for n in top] == ["tanh", "relu", None]
+
+
+def test_nnx_sequential_and_custom_module():
+    seq = nnx.Sequential(nnx.Linear(6, 4, rngs=nnx.Rngs(0)), nnx.sigmoid, nnx.Linear(4, 2, rngs=nnx.Rngs(1)))
+    top = ei_jax.topology_of(seq, X0)
+    assert list(top) == ["layers_0", "layers_2"]
+    assert top.nodes["layers_0"]["output"] == {"activation": "sigmoid", "shape": (1, 4)}
+    np.testing.assert_array_equal(top.nodes["layers_2"]["params"]["kernel"], seq.layers[2].kernel[...])
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.a = nnx.Linear(6, 3, rngs=nnx.Rngs(2))
+            self.b = nnx.Linear(3, 2, use_bias=False, rngs=nnx.Rngs(3))
+
+        def __call__(self, x):
+            return jax.nn.sigmoid(self.b(jnp.tanh(self.a(x))))
+
+    top = ei_jax.topology_of(Net(), X0)
+    assert list(top) == ["a", "b"]
+    assert top.nodes["b"]["input"] == {"activation": "tanh", "shape": (1, 3)}
+    assert top.nodes["b"]["output"]["activation"] == "sigmoid"
+
+
+def test_single_layers():
+    assert list(_linen(nn.Dense(3))) == ["Dense"]
+    assert list(ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), X0)) == ["Linear"]
+
+
+class _Skip(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Dense(6)(x)
+        return nn.Dense(2)(nn.sigmoid(h) + x)
+
+
+class _Twice(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        d = nn.Dense(6)
+        return d(nn.sigmoid(d(x)))
+
+
+class _Norm(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(2)(nn.LayerNorm()(nn.Dense(4)(x)))
+
+
+class _Attention(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = x[:, None, :]
+        return nn.Dense(2)(nn.MultiHeadDotProductAttention(num_heads=1, qkv_features=6)(h)[:, 0, :])
+
+
+@pytest.mark.parametrize("model, message", [
+    (_Skip(), "skip connection"),
+    (_Twice(), "more than once"),
+    (_Norm(), "LayerNorm"),
+    (_Attention(), "Attention"),
+])
+def test_unsupported_structure_names_the_problem(model, message):
+    with pytest.raises(ei_jax.UnsupportedModuleError, match=message):
+        _linen(model)
+
+
+def test_sequential_with_an_unknown_function_is_refused():
+    net = nn.Sequential([nn.Dense(3), jax.nn.softplus, nn.Dense(2)])
+    with pytest.raises(ei_jax.UnsupportedModuleError, match="softplus"):
+        _linen(net)
+
+
+def test_wrong_call_signatures_say_how_to_call():
+    net = nn.Dense(3)
+    with pytest.raises(TypeError, match="variables"):
+        ei_jax.topology_of(net, X0)
+    with pytest.raises(TypeError, match="NNX"):
+        ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), {}, X0)
+    with pytest.raises(TypeError, match="bridges.from_torch"):
+        ei_jax.topology_of(object(), X0)
