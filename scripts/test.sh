@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the tests need from this repository's own files, then runs them.
+#   .venv      ei_jax with its test extra (jax, flax, torch==2.13.0 CPU, safetensors, ...)
+#   .venv-ref  deep-ei 0.7.0, the reference implementation, with the old pins it needs
+#              (networkx<2.6, numpy<2), used by the differential tests through a subprocess.
+# Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+
+if [ ! -x .venv-ref/bin/python ]; then
+  "$PY" -m venv .venv-ref
+fi
+# Keep these pins in sync with the `reference` extra in pyproject.toml.
+.venv-ref/bin/python -m pip install --quiet --disable-pip-version-check \
+  torch==2.13.0 deep-ei==0.7.0 networkx==2.5.1 numpy==1.26.4 fast-histogram scikit-learn
+
+exec .venv/bin/python -m pytest -q "$@"
