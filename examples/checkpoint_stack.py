@@ -1,10 +1,11 @@
-"""EI_parts and sensitivity of a whole stack of training checkpoints, one call per layer.
+"""EI_parts of a whole stack of training checkpoints, one call per layer.
 
 Loads the Flax msgpack checkpoints that ``ei-jax reproduce iris`` saved (one per measured
 epoch), stacks each layer's kernels into one array ``(checkpoints, n_in, n_out)`` and
 measures all of them with ONE call: ``jax.vmap`` of the pure core ``ei_jax.core.ei_parts``
-(and ``ei_jax.core.sensitivity``) over the stack. With the key stored in the run's table
-the numbers are the table's (the core sums the matrix in float32, the table in float64).
+over the stack (``ei_jax.core.sensitivity`` and ``vector_ei`` vmap the same way). With the
+key stored in the run's table the numbers are the table's (the core sums the matrix in
+float32, the table in float64).
 
     ei-jax reproduce iris --out runs/iris && python examples/checkpoint_stack.py --run runs/iris
     python examples/checkpoint_stack.py --fast --out /tmp/stack   # makes a small run first (CI)
@@ -39,18 +40,15 @@ def load_stack(run: Path):
 
 
 def measure_stack(results, stack):
-    """``{layer: (EI_parts (T,), sensitivity (T,))}``, one vmapped call each."""
+    """``{layer: EI_parts (T,)}``, one vmapped call per layer."""
     m = results["measure"]
     out = {}
     for i, (name, kernels) in enumerate(stack.items()):
         row = next(r for r in results["rows"] if r["layer"] == name)
         key = jax.random.wrap_key_data(np.asarray(row["key"], np.uint32))  # the table's key
         kw = dict(in_shape=(kernels.shape[1],), in_range=tuple(m["in_range"]) if i == 0 else (0.0, 1.0),
-                  in_bins=m["bins"], out_range=(0.0, 1.0), out_bins=m["bins"])
-        ei = jax.vmap(lambda k: core.ei_parts(key, dense_sigmoid, k, samples=m["samples"], **kw))
-        sens = jax.vmap(lambda k: core.sensitivity(key, dense_sigmoid, k,
-                                                   samples=m["sensitivity_samples"], **kw))
-        out[name] = (np.asarray(ei(kernels)), np.asarray(sens(kernels)))
+                  in_bins=m["bins"], out_range=(0.0, 1.0), out_bins=m["bins"], samples=m["samples"])
+        out[name] = np.asarray(jax.vmap(lambda k: core.ei_parts(key, dense_sigmoid, k, **kw))(kernels))
     return out
 
 
@@ -64,7 +62,7 @@ def main(argv=None):
     out = Path(args.out)
     run = Path(args.run) if args.run else out / "iris-run"
     if args.run is None:
-        small = ["--epochs", "60", "--every", "20", "--samples", "20000", "--sensitivity-samples", "500"]
+        small = ["--epochs", "20", "--every", "10", "--samples", "20000", "--sensitivity-samples", "500"]
         rc = cli.main(["reproduce", "iris", "--out", str(run), "--no-progress",
                        *(small if args.fast else ["--epochs", "1000", "--every", "50"])])
         if rc:
@@ -72,10 +70,9 @@ def main(argv=None):
     results, epochs, stack = load_stack(run)
     measured = measure_stack(results, stack)
     worst = 0.0
-    for name, (ei, sens) in measured.items():
+    for name, ei in measured.items():
         table = [r for r in results["rows"] if r["layer"] == name]
-        worst = max(worst, float(np.max(np.abs(ei - [r["ei_parts"] for r in table]))),
-                    float(np.max(np.abs(sens - [r["sensitivity"] for r in table]))))
+        worst = max(worst, float(np.max(np.abs(ei - [r["ei_parts"] for r in table]))))
         print(f"{name}: EI_parts over {len(epochs)} checkpoints in one call: "
               + " ".join(f"{v:.2f}" for v in ei))
     print(f"largest difference from the run's table: {worst:.2e} bits")
@@ -85,7 +82,7 @@ def main(argv=None):
 
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
-    for (name, (ei, _)), layer in zip(measured.items(), results["layers"]):
+    for (name, ei), layer in zip(measured.items(), results["layers"]):
         ax.plot(epochs, ei, marker=".", label=f"{layer['label']} ({name})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("$EI_{parts}$ (bits)")

@@ -63,7 +63,7 @@ def main(argv=None):
     network = nn.Dense(10, use_bias=False)
     x0 = jnp.zeros((1, 10))
     top = topology_of(network, network.init(k_init, x0), x0)
-    bins = 16 if args.fast else 64
+    bins = 8 if args.fast else 64
     value = ei_parts(k4, top, "Dense", threshold=0.05, in_range=(0, 1), in_bins=bins,
                      out_range=(0, 1), out_bins=bins, activation="sigmoid")
     print(f"EI_parts of a 10 -> 10 sigmoid layer ({bins} bins, automatic sample count): {value:.4f} bits")

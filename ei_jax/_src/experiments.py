@@ -17,6 +17,7 @@ file in the standard idx format.
 import contextlib
 import csv
 import dataclasses
+import functools
 import gzip
 import importlib.resources
 import io
@@ -218,25 +219,24 @@ def layer_labels(n_layers: int) -> list[str]:
     return [f"{a} → {b}" for a, b in zip(names, names[1:])]
 
 
-def make_trainer(model, x, y, *, lr: float, batch_size: int):
-    """Returns jitted ``train(params, opt_state, key, epoch0, n_epochs)`` and the optimizer.
+def make_trainer(model, *, lr: float, batch_size: int):
+    """Returns jitted ``train(params, opt_state, x, y, key, epoch0, n_epochs)`` and the optimizer.
 
-    Each epoch shuffles the training set with ``fold_in(key, epoch)`` and takes SGD steps on
-    the summed squared error of each batch (PyTorch's ``MSELoss(reduction="sum")``); the
-    last batch may be smaller (padded and masked), as a DataLoader without ``drop_last``.
+    Each epoch shuffles the training set ``(x, y)`` with ``fold_in(key, epoch)`` and takes
+    SGD steps on the summed squared error of each batch (PyTorch's
+    ``MSELoss(reduction="sum")``); the last batch may be smaller (padded and masked), as a
+    DataLoader without ``drop_last``. Compiled once per training-set shape.
     """
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    n = x.shape[0]
-    n_batches = -(-n // batch_size)
-    pad = n_batches * batch_size - n
     opt = optax.sgd(lr)
 
     def loss_fn(params, xb, yb, wb):
         out = model.apply({"params": params}, xb)
         return jnp.sum(wb[:, None] * (out - yb) ** 2)
 
-    def epoch(e, state, key):
-        params, opt_state = state
+    def epoch(e, state, x, y, key):
+        n = x.shape[0]
+        n_batches = -(-n // batch_size)
+        pad = n_batches * batch_size - n
         perm = jax.random.permutation(jax.random.fold_in(key, e), n)
         idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)]).reshape(n_batches, batch_size)
         mask = (jnp.arange(n_batches * batch_size) < n).astype(x.dtype).reshape(n_batches, batch_size)
@@ -248,14 +248,21 @@ def make_trainer(model, x, y, *, lr: float, batch_size: int):
             updates, opt_state = opt.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), None
 
-        return jax.lax.scan(step, (params, opt_state), (idx, mask))[0]
+        return jax.lax.scan(step, state, (idx, mask))[0]
 
     @jax.jit
-    def train(params, opt_state, key, epoch0, n_epochs):
+    def train(params, opt_state, x, y, key, epoch0, n_epochs):
         return jax.lax.fori_loop(epoch0, epoch0 + n_epochs,
-                                 lambda e, s: epoch(e, s, key), (params, opt_state))
+                                 lambda e, s: epoch(e, s, x, y, key), (params, opt_state))
 
-    return train, opt, n_batches
+    return train, opt
+
+
+@functools.lru_cache(maxsize=8)
+def paper_network(widths: tuple[int, ...], lr: float, batch_size: int):
+    """``(model, train, opt)`` for :func:`mlp` and :func:`make_trainer`, built once per setting."""
+    model = mlp(widths)
+    return (model, *make_trainer(model, lr=lr, batch_size=batch_size))
 
 
 def evaluate(model, params, x, y) -> tuple[float, float]:
@@ -560,13 +567,12 @@ def read_table_csv(path) -> list[dict[str, Any]]:
 
 def _train_and_measure(config, data, staging: Path, progress, on_measure):
     k_init, _, k_shuffle, k_measure = run_keys(config.seed)
-    model = mlp(config.widths)
+    model, train, opt = paper_network(tuple(config.widths), config.lr, config.batch_size)
     x0 = jnp.zeros((1, config.widths[0]), jnp.float32)
-    variables = model.init(k_init, x0)
-    params = variables["params"]
-    train, opt, n_batches = make_trainer(model, data.x_train, data.y_train, lr=config.lr,
-                                         batch_size=config.batch_size)
+    params = model.init(k_init, x0)["params"]
     opt_state = opt.init(params)
+    x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    n_batches = -(-len(x_train) // config.batch_size)
     labels = layer_labels(len(config.widths) - 1)
     (staging / "checkpoints").mkdir()
     rows, done = [], 0
@@ -574,7 +580,7 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
     try:
         for epoch in config.measured_epochs():
             if epoch > done:
-                params, opt_state = train(params, opt_state, k_shuffle, done, epoch - done)
+                params, opt_state = train(params, opt_state, x_train, y_train, k_shuffle, done, epoch - done)
                 bar.update(epoch - done)
                 done = epoch
             bar.set_postfix_str(f"measuring epoch {epoch}", refresh=True)
@@ -618,12 +624,12 @@ def check_out_dir(out) -> Path:
 
 
 def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: str = "",
-              on_measure=None, data: Dataset | None = None) -> Run:
+              on_measure=None, data: Dataset | None = None, plots: bool = True) -> Run:
     """Trains the paper's network on ``config.dataset`` and measures its layers over training.
 
     Writes into ``out``: ``table.csv`` and ``results.json`` (one row per measured epoch and
     layer, plus the settings), ``ei_over_training.png``, ``causal_plane.png`` and
-    ``checkpoints/epoch_NNNNNN.msgpack``. ``data`` defaults to :func:`load_dataset` with the
+    ``checkpoints/epoch_NNNNNN.msgpack`` (the plots only if ``plots``). ``data`` defaults to :func:`load_dataset` with the
     run's data key. Everything is first written to a temporary
     directory beside ``out`` and moved into place (``os.replace``) only when the run has
     succeeded, so a failed or interrupted run leaves no partial output.
@@ -665,8 +671,9 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
         title = f"{data.name}: {' → '.join(map(str, config.widths))}, sigmoid, seed {config.seed}"
         atomic_write(staging / "table.csv", _csv_text(rows))
         atomic_write(staging / "results.json", json.dumps({**meta, "rows": rows}, indent=1))
-        atomic_write(staging / "ei_over_training.png", plotting.ei_over_training_png(rows, title))
-        atomic_write(staging / "causal_plane.png", plotting.causal_plane_png(rows, title))
+        if plots:
+            atomic_write(staging / "ei_over_training.png", plotting.ei_over_training_png(rows, title))
+            atomic_write(staging / "causal_plane.png", plotting.causal_plane_png(rows, title))
         files = _commit(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

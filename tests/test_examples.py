@@ -1,0 +1,72 @@
+"""Every example in examples/ runs (small sample counts: EI_JAX_EXAMPLES_FAST=1), so none can rot.
+
+The examples run in this process (``runpy``), sharing compiled measures with the other
+tests, and their results are checked against what they claim.
+"""
+
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def example(monkeypatch):
+    monkeypatch.setenv("EI_JAX_EXAMPLES_FAST", "1")
+
+    def load(name):
+        return runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"example_{name}")["main"]
+
+    return load
+
+
+def test_deep_ei_readme(example):
+    got = example("deep_ei_readme")([])
+    assert got["matrix"].shape == (20, 10) and np.all(got["matrix"] >= 0)
+    assert 0 < got["ei_layer1"] and 0 < got["ei_layer2"]
+
+
+def test_toy_ei_vs_weight(example, tmp_path):
+    got = example("toy_ei_vs_weight")(["--out", str(tmp_path)])
+    assert (tmp_path / "toy_ei_vs_weight.png").stat().st_size > 10_000
+    w = got["weights"]
+    for (activation, bins), curve in got["curves"].items():
+        assert curve.shape == w.shape
+        assert curve[0] == pytest.approx(0.0, abs=1e-6)  # weight 0: the output is constant
+        assert 0 < curve.max() <= np.log2(bins) + 1e-5
+    # ReLU on (0, 1) at weight 1 is the identity: EI_parts = log2(bins) (the paper's peak).
+    assert got["curves"]["relu", 8][list(w).index(1.0)] == pytest.approx(3.0, abs=0.01)
+
+
+def test_toy_weight_grid(example, tmp_path):
+    got = example("toy_weight_grid")(["--out", str(tmp_path)])
+    assert (tmp_path / "toy_weight_grid.png").stat().st_size > 10_000
+    np.testing.assert_allclose(got["degeneracy"], got["sensitivity"] - got["ei_parts"], atol=1e-5)
+    assert got["ei_parts"].shape == (8, 8) and got["ei_parts"].max() > 1
+
+
+def test_checkpoint_stack(example, tmp_path):
+    got = example("checkpoint_stack")(["--out", str(tmp_path)])
+    assert got["worst"] < 1e-3
+    assert got["epochs"] == [0, 10, 20]
+    assert (tmp_path / "checkpoint_stack.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["train_linen", "train_nnx"])
+def test_train_and_measure(example, name):
+    history = example(name)([])
+    epochs = [h[0] for h in history]
+    assert epochs == [0, 50, 100]
+    ei_last_layer = [h[2][2][0] for h in history]
+    assert ei_last_layer[-1] != ei_last_layer[0]  # training changes the weights and EI_parts
+
+
+def test_every_example_is_tested():
+    tested = {"deep_ei_readme", "toy_ei_vs_weight", "toy_weight_grid", "checkpoint_stack",
+              "train_linen", "train_nnx"}
+    # examples/torch_checkpoint.py belongs to the bridges work and has its own test.
+    present = {p.stem for p in EXAMPLES.glob("*.py")} - {"torch_checkpoint"}
+    assert present == tested
