@@ -115,6 +115,23 @@ def _convert(module, path, out):
         raise _unsupported(module, path)
 
 
+def _check_feature_maps(layers, module):
+    """A Linear may not see a feature map: torch would apply it along the width axis (NCHW),
+    which has no NHWC equivalent in a converted network."""
+    spatial = False
+    for layer in layers:
+        if isinstance(layer, (ir.Conv2d, ir.Pool)):
+            spatial = True
+        elif isinstance(layer, ir.Flatten):
+            spatial = False
+        elif isinstance(layer, ir.Linear) and spatial:
+            raise UnsupportedModuleError(
+                f"nn.Linear at {layer.name!r} of {type(module).__name__} is applied to a convolutional "
+                "feature map (torch applies it along the last, width, axis of NCHW), which bridges "
+                "cannot convert to NHWC. Put an nn.Flatten before it."
+            )
+
+
 def describe(module):
     """The layer specs of a torch module (weights copied to float32 NumPy arrays)."""
     torch = sys.modules.get("torch")
@@ -125,6 +142,7 @@ def describe(module):
         )
     out = []
     _convert(module, "", out)
+    _check_feature_maps(out, module)
     return ir.check_network(out, f"torch module {type(module).__name__}", UnsupportedModuleError)
 
 
@@ -134,8 +152,8 @@ def from_torch(module, *, api: str = "linen"):
     Supported: ``nn.Linear`` (with or without bias), ``nn.Conv2d`` (stride, padding, dilation,
     ``groups=1``), ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.Flatten``, ``nn.Sigmoid``, ``nn.Tanh``,
     ``nn.ReLU``, ``nn.Identity``, and (nested) ``nn.Sequential`` of these. Weights are copied as
-    float32. The Flax network takes images as NHWC (``x_torch.permute(0, 2, 3, 1)``); flat
-    inputs are the same in both.
+    float32. The Flax network takes images (4-d inputs) as NHWC (``x_torch.permute(0, 2, 3, 1)``);
+    other inputs are the same in both.
 
     Args:
       module: a ``torch.nn.Module`` built from the layers above.

@@ -45,7 +45,6 @@ import functools
 import math
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import networkx as nx
 import numpy as np

@@ -1,0 +1,94 @@
+"""ei_jax.Flatten / AvgPool / MaxPool and how topology_of sees through them (no torch needed).
+
+The structure layers are what bridges builds converted conv nets from; here they are used in
+hand-written linen and NNX networks, Sequential and custom, to check the topology's node
+layout (``"after"``, ``graph["before"]``, activations carried through pooling) and its errors.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import ei_jax
+from ei_jax import AvgPool, Flatten, MaxPool, topology_of
+
+
+def _linen_top(model, shape):
+    x0 = jnp.zeros(shape)
+    return topology_of(model, model.init(jax.random.key(0), x0), x0)
+
+
+def test_pooling_matches_a_direct_computation():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 6, 3)), jnp.float32)
+    # MaxPool(2), stride 2, no padding: the max of each 2x2 block (the last row/column drops).
+    want = np.asarray(x)[:, :4, :6].reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4))
+    np.testing.assert_array_equal(np.asarray(MaxPool(2)(x)), want)
+    # AvgPool with padding 1: count_include_pad divides corners by 4, otherwise by 1 (one real value).
+    ones = jnp.ones((1, 2, 2, 1))
+    assert float(AvgPool(2, padding=1)(ones)[0, 0, 0, 0]) == 0.25
+    assert float(AvgPool(2, padding=1, count_include_pad=False)(ones)[0, 0, 0, 0]) == 1.0
+    assert AvgPool(2) == AvgPool((2, 2), (2, 2), ((0, 0), (0, 0)))  # normalised, hashable
+    # Flatten(channels_first) is torch's NCHW order.
+    np.testing.assert_array_equal(np.asarray(Flatten(channels_first=True)(x)),
+                                  np.asarray(x).transpose(0, 3, 1, 2).reshape(2, -1))
+    with pytest.raises(ValueError, match="images"):
+        MaxPool(2)(jnp.ones((3, 4)))
+
+
+def test_custom_module_activation_after_max_pool():
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = MaxPool(2)(nn.Conv(3, (3, 3), padding="VALID")(x))
+            x = Flatten(channels_first=True)(nn.sigmoid(x))  # commutes with max pooling
+            return nn.tanh(nn.Dense(4)(x))
+
+    top = _linen_top(Net(), (1, 8, 8, 2))
+    conv, dense = (top.nodes[n] for n in top)
+    assert list(top) == ["Conv_0", "Dense_0"]
+    assert conv["output"] == {"activation": "sigmoid", "shape": (1, 3)}
+    assert conv["input"]["shape"] == (1, 3, 3, 2) and conv["full_shapes"] == ((1, 8, 8, 2), (1, 6, 6, 3))
+    assert conv["after"] == (MaxPool(2), Flatten(channels_first=True))
+    assert dense["input"] == {"activation": "sigmoid", "shape": (1, 27)}
+    assert dense["output"]["activation"] == "tanh"
+
+
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+def test_activation_after_average_pooling_is_rejected(api):
+    if api == "linen":
+        model = nn.Sequential([nn.Conv(3, (3, 3)), AvgPool(2), nn.sigmoid, Flatten(), nn.Dense(2)])
+        call = lambda: _linen_top(model, (1, 6, 6, 1))  # noqa: E731
+    else:
+        r = nnx.Rngs(0)
+        model = nnx.Sequential(nnx.Conv(1, 3, (3, 3), rngs=r), AvgPool(2), nnx.sigmoid, Flatten(),
+                               nnx.Linear(27, 2, rngs=r))
+        call = lambda: topology_of(model, jnp.zeros((1, 6, 6, 1)))  # noqa: E731
+    with pytest.raises(ei_jax.UnsupportedModuleError, match="after AvgPool"):
+        call()
+
+
+def test_structure_before_the_first_layer_and_nnx_names():
+    r = nnx.Rngs(0)
+    model = nnx.Sequential(Flatten(channels_first=True), nnx.Linear(12, 3, rngs=r), nnx.relu,
+                           nnx.Linear(3, 2, rngs=r))
+    top = topology_of(model, jnp.zeros((1, 2, 2, 3)))
+    assert top.graph["before"] == (Flatten(channels_first=True),)
+    assert list(top) == ["layers_1", "layers_3"]
+    assert top.nodes["layers_1"]["after"] == () and top.nodes["layers_3"]["input"]["activation"] == "relu"
+
+
+def test_unknown_items_and_hidden_structure_are_named():
+    with pytest.raises(ei_jax.UnsupportedModuleError, match="ei_jax.Flatten / ei_jax.AvgPool"):
+        _linen_top(nn.Sequential([nn.Conv(2, (3, 3)), lambda v: v.reshape(v.shape[0], -1), nn.Dense(2)]),
+                   (1, 5, 5, 1))
+
+    class Pooled(nn.Module):  # a pooling the Sequential's list does not show
+        @nn.compact
+        def __call__(self, x):
+            return MaxPool(2)(nn.Conv(2, (3, 3))(x))
+
+    with pytest.raises(ei_jax.UnsupportedModuleError):
+        _linen_top(nn.Sequential([Pooled(), Flatten(), nn.Dense(2)]), (1, 6, 6, 1))
