@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ei_jax._src import binning as _b
 from ei_jax._src import counting
@@ -77,6 +78,7 @@ class Spec:
     by: _b.Binning
     method: str
     blocks_per_step: int
+    devices: int = 1
 
     @property
     def n_in(self) -> int:
@@ -127,8 +129,19 @@ def _blocks_per_step(batch_size, bytes_per_sample: int) -> int:
     return max(1, -(-c // BLOCK))
 
 
+def _check_devices(devices) -> int:
+    available = jax.device_count()
+    if devices is None:
+        return available
+    if isinstance(devices, bool) or not isinstance(devices, int) or not 1 <= devices <= available:
+        raise InvalidSamplesError(
+            f"devices must be an int in [1, {available}] (the devices JAX sees). Got {devices!r}."
+        )
+    return devices
+
+
 def make_spec(apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins, clip=False,
-              method="auto", batch_size=None, mode=_b.PAIR, per_input=False) -> Spec:
+              method="auto", batch_size=None, mode=_b.PAIR, per_input=False, devices=None) -> Spec:
     """Validates arguments and builds the static :class:`Spec` (shapes via ``jax.eval_shape``)."""
     if not callable(apply_fn):
         raise TypeError(f"apply_fn must be a callable apply_fn(params, x). Got {apply_fn!r}.")
@@ -170,15 +183,60 @@ def make_spec(apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_b
         per_sample += 8 * (1 if per_input else n_in) * out_dim
     if per_input:
         per_sample += 8 * n_in
-    return Spec(apply_fn, in_shape, out_dim, bx, by, method, _blocks_per_step(batch_size, per_sample))
+    return Spec(apply_fn, in_shape, out_dim, bx, by, method, _blocks_per_step(batch_size, per_sample),
+                _check_devices(devices))
+
+
+# --- sharding over devices -----------------------------------------------------------------
+#
+# Device ``d`` of ``n`` handles steps ``t * n + d``: the set of blocks, hence of samples, is
+# the same for any device count, and integer counts are summed with ``psum``, so results are
+# identical on 1 or N devices.
+
+AXIS = "blocks"
+
+
+@functools.lru_cache(maxsize=None)
+def _mesh(n: int):
+    from jax.sharding import Mesh
+
+    return Mesh(np.asarray(jax.devices()[:n]), (AXIS,))
+
+
+def _sharded(loop, spec: Spec, args, *, gathered=None):
+    """Runs ``loop(*args, n_dev, dev)`` on every device; psums its integer outputs.
+
+    ``gathered`` names outputs (a tuple of indices into the result tuple) that are
+    concatenated along their first axis over devices instead of summed.
+    """
+    if spec.devices == 1:
+        return loop(*args, 1, 0)
+    from jax.sharding import PartitionSpec as P
+
+    gathered = gathered or ()
+
+    def per_device(*a):
+        out = loop(*a, spec.devices, jax.lax.axis_index(AXIS))
+        return tuple(o if i in gathered else jax.tree.map(lambda v: jax.lax.psum(v, AXIS), o)
+                     for i, o in enumerate(out))
+
+    probe = jax.eval_shape(lambda *a: loop(*a, 1, 0), *args)
+    out_specs = tuple(jax.tree.map(lambda _: P(AXIS) if i in gathered else P(), o)
+                      for i, o in enumerate(probe))
+    return jax.shard_map(per_device, mesh=_mesh(spec.devices), in_specs=P(), out_specs=out_specs,
+                         check_vma=False)(*args)
 
 
 # --- pairwise statistics ------------------------------------------------------------------
 
-def _block_range(start, stop, m):
+def _block_range(start, stop, per_round):
     b0 = start // BLOCK
     b1 = (stop + BLOCK - 1) // BLOCK
-    return b0, (b1 - b0 + m - 1) // m
+    return b0, (b1 - b0 + per_round - 1) // per_round
+
+
+def _step_ids(b0, t, m, n_dev, dev):
+    return b0 + (t * n_dev + dev) * m + jnp.arange(m, dtype=jnp.int32)
 
 
 def _zeros_pair(spec: Spec, lead=()):
@@ -208,47 +266,52 @@ def _noise(spec: Spec, key, ids, start, stop):
 @functools.partial(jax.jit, static_argnames=("spec",))
 def _pair_stats(key, params, start, stop, *, spec: Spec):
     m = spec.blocks_per_step
-    b0, n_steps = _block_range(start, stop, m)
 
-    def body(t, acc):
-        ids = b0 + t * m + jnp.arange(m, dtype=jnp.int32)
-        x, w = _noise(spec, key, ids, start, stop)
-        y = _forward(spec, params, x)
-        step = _pair_step(spec, x.reshape(x.shape[0], -1), y, w)
-        return jax.tree.map(jnp.add, acc, step)
+    def loop(key, params, start, stop, n_dev, dev):
+        b0, n_steps = _block_range(start, stop, m * n_dev)
 
-    return jax.lax.fori_loop(0, n_steps, body, _zeros_pair(spec))
+        def body(t, acc):
+            x, w = _noise(spec, key, _step_ids(b0, t, m, n_dev, dev), start, stop)
+            y = _forward(spec, params, x)
+            return jax.tree.map(jnp.add, acc, _pair_step(spec, x.reshape(x.shape[0], -1), y, w))
+
+        return (jax.lax.fori_loop(0, n_steps, body, _zeros_pair(spec)),)
+
+    return _sharded(loop, spec, (key, params, start, stop))[0]
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "baseline"))
 def _sensitivity_stats(key, params, start, stop, *, spec: Spec, baseline: float):
     m = spec.blocks_per_step
-    b0, n_steps = _block_range(start, stop, m)
     n_in = spec.n_in
 
-    def body(t, acc):
-        ids = b0 + t * m + jnp.arange(m, dtype=jnp.int32)
-        u, w = _noise(spec, key, ids, start, stop)
-        u = u.reshape(u.shape[0], n_in)
-        ix, vx, _ = _b.bin_values(u, spec.bx)
+    def loop(key, params, start, stop, n_dev, dev):
+        b0, n_steps = _block_range(start, stop, m * n_dev)
 
-        def per_input(a):
-            xa = one_at_a_time(u, a, baseline).reshape(u.shape[0], *spec.in_shape)
-            y = _forward(spec, params, xa)
-            iy, vy, side = _b.bin_values(y, spec.by)
-            ia = jax.lax.dynamic_slice_in_dim(ix, a, 1, axis=1)
-            va = jax.lax.dynamic_slice_in_dim(vx, a, 1, axis=1) & w[:, None]
-            cnt = counting.pair_counts(ia, va, iy, vy & w[:, None], in_bins=spec.bx.bins,
-                                       out_bins=spec.by.bins, method=spec.method)
-            below = jnp.sum((side < 0) & w[:, None], axis=0, dtype=jnp.int32)
-            above = jnp.sum((side > 0) & w[:, None], axis=0, dtype=jnp.int32)
-            return cnt[0], below, above
+        def body(t, acc):
+            u, w = _noise(spec, key, _step_ids(b0, t, m, n_dev, dev), start, stop)
+            u = u.reshape(u.shape[0], n_in)
+            ix, vx, _ = _b.bin_values(u, spec.bx)
 
-        batch = max(1, min(n_in, CHUNK_BUDGET // max(1, 64 * spec.chunk * (n_in + spec.out_dim))))
-        cnt, below, above = jax.lax.map(per_input, jnp.arange(n_in), batch_size=batch)
-        return jax.tree.map(jnp.add, acc, PairStats(cnt, below, above))
+            def per_input(a):
+                xa = one_at_a_time(u, a, baseline).reshape(u.shape[0], *spec.in_shape)
+                y = _forward(spec, params, xa)
+                iy, vy, side = _b.bin_values(y, spec.by)
+                ia = jax.lax.dynamic_slice_in_dim(ix, a, 1, axis=1)
+                va = jax.lax.dynamic_slice_in_dim(vx, a, 1, axis=1) & w[:, None]
+                cnt = counting.pair_counts(ia, va, iy, vy & w[:, None], in_bins=spec.bx.bins,
+                                           out_bins=spec.by.bins, method=spec.method)
+                below = jnp.sum((side < 0) & w[:, None], axis=0, dtype=jnp.int32)
+                above = jnp.sum((side > 0) & w[:, None], axis=0, dtype=jnp.int32)
+                return cnt[0], below, above
 
-    return jax.lax.fori_loop(0, n_steps, body, _zeros_pair(spec, (n_in,)))
+            batch = max(1, min(n_in, CHUNK_BUDGET // max(1, 64 * spec.chunk * (n_in + spec.out_dim))))
+            cnt, below, above = jax.lax.map(per_input, jnp.arange(n_in), batch_size=batch)
+            return jax.tree.map(jnp.add, acc, PairStats(cnt, below, above))
+
+        return (jax.lax.fori_loop(0, n_steps, body, _zeros_pair(spec, (n_in,))),)
+
+    return _sharded(loop, spec, (key, params, start, stop))[0]
 
 
 def _as_i32(v):
@@ -257,49 +320,71 @@ def _as_i32(v):
 
 # --- vector statistics --------------------------------------------------------------------
 
-def _capacity_steps(stop: int, m: int) -> int:
+def _capacity_steps(stop: int, m: int, n_dev: int) -> int:
+    """Static number of steps (a power of two, a multiple of the device count) covering ``stop``."""
     blocks = -(-stop // BLOCK)
     steps = -(-blocks // m)
-    return 1 << max(0, (steps - 1).bit_length())
+    steps = 1 << max(0, (steps - 1).bit_length())
+    return -(-steps // n_dev) * n_dev
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "pair_spec", "n_steps", "groups"))
-def _vector_stats(key, params, stop, *, spec: Spec, pair_spec: Spec | None, n_steps: int, groups):
+@functools.partial(jax.jit, static_argnames=("spec", "pair_spec", "n_steps", "groups", "rows_bound"))
+def _vector_stats(key, params, stop, *, spec: Spec, pair_spec: Spec | None, n_steps: int, groups,
+                  rows_bound: int):
     m = spec.blocks_per_step
 
-    def body(acc, t):
-        ids = t * m + jnp.arange(m, dtype=jnp.int32)
-        x, w = _noise(spec, key, ids, 0, stop)
-        y = _forward(spec, params, x)
-        xf = x.reshape(x.shape[0], -1)
-        ix, vx, _ = _b.bin_values(xf, spec.bx)
-        iy, vy, side = _b.bin_values(y, spec.by)
-        valid = w & jnp.all(vx, axis=1) & jnp.all(vy, axis=1)
-        codes = []
-        for gin, gout in groups:
-            cx = counting.row_codes(ix[:, list(gin)], spec.bx.bins)
-            cy = counting.row_codes(iy[:, list(gout)], spec.by.bins)
-            codes.append(jnp.concatenate([cx, cy], axis=1))
-        below = acc[0] + jnp.sum((side < 0) & w[:, None], axis=0, dtype=jnp.int32)
-        above = acc[1] + jnp.sum((side > 0) & w[:, None], axis=0, dtype=jnp.int32)
-        pairs = acc[2]
-        if pair_spec is not None:
-            pairs = jax.tree.map(jnp.add, pairs, _pair_step(pair_spec, xf, y, w))
-        return (below, above, pairs), (jnp.stack(codes), valid)
+    def loop(key, params, stop, n_dev, dev):
+        def body(acc, t):
+            x, w = _noise(spec, key, _step_ids(0, t, m, n_dev, dev), 0, stop)
+            y = _forward(spec, params, x)
+            xf = x.reshape(x.shape[0], -1)
+            ix, vx, _ = _b.bin_values(xf, spec.bx)
+            iy, vy, side = _b.bin_values(y, spec.by)
+            valid = w & jnp.all(vx, axis=1) & jnp.all(vy, axis=1)
+            codes = []
+            for gin, gout in groups:
+                cx = counting.row_codes(ix[:, list(gin)], spec.bx.bins)
+                cy = counting.row_codes(iy[:, list(gout)], spec.by.bins)
+                codes.append(jnp.concatenate([cx, cy], axis=1))
+            below = acc[0] + jnp.sum((side < 0) & w[:, None], axis=0, dtype=jnp.int32)
+            above = acc[1] + jnp.sum((side > 0) & w[:, None], axis=0, dtype=jnp.int32)
+            pairs = acc[2]
+            if pair_spec is not None:
+                pairs = jax.tree.map(jnp.add, pairs, _pair_step(pair_spec, xf, y, w))
+            return (below, above, pairs), (jnp.stack(codes, axis=1), valid)
 
-    zeros = jnp.zeros((spec.out_dim,), jnp.int32)
-    init = (zeros, zeros, _zeros_pair(pair_spec) if pair_spec is not None else None)
-    (below, above, pairs), (codes, valid) = jax.lax.scan(body, init, jnp.arange(n_steps))
-    codes = codes.transpose(1, 0, 2, 3).reshape(len(groups), -1, 4)
-    valid = valid.reshape(-1)
+        zeros = jnp.zeros((spec.out_dim,), jnp.int32)
+        init = (zeros, zeros, _zeros_pair(pair_spec) if pair_spec is not None else None)
+        (below, above, pairs), (codes, valid) = jax.lax.scan(body, init, jnp.arange(n_steps // n_dev))
+        # rows: (steps, C, G, 4) -> (steps * C, G, 4)
+        return codes.reshape(-1, len(groups), 4), valid.reshape(-1), below, above, pairs
+
+    codes, valid, below, above, pairs = _sharded(loop, spec, (key, params, stop), gathered=(0, 1))
+    # Integer-only compaction: valid rows first (stable), cut to a length that depends only
+    # on the sample count, so the float stage below sees the same arrays for any device
+    # count or chunk size.
+    length = min(valid.shape[0], rows_bound)
+    order = jnp.argsort(~valid, stable=True)[:length]
+    return codes[order], valid[order], below, above, pairs
+
+
+@jax.jit
+def _vector_mi(codes, valid):
+    """Vector MI (bits) of every group from compacted row codes ``(R, G, 4)``."""
     mis = []
-    for g in range(len(groups)):
-        c = codes[g]
-        hx, n = counting.entropy_of_codes((c[:, 0], c[:, 1]), valid)
+    for g in range(codes.shape[1]):
+        c = codes[:, g]
+        hx, _ = counting.entropy_of_codes((c[:, 0], c[:, 1]), valid)
         hy, _ = counting.entropy_of_codes((c[:, 2], c[:, 3]), valid)
         hxy, _ = counting.entropy_of_codes((c[:, 0], c[:, 1], c[:, 2], c[:, 3]), valid)
         mis.append(jnp.maximum(hx + hy - hxy, 0.0))
-    return VectorStats(jnp.stack(mis), jnp.sum(valid, dtype=jnp.int32), below, above, pairs)
+    return jnp.stack(mis)
+
+
+def _on_first_device(tree):
+    """Commits arrays to one device, so the float stage is one and the same program."""
+    dev = jax.devices()[0]
+    return jax.tree.map(lambda a: a if isinstance(a, jax.core.Tracer) else jax.device_put(a, dev), tree)
 
 
 def _check_groups(groups, n_in: int, n_out: int):
@@ -342,11 +427,14 @@ _DOC_ARGS = """
       batch_size: samples per step (memory/speed only; rounded up to a multiple of 1024).
       clip: put out-of-range outputs in the edge bins instead of dropping them.
       method: counting kernel, ``"auto"``, ``"onehot"`` or ``"scatter"``.
+      devices: how many of ``jax.devices()`` share the sample blocks (default: all). The
+        result is identical for any number.
 """
 
 
 def pairwise_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
-                   samples, start=0, batch_size=None, clip=False, method="auto") -> PairStats:
+                   samples, start=0, batch_size=None, clip=False, method="auto",
+                   devices=None) -> PairStats:
     """Joint histograms of every (input, output) neuron pair under do(L1 = H^max).
     """ + _DOC_ARGS + """
     Returns:
@@ -354,14 +442,14 @@ def pairwise_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_ra
     """
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
-                     batch_size=batch_size)
+                     batch_size=batch_size, devices=devices)
     lo, hi = _check_samples(samples, start)
     return _pair_stats(key, params, _as_i32(lo), _as_i32(hi), spec=spec)
 
 
 def sensitivity_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
                       samples, start=0, batch_size=None, clip=False, method="auto",
-                      baseline=0.0) -> PairStats:
+                      baseline=0.0, devices=None) -> PairStats:
     """Joint histograms of (x_A, y_B) under do(x_A = H^max), other inputs at ``baseline``.
     """ + _DOC_ARGS + """      baseline: value of the inputs not intervened on (deep-ei: 0).
 
@@ -370,14 +458,14 @@ def sensitivity_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out
     """
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
-                     batch_size=batch_size, per_input=True)
+                     batch_size=batch_size, per_input=True, devices=devices)
     lo, hi = _check_samples(samples, start)
     return _sensitivity_stats(key, params, _as_i32(lo), _as_i32(hi), spec=spec, baseline=float(baseline))
 
 
 def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
                  samples, groups=None, with_pairs=False, pair_bins=None, batch_size=None,
-                 clip=False, method="auto") -> VectorStats:
+                 clip=False, method="auto", devices=None) -> VectorStats:
     """Vector MI of whole layers (or of groups of neurons) under do(L1 = H^max).
     """ + _DOC_ARGS + """      groups: list of (input indices, output indices); default: all inputs, all outputs.
       with_pairs: also return pairwise statistics from the same samples.
@@ -388,21 +476,25 @@ def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_rang
     """
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
-                     batch_size=batch_size, mode=_b.VECTOR)
+                     batch_size=batch_size, mode=_b.VECTOR, devices=devices)
     pair_spec = None
     if with_pairs:
         pin, pout = pair_bins if pair_bins is not None else (in_bins, out_bins)
         pair_spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=pin,
                               out_range=out_range, out_bins=pout, clip=clip, method=method,
-                              batch_size=batch_size)
+                              batch_size=batch_size, devices=devices)
         pair_spec = dataclasses.replace(pair_spec, blocks_per_step=spec.blocks_per_step)
     if groups is None:
         groups = [(range(spec.n_in), range(spec.out_dim))]
     groups = _check_groups(groups, spec.n_in, spec.out_dim)
     _, stop = _check_samples(samples)
-    n_steps = _capacity_steps(stop, spec.blocks_per_step)
-    return _vector_stats(key, params, _as_i32(stop), spec=spec, pair_spec=pair_spec,
-                         n_steps=n_steps, groups=groups)
+    n_steps = _capacity_steps(stop, spec.blocks_per_step, spec.devices)
+    rows_bound = BLOCK << max(0, (-(-stop // BLOCK) - 1).bit_length())
+    codes, valid, below, above, pairs = _vector_stats(
+        key, params, _as_i32(stop), spec=spec, pair_spec=pair_spec, n_steps=n_steps,
+        groups=groups, rows_bound=rows_bound)
+    codes, valid = _on_first_device((codes, valid))
+    return VectorStats(_vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below, above, pairs)
 
 
 def ei_parts_matrix(key, apply_fn, params, **kwargs) -> jax.Array:

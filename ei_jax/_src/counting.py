@@ -154,27 +154,32 @@ def _tree_sum(v):
     return v[0]
 
 
-def entropy_of_codes(keys, weight):
+def entropy_of_codes(keys, weight, length=None):
     """Plug-in entropy (bits) of the distinct rows among the valid ones.
 
     Args:
       keys: a tuple of uint32 ``(S,)`` arrays; a row is the tuple of its keys.
       weight: bool ``(S,)``, which rows count.
+      length: static bound on the number of valid rows (default ``S``). After sorting,
+        valid rows come first; only the first ``length`` rows enter the sum, so the float
+        summation does not depend on how much padding ``S`` includes (device count, chunking).
 
     Returns:
       ``(entropy, n)``: float32 entropy in bits, and the int32 number of rows counted
       (the entropy is NaN when no row counts).
     """
-    s = weight.shape[0]
     invalid = (~weight).astype(jnp.uint32)
     srt = jax.lax.sort((invalid, *keys), num_keys=1 + len(keys))
+    if length is not None and length < weight.shape[0]:
+        srt = tuple(k[:length] for k in srt)
+    s = srt[0].shape[0]
     changed = jnp.zeros((s - 1,), bool)
     for k in srt:
         changed = changed | (k[1:] != k[:-1])
     start = jnp.concatenate([jnp.ones((1,), bool), changed])
     run = jnp.cumsum(start.astype(jnp.int32)) - 1
     counts = jax.ops.segment_sum(1 - srt[0].astype(jnp.int32), run, num_segments=s)
-    n = jnp.sum(weight.astype(jnp.int32))
+    n = jnp.sum(1 - srt[0].astype(jnp.int32))
     nf = n.astype(jnp.float32)
     cf = counts.astype(jnp.float32)
     terms = jnp.where(counts > 0, cf / nf * jnp.log2(nf / jnp.maximum(cf, 1.0)), 0.0)

@@ -1,0 +1,55 @@
+"""Multi-device: the same key gives identical results on 1 and 4 (host) devices.
+
+JAX fixes its device count at start-up, so the 4-device run is a subprocess with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4``; both processes run the same
+script and the results must be equal to the last bit.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent('''
+    import json, sys, warnings
+    import jax, jax.numpy as jnp, numpy as np, flax.linen as nn
+    import ei_jax
+    from ei_jax import core
+    net = nn.Sequential([nn.Dense(6, use_bias=False), nn.sigmoid, nn.Dense(4), nn.tanh])
+    x0 = jnp.zeros((1, 5))
+    top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+    kw = dict(in_bins=8, out_bins=8, samples=30_001)
+    out = {"devices": jax.device_count()}
+    for layer, extra in (("layers_0", {"in_range": (0, 1)}), ("layers_2", {})):
+        out[layer] = {
+            "ei_parts": ei_jax.ei_parts(jax.random.key(1), top, layer, **kw, **extra),
+            "ei": ei_jax.ei(jax.random.key(1), top, layer, **kw, **extra),
+            "sensitivity": ei_jax.sensitivity(jax.random.key(1), top, layer, **dict(kw, samples=3001), **extra),
+            "matrix": ei_jax.ei_parts_matrix(jax.random.key(1), top, layer, **kw, **extra).tolist(),
+        }
+    w = jax.random.normal(jax.random.key(2), (8, 5, 3))
+    f = jax.vmap(lambda p: core.ei_parts(jax.random.key(3), lambda q, x: jax.nn.sigmoid(x @ q), p,
+                                         in_shape=(5,), in_range=(0, 1), in_bins=8, out_range=(0, 1),
+                                         out_bins=8, samples=10_000))
+    out["vmapped"] = np.asarray(f(w)).tolist()
+    json.dump(out, sys.stdout)
+''')
+
+
+def _run(devices: int) -> dict:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_four_devices_give_identical_results_to_one():
+    one, four = _run(1), _run(4)
+    assert one.pop("devices") == 1 and four.pop("devices") == 4
+    assert one == four
+    assert one["layers_2"]["ei"] > 0 and one["layers_0"]["ei_parts"] > 0
