@@ -78,6 +78,20 @@ def test_vmap_over_stacked_weights_equals_python_loop():
     np.testing.assert_allclose(np.asarray(sb), np.asarray(sl), rtol=1e-6)
 
 
+def test_map_params_groups_a_stack_and_equals_a_loop():
+    ws = jax.random.normal(jax.random.key(14), (11, 5, 3)) * 3
+    kw = dict(in_shape=(5,), samples=4000, **KW)
+    fn = lambda w: core.ei_parts(jax.random.key(9), sigmoid_apply, w, **kw)  # noqa: E731
+    grouped = core.map_params(fn, ws, group_size=4)  # 11 = 4 + 4 + 3: groups need not divide N
+    looped = [fn(w) for w in ws]
+    np.testing.assert_allclose(np.asarray(grouped), np.asarray(looped), rtol=1e-5)  # float32 MI
+    counts = lambda w: core.pairwise_stats(jax.random.key(9), sigmoid_apply, w, **kw).counts  # noqa: E731
+    np.testing.assert_array_equal(np.asarray(core.map_params(counts, ws, group_size=4)),
+                                  np.stack([np.asarray(counts(w)) for w in ws]))
+    with pytest.raises(ei_jax.ShapeMismatchError, match="leading"):
+        core.map_params(fn, {"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))})
+
+
 def test_vmap_over_keys_gives_independent_estimates(weights):
     keys = jax.random.split(jax.random.key(10), 4)
     vals = jax.vmap(lambda k: core.ei_parts(k, sigmoid_apply, weights, in_shape=(6,), samples=5000, **KW))(keys)

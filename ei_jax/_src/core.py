@@ -529,3 +529,48 @@ def vector_ei(key, apply_fn, params, **kwargs) -> jax.Array:
     Same arguments as :func:`vector_stats` (without ``groups``).
     """
     return vector_stats(key, apply_fn, params, **kwargs).mi[0]
+
+
+def map_params(fn, stacked_params, *, group_size=None, memory_budget=1 << 30):
+    """Applies a measure to every parameter set of a stack in one compiled call.
+
+    ``fn(params) -> pytree of arrays`` is e.g.
+    ``lambda p: ei_parts(key, apply_fn, p, in_shape=..., samples=...)``. The stack is
+    processed ``group_size`` parameter sets at a time (vectorised with ``jax.vmap`` within a
+    group, sequential across groups with ``jax.lax.map``), so memory stays bounded however
+    many checkpoints there are.
+
+    Args:
+      fn: a function of one parameter set.
+      stacked_params: pytree whose leaves have a leading axis ``N``.
+      group_size: parameter sets measured at once; default ``memory_budget // CHUNK_BUDGET``.
+      memory_budget: working memory (bytes) the default group size aims at.
+
+    Returns:
+      ``fn``'s output with a leading axis ``N``.
+
+    Example:
+      >>> import jax
+      >>> from ei_jax import core
+      >>> def apply(w, x):
+      ...     return jax.nn.sigmoid(x @ w)
+      >>> ws = jax.random.normal(jax.random.key(0), (20, 3, 2))
+      >>> out = core.map_params(lambda w: core.ei_parts(jax.random.key(1), apply, w, in_shape=(3,),
+      ...     in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8, samples=5000), ws, group_size=8)
+      >>> out.shape
+      (20,)
+    """
+    leaves = jax.tree.leaves(stacked_params)
+    if not leaves:
+        raise ShapeMismatchError("stacked_params has no arrays.")
+    n = leaves[0].shape[0] if leaves[0].ndim else None
+    if n is None or any(leaf.ndim == 0 or leaf.shape[0] != n for leaf in leaves):
+        raise ShapeMismatchError(
+            "Every leaf of stacked_params needs the same leading (stack) axis. Got shapes "
+            f"{[tuple(leaf.shape) for leaf in leaves]}."
+        )
+    if group_size is None:
+        group_size = max(1, int(memory_budget) // CHUNK_BUDGET)
+    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
+        raise InvalidSamplesError(f"group_size must be a positive int. Got {group_size!r}.")
+    return jax.jit(lambda p: jax.lax.map(fn, p, batch_size=min(group_size, n)))(stacked_params)
