@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--every", type=_count, default=None, metavar="N",
                    help="measure every N epochs (default: 50 iris as the paper; 40 digits, "
                         "10 with --mnist as the paper)")
-    g.add_argument("--lr", type=_positive_float, default=0.01, metavar="LR", help="SGD learning rate (default 0.01)")
+    g.add_argument("--lr", type=_positive_float, default=0.01, metavar="LR",
+                   help="SGD learning rate (default and the paper: 0.01)")
     g.add_argument("--batch-size", type=_count, default=None, metavar="N",
                    help="minibatch size (default and the paper: 10 iris, 50 digits)")
     g.add_argument("--mnist", metavar="PATH", default=None,

@@ -39,11 +39,13 @@ def load_stack(run: Path):
     return results, epochs, stack
 
 
-def measure_stack(results, stack):
-    """``{layer: EI_parts (T,)}``, one vmapped call per layer."""
+def measure_stack(results, stack, layers=None):
+    """``{layer: EI_parts (T,)}``, one vmapped call per layer (default: every layer)."""
     m = results["measure"]
     out = {}
     for i, (name, kernels) in enumerate(stack.items()):
+        if layers and name not in layers:
+            continue
         row = next(r for r in results["rows"] if r["layer"] == name)
         key = jax.random.wrap_key_data(np.asarray(row["key"], np.uint32))  # the table's key
         kw = dict(in_shape=(kernels.shape[1],), in_range=tuple(m["in_range"]) if i == 0 else (0.0, 1.0),
@@ -58,6 +60,7 @@ def main(argv=None):
                    help="make a small run (also: EI_JAX_EXAMPLES_FAST=1)")
     p.add_argument("--run", default=None, help="output directory of `ei-jax reproduce iris`")
     p.add_argument("--out", default=".", help="directory for checkpoint_stack.png (and the run)")
+    p.add_argument("--layers", nargs="+", default=None, help="layer names (default: all)")
     args = p.parse_args(argv)
     out = Path(args.out)
     run = Path(args.run) if args.run else out / "iris-run"
@@ -68,7 +71,7 @@ def main(argv=None):
         if rc:
             raise SystemExit(rc)
     results, epochs, stack = load_stack(run)
-    measured = measure_stack(results, stack)
+    measured = measure_stack(results, stack, args.layers)
     worst = 0.0
     for name, ei in measured.items():
         table = [r for r in results["rows"] if r["layer"] == name]
@@ -82,8 +85,9 @@ def main(argv=None):
 
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.subplots()
-    for (name, ei), layer in zip(measured.items(), results["layers"]):
-        ax.plot(epochs, ei, marker=".", label=f"{layer['label']} ({name})")
+    labels = {layer["name"]: layer["label"] for layer in results["layers"]}
+    for name, ei in measured.items():
+        ax.plot(epochs, ei, marker=".", label=f"{labels[name]} ({name})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("$EI_{parts}$ (bits)")
     ax.set_title(f"{len(epochs)} checkpoints, one vmapped call per layer")

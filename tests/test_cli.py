@@ -1,7 +1,6 @@
 """The ``ei-jax`` command: help, end-to-end runs, and one-line errors for bad input."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ SMALL = ["--samples", "20000", "--sensitivity-samples", "500"]
 
 
 def run_cli(*argv):
-    """``(exit status, stdout, stderr)`` of ``ei-jax ARGV`` run in this process."""
+    """The exit status of ``ei-jax ARGV``, run in this process (output: capsys)."""
     return cli.main(list(argv))
 
 
@@ -132,14 +131,9 @@ def test_out_is_a_file(tmp_path, capsys):
 
 
 def test_console_script_errors_without_traceback(tmp_path):
-    """The installed entry point (python -m ei_jax.cli): one line on stderr, exit 2."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    for argv, message in ((["reproduce", "mnist"], "invalid choice"),
-                          (["measure", str(tmp_path / "missing.msgpack")], "does not exist")):
-        p = subprocess.run([sys.executable, "-m", "ei_jax.cli", *argv], capture_output=True, text=True,
-                           cwd=tmp_path, env=env, timeout=120)
-        assert p.returncode == 2
-        lines = [ln for ln in p.stderr.splitlines() if ln.startswith("ei-jax")]
-        assert len(lines) == 1 and message in lines[0], p.stderr
-        assert "Traceback" not in p.stderr and p.stdout == ""
+    """The entry point as a process (python -m ei_jax.cli): one line on stderr, exit 2."""
+    p = subprocess.run([sys.executable, "-m", "ei_jax.cli", "reproduce", "mnist"], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "invalid choice" in p.stderr, p.stderr
     assert list(tmp_path.iterdir()) == []

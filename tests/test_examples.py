@@ -49,7 +49,8 @@ def test_toy_weight_grid(example, tmp_path):
 
 
 def test_checkpoint_stack(example, tmp_path):
-    got = example("checkpoint_stack")(["--out", str(tmp_path)])
+    got = example("checkpoint_stack")(["--out", str(tmp_path), "--layers", "layers_2"])
+    assert list(got["measured"]) == ["layers_2"] and got["measured"]["layers_2"].shape == (3,)
     assert got["worst"] < 1e-3
     assert got["epochs"] == [0, 10, 20]
     assert (tmp_path / "checkpoint_stack.png").is_file()

@@ -580,7 +580,8 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
     try:
         for epoch in config.measured_epochs():
             if epoch > done:
-                params, opt_state = train(params, opt_state, x_train, y_train, k_shuffle, done, epoch - done)
+                params, opt_state = train(params, opt_state, x_train, y_train, k_shuffle, done,
+                                          epoch - done)
                 bar.update(epoch - done)
                 done = epoch
             bar.set_postfix_str(f"measuring epoch {epoch}", refresh=True)
@@ -629,8 +630,8 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
 
     Writes into ``out``: ``table.csv`` and ``results.json`` (one row per measured epoch and
     layer, plus the settings), ``ei_over_training.png``, ``causal_plane.png`` and
-    ``checkpoints/epoch_NNNNNN.msgpack`` (the plots only if ``plots``). ``data`` defaults to :func:`load_dataset` with the
-    run's data key. Everything is first written to a temporary
+    ``checkpoints/epoch_NNNNNN.msgpack`` (the plots only if ``plots``). ``data`` defaults to
+    :func:`load_dataset` with the run's data key. Everything is first written to a temporary
     directory beside ``out`` and moved into place (``os.replace``) only when the run has
     succeeded, so a failed or interrupted run leaves no partial output.
 
