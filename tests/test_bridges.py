@@ -322,3 +322,18 @@ def test_example_torch_checkpoint(capsys):
         assert deg == pytest.approx(sens - parts)
         assert name in out
     assert "EI_parts" in out and "degeneracy" in out
+
+
+@pytest.mark.parametrize("fmt", ["torch", "safetensors"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float64"])
+def test_other_float_dtypes_load_as_float32(tmp_path, fmt, dtype):
+    net = _seeded(lambda: nn.Sequential(nn.Linear(6, 4), nn.Tanh()))
+    sd = {k: v.to(getattr(torch, dtype)) for k, v in net.state_dict().items()}
+    path = tmp_path / "half.ckpt"
+    torch.save(sd, path) if fmt == "torch" else safetensors_torch.save_file(sd, str(path))
+    model, variables = bridges.load_checkpoint(path, activation="tanh")
+    net.load_state_dict({k: v.float() for k, v in sd.items()})  # torch with the same rounded weights
+    x = np.random.default_rng(10).normal(0, 1, (16, 6)).astype(np.float32)
+    assert variables["params"]["layers_0"]["kernel"].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(model.apply(variables, jnp.asarray(x))), _torch_out(net, x),
+                               atol=1e-5, rtol=0)

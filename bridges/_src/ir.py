@@ -74,7 +74,7 @@ WEIGHTED = (Linear, Conv2d)
 def as_float32(name: str, array, source: str) -> np.ndarray:
     """A checkpoint tensor as a float32 NumPy array (float16/bfloat16/float64 are converted)."""
     a = np.asarray(array)
-    if a.dtype.kind not in "fV" and a.dtype.name != "bfloat16":
+    if not (np.issubdtype(a.dtype, np.floating) or a.dtype.name == "bfloat16"):
         raise CheckpointError(
             f"{source}: tensor {name!r} has dtype {a.dtype}; expected floating-point weights. "
             "Quantised or integer checkpoints are not supported: dequantise them first."
