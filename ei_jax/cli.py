@@ -20,11 +20,12 @@ examples:
   ei-jax reproduce iris --epochs 1000 --every 20 --seed 3 --out runs/iris-seed3
   ei-jax reproduce digits --mnist ~/data/mnist   # real MNIST from local idx files
 
-The run writes into --out: table.csv and results.json (one row per measured epoch and
-layer: EI_parts, vector EI, sensitivity, degeneracy and the rotated causal-plane
-coordinates, in bits), ei_over_training.png, causal_plane.png and the Flax checkpoint of
-every measured epoch (checkpoints/epoch_NNNNNN.msgpack). `ei-jax measure` on a checkpoint,
-with the same --seed, --samples, --sensitivity-samples and --bins, prints the same numbers.
+The run writes into --out: measurements.csv and measurements.json (one row per measured
+epoch and layer: EI_parts, vector EI, sensitivity, degeneracy and the rotated causal-plane
+coordinates, in bits, with the loss and accuracy), ei_over_training.png, causal_plane.png
+and the Flax checkpoint of every measured epoch (checkpoints/epoch_NNNNNN.msgpack).
+`ei-jax measure` on a checkpoint, with the same --seed, --samples, --sensitivity-samples
+and --bins, prints the same numbers.
 """
 
 EPILOG_MEASURE = """\
@@ -225,8 +226,8 @@ def _reproduce(args, parser) -> int:
         table.append((layer["label"], layer["name"], r0["ei_parts"], r1["ei_parts"],
                       r1["vector_ei"], r1["sensitivity"], r1["degeneracy"]))
     _print_table(header, table)
-    print(f"wrote {out}/: table.csv, results.json, ei_over_training.png, causal_plane.png, "
-          f"checkpoints/ ({n} files) in {run.seconds:.0f} s")
+    print(f"wrote {out}/: measurements.csv, measurements.json, ei_over_training.png, "
+          f"causal_plane.png, checkpoints/ ({n} files) in {run.seconds:.0f} s")
     return 0
 
 

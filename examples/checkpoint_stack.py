@@ -30,7 +30,7 @@ def dense_sigmoid(kernel, x):  # one layer of the paper's networks; defined once
 
 def load_stack(run: Path):
     """The run's settings, its epochs and ``{layer: kernels (T, n_in, n_out)}``."""
-    results = json.loads((run / "results.json").read_text())
+    results = json.loads((run / "measurements.json").read_text())
     paths = sorted({r["checkpoint"] for r in results["rows"]})
     trees = [flax.serialization.msgpack_restore((run / p).read_bytes())["params"] for p in paths]
     layers = [layer["name"] for layer in results["layers"]]

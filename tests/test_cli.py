@@ -44,8 +44,8 @@ def test_reproduce_iris(cli_run, capsys):
     files = sorted(str(p.relative_to(cli_run)) for p in cli_run.rglob("*") if p.is_file())
     assert files == ["causal_plane.png", "checkpoints/epoch_000000.msgpack",
                      "checkpoints/epoch_000010.msgpack", "checkpoints/epoch_000020.msgpack",
-                     "ei_over_training.png", "results.json", "table.csv"]
-    results = json.loads((cli_run / "results.json").read_text())
+                     "ei_over_training.png", "measurements.csv", "measurements.json"]
+    results = json.loads((cli_run / "measurements.json").read_text())
     assert results["training"] == dict(optimizer="optax.sgd", lr=0.01, batch_size=10,
                                        loss="summed squared error per batch", epochs=20, every=10,
                                        seed=7)
@@ -61,7 +61,7 @@ def test_measure_reproduces_the_table(cli_run, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "layers_0" in printed and "EI_parts" in printed and "bits" in printed
     got = json.loads(out_json.read_text())["layers"]
-    table = [r for r in ex.read_table_csv(cli_run / "table.csv") if r["epoch"] == 20]
+    table = [r for r in ex.read_table_csv(cli_run / "measurements.csv") if r["epoch"] == 20]
     for g, t in zip(got, table, strict=True):
         for k in ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y"):
             assert g[k] == t[k], k

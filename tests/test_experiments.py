@@ -147,7 +147,7 @@ def test_trainer_is_sgd_on_summed_squared_error():
 
 def test_run_writes_everything(iris_run):
     out = iris_run.out
-    for name in ("table.csv", "results.json", "ei_over_training.png", "causal_plane.png"):
+    for name in ("measurements.csv", "measurements.json", "ei_over_training.png", "causal_plane.png"):
         assert (out / name).is_file()
     for name in ("ei_over_training.png", "causal_plane.png"):
         data = (out / name).read_bytes()
@@ -159,8 +159,8 @@ def test_run_writes_everything(iris_run):
 
 
 def test_csv_and_json_tables_agree(iris_run):
-    rows_json = json.loads((iris_run.out / "results.json").read_text())["rows"]
-    rows_csv = ex.read_table_csv(iris_run.out / "table.csv")
+    rows_json = json.loads((iris_run.out / "measurements.json").read_text())["rows"]
+    rows_csv = ex.read_table_csv(iris_run.out / "measurements.csv")
     assert rows_json == iris_run.rows
     assert len(rows_csv) == len(rows_json)
     for a, b in zip(rows_csv, rows_json):
@@ -169,7 +169,7 @@ def test_csv_and_json_tables_agree(iris_run):
 
 def test_table_equals_the_library_on_saved_checkpoints(iris_run):
     """Re-measure each saved checkpoint with the public functions and the stored key: equal."""
-    results = json.loads((iris_run.out / "results.json").read_text())
+    results = json.loads((iris_run.out / "measurements.json").read_text())
     m = results["measure"]
     model = ex.mlp(results["model"]["widths"])
     x0 = jnp.zeros((1, 4))

@@ -554,7 +554,7 @@ def _csv_text(rows) -> str:
 
 
 def read_table_csv(path) -> list[dict[str, Any]]:
-    """Reads ``table.csv`` back (numbers as float/int, ``key`` as two ints)."""
+    """Reads ``measurements.csv`` back (numbers as float/int, ``key`` as two ints)."""
     ints = {"epoch", "batches", "n_in", "n_out"}
     text = {"layer", "label", "checkpoint"}
     out = []
@@ -628,12 +628,12 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
               on_measure=None, data: Dataset | None = None, plots: bool = True) -> Run:
     """Trains the paper's network on ``config.dataset`` and measures its layers over training.
 
-    Writes into ``out``: ``table.csv`` and ``results.json`` (one row per measured epoch and
-    layer, plus the settings), ``ei_over_training.png``, ``causal_plane.png`` and
-    ``checkpoints/epoch_NNNNNN.msgpack`` (the plots only if ``plots``). ``data`` defaults to
-    :func:`load_dataset` with the run's data key. Everything is first written to a temporary
-    directory beside ``out`` and moved into place (``os.replace``) only when the run has
-    succeeded, so a failed or interrupted run leaves no partial output.
+    Writes into ``out``: ``measurements.csv`` and ``measurements.json`` (one row per measured
+    epoch and layer; the JSON also holds the settings), ``ei_over_training.png``,
+    ``causal_plane.png`` (only if ``plots``) and ``checkpoints/epoch_NNNNNN.msgpack``. ``data``
+    defaults to :func:`load_dataset` with the run's data key. Everything is first written to
+    a temporary directory beside ``out`` and moved into place (``os.replace``) only when the
+    run has succeeded, so a failed or interrupted run leaves no partial output.
 
     Row ``key`` is the key passed to ``ei_jax.vector_and_pairwise_ei`` and
     ``ei_jax.sensitivity`` for that layer (the same for every epoch: common random numbers,
@@ -670,8 +670,8 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
             layers=[dict(name=n, label=lb) for n, lb in zip(layers, labels)],
         )
         title = f"{data.name}: {' → '.join(map(str, config.widths))}, sigmoid, seed {config.seed}"
-        atomic_write(staging / "table.csv", _csv_text(rows))
-        atomic_write(staging / "results.json", json.dumps({**meta, "rows": rows}, indent=1))
+        atomic_write(staging / "measurements.csv", _csv_text(rows))
+        atomic_write(staging / "measurements.json", json.dumps({**meta, "rows": rows}, indent=1))
         if plots:
             atomic_write(staging / "ei_over_training.png", plotting.ei_over_training_png(rows, title))
             atomic_write(staging / "causal_plane.png", plotting.causal_plane_png(rows, title))
