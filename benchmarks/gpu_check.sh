@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU check of issue 4: ei_jax alone (no deep-ei) on a GPU machine, in < 5 minutes on an H100.
+#   W1 (EI_parts of Linear(25,6) sigmoid, 8 bins) at 1e8 and 1e9 samples, W2
+#   (vector_and_pairwise_ei, same layer) at 1e8 samples, and B1 (200 stacked checkpoints of a
+#   25-6-6-6-5 net: Python loop vs one compiled call). Prints samples/second ("throughput")
+#   and the first call's compile time for each, one fresh process per measurement.
+# Installs nothing: it assumes `pip install -e .` and a CUDA jaxlib (e.g. `pip install -U
+# "jax[cuda12]"`) were done in the Python it runs ($PYTHON, else .venv/bin/python, else python).
+# Usage: bash benchmarks/gpu_check.sh            # on a GPU machine
+#        bash benchmarks/gpu_check.sh --smoke    # tiny sizes, any backend (tests this script)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
+SMOKE=0
+if [ "${1:-}" = "--smoke" ]; then SMOKE=1; fi
+
+BACKEND=$("$PY" -c 'import jax; print(jax.default_backend())')
+"$PY" -c 'import jax; print("jax", jax.__version__, "| backend", jax.default_backend(), "|", jax.devices())'
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+if [ "$BACKEND" != "gpu" ] && [ "$SMOKE" = 0 ]; then
+  echo "ERROR: jax.default_backend() is '$BACKEND', not 'gpu'. Install a CUDA jaxlib in $PY" >&2
+  echo "       (pip install -U \"jax[cuda12]\") and check that jax.devices() lists the GPU." >&2
+  exit 1
+fi
+
+RUN=("$PY" benchmarks/run.py --skip-deep-ei --reps 1 --timeout 300)
+if [ "$SMOKE" = 1 ]; then
+  "${RUN[@]}" --only W1,W2,B1 --samples W1=1e6 --samples W2=1e6 --samples B1=1e4 --checkpoints 10
+  "${RUN[@]}" --only W1 --samples W1=1e7 --no-steady
+else
+  "${RUN[@]}" --only W1,W2,B1 --samples W1=1e8 --samples W2=1e8
+  "${RUN[@]}" --only W1 --samples W1=1e9 --no-steady
+fi
