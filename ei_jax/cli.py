@@ -173,8 +173,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation after every layer (checkpoints do not store it; default sigmoid)")
     g.add_argument("--in-range", type=_finite, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
                    help="range of the network's inputs, the first layer's noise range (default 0 1)")
-    g.add_argument("--input-shape", type=_count, nargs="+", default=None, metavar="D",
-                   help="shape of one input, when the first layer is not Dense (e.g. 28 28 1)")
     mp.add_argument("--json", metavar="PATH", default=None, help="also save the table as JSON")
     mp.set_defaults(func=_measure)
     return parser
@@ -245,10 +243,7 @@ def _measure(args, parser) -> int:
         ex.check_writable(args.json)
     settings = _settings(args, ex.MeasureSettings())
     model, variables, names = ex.load_any_checkpoint(args.checkpoint, activation=args.activation)
-    if args.input_shape:
-        x0 = np.zeros((1, *args.input_shape), np.float32)
-    else:
-        x0 = np.zeros(ex.first_input_shape(variables), np.float32)
+    x0 = np.zeros(ex.first_input_shape(variables), np.float32)
     top = ei_jax.topology_of(model, variables, x0)
     names = names or list(top)
     key = ex.run_keys(args.seed)[3]

@@ -479,7 +479,8 @@ def first_input_shape(variables) -> tuple[int, ...]:
     found = list(_kernels(variables.get("params", variables)))
     if not found or np.ndim(found[0][1]["kernel"]) != 2:
         raise LoadCheckpointError(
-            "Cannot tell the network's input shape from its first layer; pass --input-shape.")
+            "The network's first layer is not Dense, so ei-jax measure cannot tell its input "
+            "shape; measure it from Python with ei_jax.topology_of(model, variables, x).")
     return (1, int(found[0][1]["kernel"].shape[0]))
 
 
