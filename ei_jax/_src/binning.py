@@ -34,6 +34,8 @@ VECTOR = "vector"
 
 #: Largest bin count accepted for one variable (the histograms are limited separately).
 MAX_BINS = 1 << 20
+#: Up to this many bins, values are binned by comparisons with every threshold.
+SMALL_BINS = 16
 
 
 def check_range(name: str, value) -> tuple[float, float]:
@@ -183,17 +185,24 @@ def bin_values(values: jax.Array, binning: Binning) -> tuple[jax.Array, jax.Arra
       outside are put in the edge bins and count as valid (``side`` still reports them).
     """
     k = binning.bins
-    t = jnp.asarray(binning.thresholds)
+    th = binning.thresholds
+    t = jnp.asarray(th)
     v = jnp.asarray(values).astype(jnp.float32)
     t0, tk = t[0], t[k]
-    span = jnp.where(jnp.isfinite(tk - t0), tk - t0, jnp.float32(1.0))
-    est = jnp.floor((v - t0) * (jnp.float32(k) / span))
-    est = jnp.clip(jnp.nan_to_num(est, nan=0.0), 0, k - 1).astype(jnp.int32)
-    # Float32 estimate is off by at most one bin for any bin count we accept; two exact
-    # correction steps against the thresholds make the index exact.
-    for _ in range(2):
-        est = est - (v < t[est]).astype(jnp.int32) + (v >= t[est + 1]).astype(jnp.int32)
-        est = jnp.clip(est, 0, k - 1)
+    if k <= SMALL_BINS:
+        # Few bins: count the thresholds at or below v (no gathers; vectorises well).
+        est = jnp.zeros(v.shape, jnp.int32)
+        for j in range(1, k):
+            est = est + (v >= jnp.float32(th[j])).astype(jnp.int32)
+    else:
+        span = jnp.where(jnp.isfinite(tk - t0), tk - t0, jnp.float32(1.0))
+        est = jnp.floor((v - t0) * (jnp.float32(k) / span))
+        est = jnp.clip(jnp.nan_to_num(est, nan=0.0), 0, k - 1).astype(jnp.int32)
+        # The float32 estimate is off by at most one bin for any bin count we accept; two
+        # exact correction steps against the thresholds make the index exact.
+        for _ in range(2):
+            est = est - (v < t[est]).astype(jnp.int32) + (v >= t[est + 1]).astype(jnp.int32)
+            est = jnp.clip(est, 0, k - 1)
     below = v < t0
     above = (v >= tk) | jnp.isnan(v)
     side = jnp.where(below, -1, jnp.where(above, 1, 0)).astype(jnp.int8)
