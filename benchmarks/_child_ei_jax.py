@@ -150,7 +150,7 @@ def main(spec_path: str) -> None:
     print(json.dumps(dict(
         side="ei_jax", workload=wid, work=work, calls=calls, import_s=import_s,
         rss_import_mb=rss_import, peak_rss_mb=peak_rss_mb(), backend=jax.default_backend(),
-        devices=jax.device_count(), jax=jax.__version__,
+        devices=jax.device_count(), jax_version=jax.__version__, ei_jax_file=ei_jax.__file__,
     )))
 
 

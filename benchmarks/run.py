@@ -108,6 +108,10 @@ def parse_args(argv=None):
                    help="ei_jax batch_size for W1, W2, W4, W5, S1, S2 (default: the library's)")
     p.add_argument("--vmap-batch-size", type=count, default=4096,
                    help="ei_jax batch_size inside jax.vmap / lax.map (W3, B1); default 4096, see README")
+    p.add_argument("--rev", default=None,
+                   help="measure ei_jax as committed at this git revision (e.g. HEAD): its ei_jax/ is "
+                        "exported to a temporary directory put first on the children's PYTHONPATH; "
+                        "default: the working tree")
     p.add_argument("--no-steady", action="store_true", help="ei_jax: first call only")
     p.add_argument("--timeout", type=float, default=None, help="seconds per child process")
     p.add_argument("--json", default=None, help="also write every raw measurement to this file")
@@ -131,6 +135,13 @@ def machine_info() -> dict:
     except (OSError, StopIteration):
         pass
     info["loadavg_start"] = os.getloadavg()
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:
+        info["git_head"] = head.stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--", "ei_jax"], capture_output=True,
+                               text=True).stdout.split("\n")
+        info["ei_jax_uncommitted"] = [ln[3:] for ln in dirty if ln.strip()]
     probe = ("import jax, jaxlib, flax; print(jax.__version__, jaxlib.__version__, flax.__version__, "
              "jax.default_backend())")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.split()
@@ -275,6 +286,16 @@ def main(argv=None):
     env = ei_jax_env(args.devices)
     raw = {}
     try:
+        if args.rev:
+            src = tmp / "src"
+            src.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.rev, "ei_jax"],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH")) if p)
+            rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.rev],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            print(f"measuring ei_jax at {args.rev} = {rev} (exported to {src})", flush=True)
         n_ckpt = args.checkpoints or WORKLOADS["B1"]["quick_checkpoints" if args.quick else "checkpoints"]
         weights = tmp / "weights.npz"
         make_weights(weights, n_ckpt)
@@ -313,6 +334,9 @@ def main(argv=None):
                         seeds = seeds[:1]
                     res = run_child(python, script, dict(spec, seeds=seeds), tmp, child_env, args.timeout)
                     res["samples"] = spec.get("samples")
+                    if args.rev and name != "deep_ei" and "error" not in res \
+                            and not res["ei_jax_file"].startswith(str(tmp)):
+                        sys.exit(f"the ei_jax child imported {res['ei_jax_file']}, not the export of {args.rev}")
                     raw.setdefault(wid, {}).setdefault(name, []).append(res)
                     print(f"{wid} {name} rep {rep + 1}/{args.reps}: {brief(res)}", flush=True)
     finally:
@@ -422,6 +446,11 @@ def make_table(ids, raw, overrides, args) -> str:
             f"| {wid} | {what} | {d_cell} | {d_rss_cell} | {first} | {fmt_s(j.steady)} | {fmt_mb(j.rss)} "
             f"| {fmt_rate(j.work, j.best)} | {ratio} | {dv} / {jv} | {wl['target']} | {'; '.join(met) or '–'} |")
     lines.append("")
+    runs = [r for sides in raw.values() for name, rs in sides.items() if name != "deep_ei"
+            for r in rs if "error" not in r]
+    if runs:
+        lines.append(f"ei_jax {runs[0]['jax_version']} ran on backend {runs[0]['backend']} with "
+                     f"{runs[0]['devices']} device(s). ")
     lines.append(f"Medians over {args.reps} fresh-process repetition(s) per side; peak RSS is the largest "
                  "ru_maxrss over the repetitions and includes the interpreter and its imports "
                  "(ei_jax: jax + flax; deep-ei: torch). 'steady' is a second call in the same process with "
