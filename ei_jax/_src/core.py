@@ -328,13 +328,22 @@ def _capacity_steps(stop: int, m: int, n_dev: int) -> int:
     return -(-steps // n_dev) * n_dev
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "pair_spec", "n_steps", "groups", "rows_bound"))
+@functools.partial(jax.jit, static_argnames=("spec", "pair_spec", "n_steps", "groups", "rows_bound",
+                                             "compact"))
 def _vector_stats(key, params, stop, *, spec: Spec, pair_spec: Spec | None, n_steps: int, groups,
-                  rows_bound: int):
+                  rows_bound: int, compact: bool):
     m = spec.blocks_per_step
+    chunk = m * BLOCK
+    n_groups = len(groups)
 
     def loop(key, params, stop, n_dev, dev):
-        def body(acc, t):
+        # Only the steps that hold samples run (a dynamic trip count); the row buffer has a
+        # static capacity of ``n_steps // n_dev`` steps per device.
+        blocks = (stop + BLOCK - 1) // BLOCK
+        run_steps = (blocks + m * n_dev - 1) // (m * n_dev)
+
+        def body(t, acc):
+            codes_buf, valid_buf, below, above, pairs = acc
             x, w = _noise(spec, key, _step_ids(0, t, m, n_dev, dev), 0, stop)
             y = _forward(spec, params, x)
             xf = x.reshape(x.shape[0], -1)
@@ -346,31 +355,75 @@ def _vector_stats(key, params, stop, *, spec: Spec, pair_spec: Spec | None, n_st
                 cx = counting.row_codes(ix[:, list(gin)], spec.bx.bins)
                 cy = counting.row_codes(iy[:, list(gout)], spec.by.bins)
                 codes.append(jnp.concatenate([cx, cy], axis=1))
-            below = acc[0] + jnp.sum((side < 0) & w[:, None], axis=0, dtype=jnp.int32)
-            above = acc[1] + jnp.sum((side > 0) & w[:, None], axis=0, dtype=jnp.int32)
-            pairs = acc[2]
+            codes_buf = jax.lax.dynamic_update_slice_in_dim(codes_buf, jnp.stack(codes, axis=1), t * chunk, 0)
+            valid_buf = jax.lax.dynamic_update_slice_in_dim(valid_buf, valid, t * chunk, 0)
+            below = below + jnp.sum((side < 0) & w[:, None], axis=0, dtype=jnp.int32)
+            above = above + jnp.sum((side > 0) & w[:, None], axis=0, dtype=jnp.int32)
             if pair_spec is not None:
                 pairs = jax.tree.map(jnp.add, pairs, _pair_step(pair_spec, xf, y, w))
-            return (below, above, pairs), (jnp.stack(codes, axis=1), valid)
+            return codes_buf, valid_buf, below, above, pairs
 
+        rows = (n_steps // n_dev) * chunk
         zeros = jnp.zeros((spec.out_dim,), jnp.int32)
-        init = (zeros, zeros, _zeros_pair(pair_spec) if pair_spec is not None else None)
-        (below, above, pairs), (codes, valid) = jax.lax.scan(body, init, jnp.arange(n_steps // n_dev))
-        # rows: (steps, C, G, 4) -> (steps * C, G, 4)
-        return codes.reshape(-1, len(groups), 4), valid.reshape(-1), below, above, pairs
+        init = (jnp.zeros((rows, n_groups, 4), jnp.uint32), jnp.zeros((rows,), bool), zeros, zeros,
+                _zeros_pair(pair_spec) if pair_spec is not None else None)
+        return jax.lax.fori_loop(0, run_steps, body, init)
 
     codes, valid, below, above, pairs = _sharded(loop, spec, (key, params, stop), gathered=(0, 1))
-    # Integer-only compaction: valid rows first (stable), cut to a length that depends only
-    # on the sample count, so the float stage below sees the same arrays for any device
-    # count or chunk size.
+    if not compact:
+        return codes, valid, below, above, pairs
+    # Integer-only compaction (a cumsum and a scatter): valid rows first, in order, cut to a
+    # length that depends only on the sample count, so the entropy stage sees the same
+    # arrays for any device count or chunk size.
     length = min(valid.shape[0], rows_bound)
-    order = jnp.argsort(~valid, stable=True)[:length]
-    return codes[order], valid[order], below, above, pairs
+    pos = jnp.cumsum(valid.astype(jnp.int32)) - 1
+    dest = jnp.where(valid, pos, length)
+    packed = jnp.zeros((length, *codes.shape[1:]), codes.dtype).at[dest].set(codes, mode="drop")
+    n_valid = jnp.sum(valid, dtype=jnp.int32)
+    return packed, jnp.arange(length) < n_valid, below, above, pairs
+
+
+def _entropy_bits(codes: np.ndarray) -> float:
+    """Plug-in entropy (bits, float64) of the distinct values of a uint64 array."""
+    _, counts = np.unique(codes, return_counts=True)
+    p = counts / codes.shape[0]
+    return float(-np.sum(p * np.log2(p)))
+
+
+def _mix64(v: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, a bijection of uint64 (wrapping arithmetic)."""
+    v = v ^ (v >> np.uint64(30))
+    v = v * np.uint64(0xBF58476D1CE4E5B9)
+    v = v ^ (v >> np.uint64(27))
+    v = v * np.uint64(0x94D049BB133111EB)
+    return v ^ (v >> np.uint64(31))
+
+
+def _vector_mi_numpy(codes, valid):
+    """Host twin of :func:`_vector_mi_device`, in float64.
+
+    NumPy's vectorised sorts of uint64 are ~30x faster than XLA's comparison sort on CPU.
+    A row's two uint32 words form one uint64 code; H(X, Y) sorts a 64-bit mix of the input
+    and output codes, so two distinct (x, y) rows collide with probability 2**-64 (for 1e7
+    distinct rows, about 3e-6 merged pairs expected).
+    """
+    codes, valid = np.asarray(codes), np.asarray(valid)
+    n_groups = codes.shape[1]
+    sel = codes[valid]
+    if sel.shape[0] == 0:
+        return np.full((n_groups,), np.nan, np.float32)
+    out = np.zeros((n_groups,), np.float32)
+    for g in range(n_groups):
+        x = (sel[:, g, 0].astype(np.uint64) << np.uint64(32)) | sel[:, g, 1]
+        y = (sel[:, g, 2].astype(np.uint64) << np.uint64(32)) | sel[:, g, 3]
+        xy = _mix64(x ^ _mix64(y + np.uint64(0x9E3779B97F4A7C15)))
+        out[g] = max(_entropy_bits(x) + _entropy_bits(y) - _entropy_bits(xy), 0.0)
+    return out
 
 
 @jax.jit
-def _vector_mi(codes, valid):
-    """Vector MI (bits) of every group from compacted row codes ``(R, G, 4)``."""
+def _vector_mi_device(codes, valid):
+    """Vector MI (bits) of every group from compacted row codes ``(R, G, 4)``, on the device."""
     mis = []
     for g in range(codes.shape[1]):
         c = codes[:, g]
@@ -379,6 +432,15 @@ def _vector_mi(codes, valid):
         hxy, _ = counting.entropy_of_codes((c[:, 0], c[:, 1], c[:, 2], c[:, 3]), valid)
         mis.append(jnp.maximum(hx + hy - hxy, 0.0))
     return jnp.stack(mis)
+
+
+def _vector_mi(codes, valid):
+    """Vector MI of every group: NumPy on the host for CPU (through ``pure_callback``, so it
+    still jits and vmaps), sorting on the device for GPU/TPU."""
+    if jax.default_backend() != "cpu":
+        return _vector_mi_device(codes, valid)
+    out = jax.ShapeDtypeStruct((codes.shape[-2],), jnp.float32)
+    return jax.pure_callback(_vector_mi_numpy, out, codes, valid, vmap_method="sequential")
 
 
 def _on_first_device(tree):
@@ -490,9 +552,10 @@ def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_rang
     _, stop = _check_samples(samples)
     n_steps = _capacity_steps(stop, spec.blocks_per_step, spec.devices)
     rows_bound = BLOCK << max(0, (-(-stop // BLOCK) - 1).bit_length())
+    on_host = jax.default_backend() == "cpu"
     codes, valid, below, above, pairs = _vector_stats(
         key, params, _as_i32(stop), spec=spec, pair_spec=pair_spec, n_steps=n_steps,
-        groups=groups, rows_bound=rows_bound)
+        groups=groups, rows_bound=rows_bound, compact=not on_host)
     codes, valid = _on_first_device((codes, valid))
     return VectorStats(_vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below, above, pairs)
 
