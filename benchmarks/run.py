@@ -115,6 +115,8 @@ def parse_args(argv=None):
     p.add_argument("--no-steady", action="store_true", help="ei_jax: first call only")
     p.add_argument("--timeout", type=float, default=None, help="seconds per child process")
     p.add_argument("--json", default=None, help="also write every raw measurement to this file")
+    p.add_argument("--table-from", default=None, metavar="JSON",
+                   help="only print the table of a file written by --json")
     return p.parse_args(argv)
 
 
@@ -218,6 +220,14 @@ def ei_jax_env(devices):
     return env
 
 
+def fmt_n(n):
+    """1e7, 3e4 for round counts, else 12,345."""
+    e = len(str(n)) - 1
+    if n >= 10_000 and n % 10**e == 0:
+        return f"{n // 10**e}e{e}"
+    return f"{n:,}"
+
+
 def fmt_s(x):
     if x is None:
         return "–"
@@ -258,6 +268,12 @@ def summarize_value(v):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.table_from:
+        saved = json.loads(Path(args.table_from).read_text())
+        args.reps = max(len(runs) for sides in saved["raw"].values() for runs in sides.values())
+        print("machine:", json.dumps(saved["machine"]))
+        print(make_table(list(saved["raw"]), saved["raw"], {}, args))
+        return saved["raw"]
     if args.only:
         ids = [w.strip().upper() for w in args.only.split(",") if w.strip()]
     else:
@@ -373,6 +389,7 @@ class Side:
         self.compiles = max((r["calls"][0].get("compiles", 0) for r in ok), default=None)
         self.steady_compiles = max((r["calls"][1].get("compiles", 0) for r in ok if len(r["calls"]) > 1),
                                    default=None)
+        self.steady_compile_s = median([r["calls"][1].get("compile_s") for r in ok if len(r["calls"]) > 1])
         self.rss = max((r["peak_rss_mb"] for r in ok), default=None)
         self.rss_import = median([r["rss_import_mb"] for r in ok])
         self.work = ok[0]["work"] if ok else None
@@ -411,8 +428,7 @@ def make_table(ids, raw, overrides, args) -> str:
         for side, s in (("ei_jax", j), ("deep-ei", d)):
             if s is not None and s.errors:
                 notes.append(f"{wid} {side}: {len(s.errors)} failed run(s): {s.errors[0][-300:]}")
-        what = f"{wl['what']}, {j.samples or overrides.get(wid, wl.get('samples')):.0e} samples" \
-            if j.samples else wl["what"]
+        what = f"{wl['what']}, {fmt_n(j.samples)} samples" if j.samples else wl["what"]
         d_time = d_rss = None
         d_cell = d_rss_cell = "–"
         if d is not None and d.first is not None:
@@ -422,14 +438,13 @@ def make_table(ids, raw, overrides, args) -> str:
                 f = j.samples / d.samples
                 d_time = d.first * f
                 d_rss = d.rss_import + (d.rss - d.rss_import) * f
-                d_cell = f"~{fmt_s(d_time)} (extrapolated ×{f:g} from {fmt_s(d.first)} at {d.samples:.0e})"
+                d_cell = f"~{fmt_s(d_time)} (extrapolated ×{f:g} from {fmt_s(d.first)} at {fmt_n(d.samples)})"
                 d_rss_cell = f"~{fmt_mb(d_rss)} (extrap. from {fmt_mb(d.rss)})"
-                notes.append(f"W2: deep-ei ran {d.samples:.0e} samples; its time and its RSS above the "
+                notes.append(f"W2: deep-ei ran {fmt_n(d.samples)} samples; its time and its RSS above the "
                              f"post-import baseline ({d.rss_import:.0f} MB) are scaled ×{f:g} linearly.")
         first = (f"{fmt_s(j.first)} ({j.compiles} compiles, {fmt_s(j.compile_s)})"
                  if j.first is not None else "–")
-        if j.steady_compiles:
-            first += f"; steady call compiled {j.steady_compiles}×"
+        first += recompiled(j)
         r_steady = d_time / j.steady if d_time and j.steady else None
         r_first = d_time / j.first if d_time and j.first else None
         ratio = " / ".join(f"{r:.2f}×" if r else "–" for r in (r_steady, r_first))
@@ -463,6 +478,13 @@ def make_table(ids, raw, overrides, args) -> str:
     return "\n".join(lines)
 
 
+def recompiled(side):
+    if not side.steady_compiles:
+        return ""
+    return (f"; **the steady call compiled again** ({side.steady_compiles} compiles, "
+            f"{fmt_s(side.steady_compile_s)})")
+
+
 def b1_rows(runs, wl, notes):
     sides = {name: Side(rs) for name, rs in runs.items()}
     loop = sides.get("ei_jax loop")
@@ -471,9 +493,10 @@ def b1_rows(runs, wl, notes):
         if s.errors:
             notes.append(f"B1 {name}: {len(s.errors)} failed run(s): {s.errors[0][-300:]}")
         n_ckpt = len(s.value[0]) if s.value else 0
-        what = f"{wl['what']}: {n_ckpt} ckpts × 4 layers × {s.samples:.0e} samples, **{name[7:]}**" \
+        what = f"{wl['what']}: {n_ckpt} ckpts × 4 layers × {fmt_n(s.samples)} samples, **{name[7:]}**" \
             if s.samples else wl["what"]
         first = f"{fmt_s(s.first)} ({s.compiles} compiles, {fmt_s(s.compile_s)})" if s.first else "–"
+        first += recompiled(s)
         if loop is not None and loop.best and s.best and name != "ei_jax loop":
             ratio = f"{loop.best / s.best:.2f}× / {loop.first / s.first:.2f}× vs loop"
             met = f"{verdict(loop.best > s.best)} (steady)"
