@@ -35,7 +35,7 @@ VECTOR = "vector"
 #: Largest bin count accepted for one variable (the histograms are limited separately).
 MAX_BINS = 1 << 20
 #: Up to this many bins, values are binned by comparisons with every threshold.
-SMALL_BINS = 16
+SMALL_BINS = 32
 
 
 def check_range(name: str, value) -> tuple[float, float]:

@@ -121,7 +121,7 @@ def _check_samples(samples, start=0) -> tuple[int, int]:
 
 def _blocks_per_step(batch_size, bytes_per_sample: int) -> int:
     if batch_size is None:
-        c = max(BLOCK, min(1 << 16, CHUNK_BUDGET // max(1, bytes_per_sample)))
+        c = max(BLOCK, min(1 << 14, CHUNK_BUDGET // max(1, bytes_per_sample)))
     else:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidSamplesError(f"batch_size must be a positive int. Got {batch_size!r}.")

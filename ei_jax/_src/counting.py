@@ -67,13 +67,21 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
         counts = jnp.round(prod).astype(jnp.int32).reshape(n_in, in_bins, n_out, out_bins)
         return counts.transpose(0, 2, 1, 3)
     if method == SCATTER:
-        total = n_in * n_out * in_bins * out_bins
-        pair = (jnp.arange(n_in)[:, None] * n_out + jnp.arange(n_out)[None, :]) * (in_bins * out_bins)
-        code = pair[None] + ix[:, :, None] * out_bins + iy[:, None, :]
-        ok = vx[:, :, None] & vy[:, None, :]
-        code = jnp.where(ok, code, total).reshape(-1)
-        counts = jnp.zeros(total + 1, jnp.int32).at[code].add(1, mode="promise_in_bounds")
-        return counts[:total].reshape(n_in, n_out, in_bins, out_bins)
+        # One input neuron at a time: its n_out histograms (n_out * in_bins * out_bins ints)
+        # stay in cache, about twice as fast on CPU as one scatter into all pairs at once.
+        per_input = n_out * in_bins * out_bins
+        col = (jnp.arange(n_out) * (in_bins * out_bins))[None, :]
+
+        def one(a):
+            xa = jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False)
+            va = jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False)
+            code = col + xa[:, None] * out_bins + iy
+            code = jnp.where(va[:, None] & vy, code, per_input).reshape(-1)
+            hist = jnp.zeros(per_input + 1, jnp.int32).at[code].add(1, mode="promise_in_bounds")
+            return hist[:per_input]
+
+        counts = jax.lax.map(one, jnp.arange(n_in))
+        return counts.reshape(n_in, n_out, in_bins, out_bins)
     raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
 
 
