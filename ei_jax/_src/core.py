@@ -119,9 +119,14 @@ def _check_samples(samples, start=0) -> tuple[int, int]:
     return int(start), int(start + samples)
 
 
-def _blocks_per_step(batch_size, bytes_per_sample: int) -> int:
+def _blocks_per_step(batch_size, bytes_per_sample: int, samples=None) -> int:
     if batch_size is None:
         c = max(BLOCK, min(1 << 14, CHUNK_BUDGET // max(1, bytes_per_sample)))
+        if samples is not None:
+            # Small runs take a smaller power-of-two step instead of computing masked
+            # samples (a few compiled variants at most: 1, 2, 4, 8 or 16 blocks).
+            need = -(-int(samples) // BLOCK)
+            c = min(c, BLOCK << max(0, (need - 1).bit_length()))
     else:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidSamplesError(f"batch_size must be a positive int. Got {batch_size!r}.")
@@ -141,7 +146,8 @@ def _check_devices(devices) -> int:
 
 
 def make_spec(apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins, clip=False,
-              method="auto", batch_size=None, mode=_b.PAIR, per_input=False, devices=None) -> Spec:
+              method="auto", batch_size=None, mode=_b.PAIR, per_input=False, devices=None,
+              samples=None) -> Spec:
     """Validates arguments and builds the static :class:`Spec` (shapes via ``jax.eval_shape``)."""
     if not callable(apply_fn):
         raise TypeError(f"apply_fn must be a callable apply_fn(params, x). Got {apply_fn!r}.")
@@ -183,7 +189,7 @@ def make_spec(apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_b
         per_sample += 8 * (1 if per_input else n_in) * out_dim
     if per_input:
         per_sample += 8 * n_in
-    return Spec(apply_fn, in_shape, out_dim, bx, by, method, _blocks_per_step(batch_size, per_sample),
+    return Spec(apply_fn, in_shape, out_dim, bx, by, method, _blocks_per_step(batch_size, per_sample, samples),
                 _check_devices(devices))
 
 
@@ -312,6 +318,11 @@ def _sensitivity_stats(key, params, start, stop, *, spec: Spec, baseline: float)
         return (jax.lax.fori_loop(0, n_steps, body, _zeros_pair(spec, (n_in,))),)
 
     return _sharded(loop, spec, (key, params, start, stop))[0]
+
+
+def _hint(samples):
+    """A sample count usable as a chunk-size hint (None when invalid: checked later)."""
+    return samples if isinstance(samples, int) and not isinstance(samples, bool) and samples > 0 else None
 
 
 def _as_i32(v):
@@ -504,7 +515,7 @@ def pairwise_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_ra
     """
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
-                     batch_size=batch_size, devices=devices)
+                     batch_size=batch_size, devices=devices, samples=_hint(samples))
     lo, hi = _check_samples(samples, start)
     return _pair_stats(key, params, _as_i32(lo), _as_i32(hi), spec=spec)
 
@@ -520,7 +531,7 @@ def sensitivity_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out
     """
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
-                     batch_size=batch_size, per_input=True, devices=devices)
+                     batch_size=batch_size, per_input=True, devices=devices, samples=_hint(samples))
     lo, hi = _check_samples(samples, start)
     return _sensitivity_stats(key, params, _as_i32(lo), _as_i32(hi), spec=spec, baseline=float(baseline))
 
