@@ -614,6 +614,10 @@ def map_params(fn, stacked_params, *, group_size=None, memory_budget=1 << 30):
     group, sequential across groups with ``jax.lax.map``), so memory stays bounded however
     many checkpoints there are.
 
+    The call is one ``jax.jit`` of ``fn``: a new ``fn`` object (e.g. a new ``lambda`` closing
+    over a new key) compiles again, so keep ``fn`` and vary only the stacked parameters to
+    reuse the compiled program.
+
     Args:
       fn: a function of one parameter set.
       stacked_params: pytree whose leaves have a leading axis ``N``.
@@ -647,4 +651,9 @@ def map_params(fn, stacked_params, *, group_size=None, memory_budget=1 << 30):
         group_size = max(1, int(memory_budget) // CHUNK_BUDGET)
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
         raise InvalidSamplesError(f"group_size must be a positive int. Got {group_size!r}.")
-    return jax.jit(lambda p: jax.lax.map(fn, p, batch_size=min(group_size, n)))(stacked_params)
+    return _mapped(fn, min(group_size, n))(stacked_params)
+
+
+@functools.lru_cache(maxsize=64)
+def _mapped(fn, batch_size: int):
+    return jax.jit(lambda p: jax.lax.map(fn, p, batch_size=batch_size))
