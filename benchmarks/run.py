@@ -438,10 +438,10 @@ def make_table(ids, raw, overrides, args) -> str:
                 f = j.samples / d.samples
                 d_time = d.first * f
                 d_rss = d.rss_import + (d.rss - d.rss_import) * f
-                d_cell = f"~{fmt_s(d_time)} (extrapolated ×{f:g} from {fmt_s(d.first)} at {fmt_n(d.samples)})"
+                d_cell = f"~{fmt_s(d_time)} (extrapolated ×{f:.3g} from {fmt_s(d.first)} at {fmt_n(d.samples)})"
                 d_rss_cell = f"~{fmt_mb(d_rss)} (extrap. from {fmt_mb(d.rss)})"
                 notes.append(f"W2: deep-ei ran {fmt_n(d.samples)} samples; its time and its RSS above the "
-                             f"post-import baseline ({d.rss_import:.0f} MB) are scaled ×{f:g} linearly.")
+                             f"post-import baseline ({d.rss_import:.0f} MB) are scaled ×{f:.3g} linearly.")
         first = (f"{fmt_s(j.first)} ({j.compiles} compiles, {fmt_s(j.compile_s)})"
                  if j.first is not None else "–")
         first += recompiled(j)
