@@ -115,9 +115,15 @@ def main(spec_path: str) -> None:
                 return jax.jit(lambda key, ks: jax.vmap(lambda w: one(key, w))(ks))
             return jax.jit(lambda key, ks: jax.lax.map(lambda w: one(key, w), ks))
 
+        def per_set(kwargs):
+            """map_params' fn, defined once per layer; the key travels in the stacked pytree."""
+            return lambda p: core.ei_parts(p[0], dense_sigmoid, p[1], **kwargs)
+
         if variant in ("vmap", "lax.map"):
             fns = [stacked(kw(k)) for k in stacks]
-        elif variant not in ("loop", "map_params"):
+        elif variant == "map_params":
+            fns = [per_set(kw(k)) for k in stacks]
+        elif variant not in ("loop", "map_params_new_fn"):
             raise ValueError(f"unknown B1 variant {variant!r}")
 
         def measure(key):
@@ -126,7 +132,10 @@ def main(spec_path: str) -> None:
                 if variant == "loop":  # the Python loop a user would write, results kept on device
                     out.append(jnp.stack([core.ei_parts(key, dense_sigmoid, k[t], **kw(k))
                                           for t in range(n_ckpt)]))
-                elif variant == "map_params":  # the library's helper, as its docstring shows
+                elif variant == "map_params":  # as its docstring advises: same fn, stacked inputs
+                    keys = jnp.broadcast_to(key, (n_ckpt,))  # the same key for every checkpoint
+                    out.append(core.map_params(fns[i], (keys, k)))
+                elif variant == "map_params_new_fn":  # a new lambda closing over the key: compiles again
                     out.append(core.map_params(
                         lambda w, k=k: core.ei_parts(key, dense_sigmoid, w, **kw(k)), k))
                 else:

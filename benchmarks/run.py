@@ -103,7 +103,8 @@ def parse_args(argv=None):
     p.add_argument("--samples", action="append", default=[], metavar="ID=N",
                    help="override a workload's (ei_jax) sample count, e.g. --samples W1=1e8")
     p.add_argument("--checkpoints", type=count, default=None, help="B1: number of stacked checkpoints")
-    p.add_argument("--variants", default=",".join(B1_VARIANTS), help="B1 variants: loop, vmap, map_params, lax.map (default: loop,vmap,map_params)")
+    p.add_argument("--variants", default=",".join(B1_VARIANTS), help="B1 variants: loop, vmap, map_params, map_params_new_fn, lax.map "
+                        "(default: loop,vmap,map_params)")
     p.add_argument("--batch-size", type=count, default=None,
                    help="ei_jax batch_size for W1, W2, W4, W5, S1, S2 (default: the library's)")
     p.add_argument("--vmap-batch-size", type=count, default=4096,
