@@ -20,7 +20,8 @@ Workloads (deep-ei: ``torch.set_num_threads(1)``, ``batch_size=1000``; same weig
 * W5 ``ei_parts`` in automatic mode (threshold 0.05), Linear(10, 10) sigmoid, 64 bins.
 * B1 (ei_jax only) EI_parts of the 4 layers of a 25-6-6-6-5 sigmoid net for 200 stacked
   checkpoints, 1e5 samples each: a Python loop over checkpoints against one compiled call per
-  layer (``jax.jit`` of ``jax.vmap``, and the library's ``ei_jax.core.map_params``).
+  layer (``jax.jit`` of ``jax.vmap``, and the library's ``ei_jax.core.map_params``, with one
+  ``fn`` and with a new ``fn`` per key).
 * ``--scale``: S1 = W1's layer at 1e9 samples, S2 = vector EI (``ei_jax.ei``) at 1e7 rows.
 
 ei_jax's first call (including compilation) and its steady state (a second call in the same
@@ -76,7 +77,7 @@ WORKLOADS = {
 }
 DEFAULT = ["W1", "W2", "W3", "W4", "W5", "B1"]
 SCALE = ["S1", "S2"]
-B1_VARIANTS = ["loop", "vmap", "map_params"]
+B1_VARIANTS = ["loop", "vmap", "map_params", "map_params_new_fn"]
 
 
 def count(text: str) -> int:
@@ -104,7 +105,7 @@ def parse_args(argv=None):
                    help="override a workload's (ei_jax) sample count, e.g. --samples W1=1e8")
     p.add_argument("--checkpoints", type=count, default=None, help="B1: number of stacked checkpoints")
     p.add_argument("--variants", default=",".join(B1_VARIANTS), help="B1 variants: loop, vmap, map_params, map_params_new_fn, lax.map "
-                        "(default: loop,vmap,map_params)")
+                        "(default: all but lax.map)")
     p.add_argument("--batch-size", type=count, default=None,
                    help="ei_jax batch_size for W1, W2, W4, W5, S1, S2 (default: the library's)")
     p.add_argument("--vmap-batch-size", type=count, default=4096,
