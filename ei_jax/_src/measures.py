@@ -197,7 +197,7 @@ def _count_pairs(stats_fn, key, problem, kw, samples, *, progress, desc, start=0
     return sampling.counted_in_pieces(count, start, samples, progress=progress, desc=desc)
 
 
-def _check_samples_arg(samples, name="samples"):
+def _check_samples_arg(samples):
     core._check_samples(samples)  # raises InvalidSamplesError
     return int(samples)
 

@@ -42,7 +42,6 @@ whose Flatten/pool nodes break the chain, falls back to ``(-10, 10)``; pass
 
 import contextlib
 import functools
-import math
 from typing import Any
 
 import jax.numpy as jnp
@@ -557,7 +556,3 @@ def _nested_message(unsupported):
         return f"Module {name} at {_name(path)!r} is not supported inside the Sequential."
     return "The Sequential contains nested modules ei_jax cannot measure layer by layer."
 
-
-def in_features(top: nx.DiGraph, name: str) -> int:
-    """Number of input neurons of a node."""
-    return math.prod(top.nodes[name]["input"]["shape"][1:])
