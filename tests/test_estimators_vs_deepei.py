@@ -65,7 +65,7 @@ def pairwise_results():
 
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[f"{c[0]}-{c[5]}bins" for c in CASES])
-@pytest.mark.parametrize("method", ["onehot", "scatter"])
+@pytest.mark.parametrize("method", ["onehot", "bits", "scatter"])
 def test_pairwise_mi_equals_deep_ei(pairwise_results, case, method):
     (x, y, r_in, r_out, bins), ref = pairwise_results[0][case], pairwise_results[1][case]
     got = np.asarray(ei_jax.pairwise_mutual_information(

@@ -185,8 +185,9 @@ def make_spec(apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_b
     per_sample = 16 * (n_in + out_dim)
     if method == counting.ONEHOT:
         per_sample += 4 * ((1 if per_input else n_in) * bx.bins + out_dim * by.bins)
-    else:
+    elif method == counting.SCATTER:
         per_sample += 8 * (1 if per_input else n_in) * out_dim
+    # (the bits kernel works in fixed slices of counting.BITS_SLICE samples)
     if per_input:
         per_sample += 8 * n_in
     return Spec(apply_fn, in_shape, out_dim, bx, by, method, _blocks_per_step(batch_size, per_sample, samples),
@@ -499,7 +500,7 @@ _DOC_ARGS = """
       start: index of the first sample (consecutive calls add up to one long run).
       batch_size: samples per step (memory/speed only; rounded up to a multiple of 1024).
       clip: put out-of-range outputs in the edge bins instead of dropping them.
-      method: counting kernel, ``"auto"``, ``"onehot"`` or ``"scatter"``.
+      method: counting kernel, ``"auto"``, ``"onehot"``, ``"bits"`` or ``"scatter"``.
       devices: how many of ``jax.devices()`` share the sample blocks (default: all). The
         result is identical for any number.
 """

@@ -4,6 +4,10 @@ Counts are int32 within one call. Two kernels count pairwise joint histograms:
 
 * ``"onehot"``: a one-hot matrix product ``onehot(x)^T @ onehot(y)`` in float32, exact while a
   chunk has at most 2**24 samples, then cast to int32 (fast on accelerators and for few bins);
+* ``"bits"``: bit-sliced counting: per slice of ``BITS_SLICE`` samples, every (neuron, bin)
+  indicator is packed into 16-bit words (one bit per sample) and a joint count is the
+  popcount of the AND of two packed words, summed (fast on CPU for few bins: 16 samples per
+  integer operation, and each slice stays in cache);
 * ``"scatter"``: a scatter-add of one combined index per sample and pair (fast on CPU for
   many bins).
 
@@ -18,8 +22,14 @@ import numpy as np
 
 ONEHOT = "onehot"
 SCATTER = "scatter"
+BITS = "bits"
 AUTO = "auto"
-METHODS = (AUTO, ONEHOT, SCATTER)
+METHODS = (AUTO, ONEHOT, BITS, SCATTER)
+
+#: Samples per slice of the ``"bits"`` kernel. A joint count within a slice is at most this,
+#: so the int16 sums over a slice cannot overflow.
+BITS_SLICE = 512
+_WORD = 16
 
 #: Largest chunk for which float32 one-hot sums are exact integers.
 MAX_ONEHOT_CHUNK = 1 << 24
@@ -31,7 +41,8 @@ def choose_method(method: str, in_bins: int, out_bins: int) -> str:
         return method
     cells = in_bins * out_bins
     if jax.default_backend() == "cpu":
-        return ONEHOT if cells <= 144 else SCATTER
+        # Measured on a 2-core EPYC: bits beats scatter up to about 20 x 20 bins.
+        return BITS if cells <= 400 else SCATTER
     return ONEHOT if cells <= 4096 else SCATTER
 
 
@@ -42,7 +53,7 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
       ix: int32 ``(C, n_in)`` input bin indices; vx: bool ``(C, n_in)`` validity.
       iy: int32 ``(C, n_out)`` output bin indices; vy: bool ``(C, n_out)`` validity.
       in_bins, out_bins: bin counts (static).
-      method: ``"onehot"``, ``"scatter"`` or ``"auto"``.
+      method: ``"onehot"``, ``"bits"``, ``"scatter"`` or ``"auto"``.
 
     Returns:
       int32 ``(n_in, n_out, in_bins, out_bins)``: ``counts[A, B, i, j]`` is the number of
@@ -66,6 +77,8 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
         )
         counts = jnp.round(prod).astype(jnp.int32).reshape(n_in, in_bins, n_out, out_bins)
         return counts.transpose(0, 2, 1, 3)
+    if method == BITS:
+        return _bits_counts(ix, vx, iy, vy, in_bins, out_bins)
     if method == SCATTER:
         # One input neuron at a time: its n_out histograms (n_out * in_bins * out_bins ints)
         # stay in cache, about twice as fast on CPU as one scatter into all pairs at once.
@@ -83,6 +96,43 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
         counts = jax.lax.map(one, jnp.arange(n_in))
         return counts.reshape(n_in, n_out, in_bins, out_bins)
     raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+
+
+def _pack_bits(idx, valid, bins):
+    """``(W * 16, n)`` bin indices -> uint16 ``(W, n * bins)``: bit ``s`` of word ``w`` in
+    column ``(k, b)`` says that sample ``16 w + s`` is valid in column ``k`` and in bin ``b``."""
+    rows, n = idx.shape
+    hot = (idx[..., None] == jnp.arange(bins, dtype=idx.dtype)[None, None, :]) & valid[..., None]
+    hot = hot.reshape(rows // _WORD, _WORD, n * bins).astype(jnp.uint16)
+    shifts = jnp.arange(_WORD, dtype=jnp.uint16)[None, :, None]
+    return jnp.sum(hot << shifts, axis=1, dtype=jnp.uint16)
+
+
+def _bits_counts(ix, vx, iy, vy, in_bins, out_bins):
+    c, n_in = ix.shape
+    n_out = iy.shape[1]
+    pad = -c % BITS_SLICE
+    if pad:  # padded rows are invalid, so they count nowhere
+        ix, vx, iy, vy = (jnp.pad(a, ((0, pad), (0, 0))) for a in (ix, vx, iy, vy))
+    n_slices = (c + pad) // BITS_SLICE
+
+    def slice_of(a, t):
+        return jax.lax.dynamic_slice_in_dim(a, t * BITS_SLICE, BITS_SLICE, axis=0)
+
+    def body(t, acc):
+        px = _pack_bits(slice_of(ix, t), slice_of(vx, t), in_bins)
+        py = _pack_bits(slice_of(iy, t), slice_of(vy, t), out_bins)
+        # A sum of per-word terms, written out, fuses into one loop over the cells: a
+        # reduction over a (words, cells) array would materialise it (and be slower). Each
+        # cell is <= BITS_SLICE: exact in int16, which halves the vector width needed.
+        total = jax.lax.population_count(px[0][:, None] & py[0][None, :]).astype(jnp.int16)
+        for w in range(1, BITS_SLICE // _WORD):
+            total = total + jax.lax.population_count(px[w][:, None] & py[w][None, :]).astype(jnp.int16)
+        return acc + total.astype(jnp.int32)
+
+    acc = jnp.zeros((n_in * in_bins, n_out * out_bins), jnp.int32)
+    counts = jax.lax.fori_loop(0, n_slices, body, acc)
+    return counts.reshape(n_in, in_bins, n_out, out_bins).transpose(0, 2, 1, 3)
 
 
 # --- vector row codes ------------------------------------------------------------------

@@ -120,7 +120,7 @@ def joint_histograms(x, y, *, in_range, in_bins, out_range, out_bins, clip=False
       y: float ``(S, n_out)`` samples of the output neurons.
       in_range, in_bins, out_range, out_bins: ranges ``(lo, hi)`` and bin counts.
       clip: put out-of-range values in the edge bins instead of dropping them.
-      method: counting kernel, ``"auto"``, ``"onehot"`` or ``"scatter"``.
+      method: counting kernel, ``"auto"``, ``"onehot"``, ``"bits"`` or ``"scatter"``.
       chunk_size: samples counted at once (memory only; the result does not depend on it).
 
     Returns:
