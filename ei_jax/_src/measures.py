@@ -149,17 +149,24 @@ def resolve(topology, layer, *, in_layer=None, in_range=None, out_range=None, ac
 
 # --- host-side MI and reporting ----------------------------------------------------------------
 
+def _sum_xlog2x(x, axes):
+    xf = x.astype(np.float64)
+    lg = np.log2(xf, out=np.zeros_like(xf), where=xf > 0)
+    return np.sum(xf * lg, axis=axes)
+
+
 def mi_matrix(counts) -> np.ndarray:
-    """Plug-in MI (bits, float64) of int64 joint histograms ``(..., kx, ky)``; NaN if empty."""
+    """Plug-in MI (bits, float64) of int64 joint histograms ``(..., kx, ky)``; NaN if empty.
+
+    ``I = log2 n + (S(joint) - S(rows) - S(columns)) / n`` with ``S(c) = sum c log2 c``:
+    logarithms of the non-zero counts only (float64: absolute error ~1e-12 bits).
+    """
     c = np.asarray(counts, np.int64)
     n = c.sum(axis=(-2, -1))
-    a = c.sum(axis=-1).astype(np.float64)
-    b = c.sum(axis=-2).astype(np.float64)
-    cf = c.astype(np.float64)
+    nf = n.astype(np.float64)
+    s = _sum_xlog2x(c, (-2, -1)) - _sum_xlog2x(c.sum(axis=-1), -1) - _sum_xlog2x(c.sum(axis=-2), -1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = cf * n[..., None, None] / (a[..., :, None] * b[..., None, :])
-        terms = np.where(c > 0, cf * np.log2(np.where(c > 0, ratio, 1.0)), 0.0)
-        mi = terms.sum(axis=(-2, -1)) / n
+        mi = np.log2(nf) + s / nf
     return np.where(n > 0, np.maximum(mi, 0.0), np.nan)
 
 
@@ -259,7 +266,7 @@ def ei_parts_matrix(key, topology, layer, *, in_layer=None, samples=None, thresh
       in_bins, out_bins: bin counts (deep-ei's default 64).
       activation: override the layer's output activation (name or callable).
       clip: put out-of-range outputs in the edge bins instead of dropping them.
-      method: counting kernel (``"auto"``, ``"onehot"``, ``"scatter"``).
+      method: counting kernel (``"auto"``, ``"onehot"``, ``"bits"``, ``"scatter"``).
       progress: show a progress bar (default: only for very long runs).
 
     Returns:
