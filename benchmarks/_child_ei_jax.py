@@ -116,8 +116,8 @@ def main(spec_path: str) -> None:
             return jax.jit(lambda key, ks: jax.lax.map(lambda w: one(key, w), ks))
 
         def per_set(kwargs):
-            """map_params' fn, defined once per layer; the key travels in the stacked pytree."""
-            return lambda p: core.ei_parts(p[0], dense_sigmoid, p[1], **kwargs)
+            """map_params' fn, defined once per layer; the key is a shared (unmapped) argument."""
+            return lambda w, key: core.ei_parts(key, dense_sigmoid, w, **kwargs)
 
         if variant in ("vmap", "lax.map"):
             fns = [stacked(kw(k)) for k in stacks]
@@ -132,9 +132,8 @@ def main(spec_path: str) -> None:
                 if variant == "loop":  # the Python loop a user would write, results kept on device
                     out.append(jnp.stack([core.ei_parts(key, dense_sigmoid, k[t], **kw(k))
                                           for t in range(n_ckpt)]))
-                elif variant == "map_params":  # as its docstring advises: same fn, stacked inputs
-                    keys = jnp.broadcast_to(key, (n_ckpt,))  # the same key for every checkpoint
-                    out.append(core.map_params(fns[i], (keys, k)))
+                elif variant == "map_params":  # as its docstring advises: same fn, key shared
+                    out.append(core.map_params(fns[i], k, key))
                 elif variant == "map_params_new_fn":  # a new lambda closing over the key: compiles again
                     out.append(core.map_params(
                         lambda w, k=k: core.ei_parts(key, dense_sigmoid, w, **kw(k)), k))

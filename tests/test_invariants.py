@@ -88,6 +88,13 @@ def test_map_params_groups_a_stack_and_equals_a_loop():
     counts = lambda w: core.pairwise_stats(jax.random.key(9), sigmoid_apply, w, **kw).counts  # noqa: E731
     np.testing.assert_array_equal(np.asarray(core.map_params(counts, ws, group_size=4)),
                                   np.stack([np.asarray(counts(w)) for w in ws]))
+    # The key as a shared (unmapped) argument: the same numbers, whatever the key is.
+    shared = lambda w, key: core.pairwise_stats(key, sigmoid_apply, w, **kw).counts  # noqa: E731
+    np.testing.assert_array_equal(np.asarray(core.map_params(shared, ws, jax.random.key(9), group_size=4)),
+                                  np.stack([np.asarray(counts(w)) for w in ws]))
+    other = np.asarray(core.map_params(shared, ws[:2], jax.random.key(10)))
+    np.testing.assert_array_equal(other[1], np.asarray(shared(ws[1], jax.random.key(10))))
+    assert not np.array_equal(other[1], np.asarray(counts(ws[1])))
     with pytest.raises(ei_jax.ShapeMismatchError, match="leading"):
         core.map_params(fn, {"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))})
 

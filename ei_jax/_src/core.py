@@ -606,22 +606,28 @@ def vector_ei(key, apply_fn, params, **kwargs) -> jax.Array:
     return vector_stats(key, apply_fn, params, **kwargs).mi[0]
 
 
-def map_params(fn, stacked_params, *, group_size=None, memory_budget=1 << 30):
+def map_params(fn, stacked_params, *shared, group_size=None, memory_budget=1 << 30):
     """Applies a measure to every parameter set of a stack in one compiled call.
 
-    ``fn(params) -> pytree of arrays`` is e.g.
-    ``lambda p: ei_parts(key, apply_fn, p, in_shape=..., samples=...)``. The stack is
+    ``fn(params, *shared) -> pytree of arrays`` is e.g.
+    ``lambda p, key: ei_parts(key, apply_fn, p, in_shape=..., samples=...)``. The stack is
     processed ``group_size`` parameter sets at a time (vectorised with ``jax.vmap`` within a
     group, sequential across groups with ``jax.lax.map``), so memory stays bounded however
     many checkpoints there are.
 
+    ``shared`` arguments (typically the key) are the same for every parameter set and are
+    not mapped over: with one key, every checkpoint is measured on the same noise, which is
+    drawn once per group instead of once per checkpoint (and differences between checkpoints
+    are not blurred by different noise).
+
     The call is one ``jax.jit`` of ``fn``: a new ``fn`` object (e.g. a new ``lambda`` closing
-    over a new key) compiles again, so keep ``fn`` and vary only the stacked parameters to
-    reuse the compiled program.
+    over a new key) compiles again, so define ``fn`` once and pass what changes (the stack,
+    the key) as arguments.
 
     Args:
-      fn: a function of one parameter set.
+      fn: a function of one parameter set (and the ``shared`` arguments).
       stacked_params: pytree whose leaves have a leading axis ``N``.
+      *shared: arguments passed unchanged to every call of ``fn``.
       group_size: parameter sets measured at once; default ``memory_budget // CHUNK_BUDGET``.
       memory_budget: working memory (bytes) the default group size aims at.
 
@@ -633,9 +639,11 @@ def map_params(fn, stacked_params, *, group_size=None, memory_budget=1 << 30):
       >>> from ei_jax import core
       >>> def apply(w, x):
       ...     return jax.nn.sigmoid(x @ w)
+      >>> def measure(w, key):
+      ...     return core.ei_parts(key, apply, w, in_shape=(3,), in_range=(0, 1), in_bins=8,
+      ...                          out_range=(0, 1), out_bins=8, samples=5000)
       >>> ws = jax.random.normal(jax.random.key(0), (20, 3, 2))
-      >>> out = core.map_params(lambda w: core.ei_parts(jax.random.key(1), apply, w, in_shape=(3,),
-      ...     in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8, samples=5000), ws, group_size=8)
+      >>> out = core.map_params(measure, ws, jax.random.key(1), group_size=8)
       >>> out.shape
       (20,)
     """
@@ -652,9 +660,9 @@ def map_params(fn, stacked_params, *, group_size=None, memory_budget=1 << 30):
         group_size = max(1, int(memory_budget) // CHUNK_BUDGET)
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1:
         raise InvalidSamplesError(f"group_size must be a positive int. Got {group_size!r}.")
-    return _mapped(fn, min(group_size, n))(stacked_params)
+    return _mapped(fn, min(group_size, n))(stacked_params, *shared)
 
 
 @functools.lru_cache(maxsize=64)
 def _mapped(fn, batch_size: int):
-    return jax.jit(lambda p: jax.lax.map(fn, p, batch_size=batch_size))
+    return jax.jit(lambda p, *shared: jax.lax.map(lambda q: fn(q, *shared), p, batch_size=batch_size))
