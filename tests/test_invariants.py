@@ -275,3 +275,27 @@ def test_counting_kernels_equal_a_numpy_count(rows, n_in, n_out, in_bins, out_bi
     assert got.dtype == jnp.int32
     np.testing.assert_array_equal(np.asarray(got), want)
     assert want[0, 0, 0, out_bins - 1] == rows
+
+
+@pytest.mark.parametrize("samples", [5_000, 40_000])
+def test_device_entropy_path_equals_host_path_for_any_chunk(weights, samples):
+    """The GPU/TPU path (integer compaction + on-device sort) run here on CPU: it must give the
+    host (NumPy float64) path's numbers, and the same float32 bits for any chunk size."""
+    spec_kw = dict(in_shape=(6,), in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4, mode="vector")
+    stop = samples
+    results = []
+    for bs in (1024, 3072, 8192):
+        spec = core_impl.make_spec(sigmoid_apply, weights, batch_size=bs, **spec_kw)
+        n_steps = core_impl._capacity_steps(stop, spec.blocks_per_step, 1)
+        rows_bound = 1024 << max(0, (-(-stop // 1024) - 1).bit_length())
+        kw = dict(spec=spec, pair_spec=None, n_steps=n_steps, groups=(((0, 1, 2, 3, 4, 5), (0, 1, 2, 3)),),
+                  rows_bound=rows_bound)
+        packed, valid, *_ = core_impl._vector_stats(jax.random.key(3), weights, jnp.int32(stop), compact=True, **kw)
+        raw, raw_valid, *_ = core_impl._vector_stats(jax.random.key(3), weights, jnp.int32(stop), compact=False, **kw)
+        device = np.asarray(core_impl._vector_mi_device(packed, valid))
+        host = core_impl._vector_mi_numpy(np.asarray(raw), np.asarray(raw_valid))
+        np.testing.assert_allclose(device, host, atol=2e-5)
+        assert host[0] > 0.5
+        results.append(device)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
