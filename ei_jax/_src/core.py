@@ -398,85 +398,6 @@ def _vector_stats(key, params, stop, *, spec: Spec, pair_spec: Spec | None, n_st
     return packed, jnp.arange(length) < n_valid, below, above, pairs
 
 
-def _entropy_bits(codes: np.ndarray) -> float:
-    """Plug-in entropy (bits, float64) of the distinct values of a uint64 array (sorted in
-    place: the caller's array is scratch)."""
-    n = codes.shape[0]
-    codes.sort()
-    starts = np.flatnonzero(codes[1:] != codes[:-1])
-    counts = np.diff(starts, prepend=-1, append=n - 1).astype(np.float64)
-    return float(np.log2(n) - np.dot(counts, np.log2(counts)) / n)
-
-
-def _mix64(v: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, a bijection of uint64 (wrapping arithmetic), in place."""
-    v ^= v >> np.uint64(30)
-    v *= np.uint64(0xBF58476D1CE4E5B9)
-    v ^= v >> np.uint64(27)
-    v *= np.uint64(0x94D049BB133111EB)
-    v ^= v >> np.uint64(31)
-    return v
-
-
-def _word_pair(codes, valid, hi: int) -> np.ndarray:
-    """The valid rows' words ``hi`` and ``hi + 1`` as one uint64 per row (a new array)."""
-    v = codes[valid, hi].astype(np.uint64)
-    v <<= np.uint64(32)
-    v |= codes[valid, hi + 1]
-    return v
-
-
-def _vector_mi_numpy(codes, valid):
-    """Host twin of :func:`_vector_mi_device`, in float64.
-
-    NumPy's vectorised sorts of uint64 are ~30x faster than XLA's comparison sort on CPU.
-    A row's two uint32 words form one uint64 code; H(X, Y) sorts a 64-bit mix of the input
-    and output codes, so two distinct (x, y) rows collide with probability 2**-64 (for 1e7
-    distinct rows, about 3e-6 merged pairs expected). Works in place on a few uint64 arrays
-    of the valid rows (memory: ~3 x 8 bytes per row on top of the codes).
-    """
-    codes, valid = np.asarray(codes), np.asarray(valid)
-    n_groups = codes.shape[1]
-    if not valid.any():
-        return np.full((n_groups,), np.nan, np.float32)
-    out = np.zeros((n_groups,), np.float32)
-    for g in range(n_groups):
-        cg = codes[:, g]
-        y = _word_pair(cg, valid, 2)
-        xy = _mix64(y + np.uint64(0x9E3779B97F4A7C15))
-        h = _entropy_bits(y)
-        del y
-        x = _word_pair(cg, valid, 0)
-        xy ^= x
-        h += _entropy_bits(x)
-        del x
-        h -= _entropy_bits(_mix64(xy))
-        out[g] = max(h, 0.0)
-    return out
-
-
-@jax.jit
-def _vector_mi_device(codes, valid):
-    """Vector MI (bits) of every group from compacted row codes ``(R, G, 4)``, on the device."""
-    mis = []
-    for g in range(codes.shape[1]):
-        c = codes[:, g]
-        hx, _ = counting.entropy_of_codes((c[:, 0], c[:, 1]), valid)
-        hy, _ = counting.entropy_of_codes((c[:, 2], c[:, 3]), valid)
-        hxy, _ = counting.entropy_of_codes((c[:, 0], c[:, 1], c[:, 2], c[:, 3]), valid)
-        mis.append(jnp.maximum(hx + hy - hxy, 0.0))
-    return jnp.stack(mis)
-
-
-def _vector_mi(codes, valid):
-    """Vector MI of every group: NumPy on the host for CPU (through ``pure_callback``, so it
-    still jits and vmaps), sorting on the device for GPU/TPU."""
-    if jax.default_backend() != "cpu":
-        return _vector_mi_device(codes, valid)
-    out = jax.ShapeDtypeStruct((codes.shape[-2],), jnp.float32)
-    return jax.pure_callback(_vector_mi_numpy, out, codes, valid, vmap_method="sequential")
-
-
 def _on_first_device(tree):
     """Commits arrays to one device, so the float stage is one and the same program."""
     dev = jax.devices()[0]
@@ -591,7 +512,7 @@ def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_rang
         key, params, _as_i32(stop), spec=spec, pair_spec=pair_spec, n_steps=n_steps,
         groups=groups, rows_bound=rows_bound, compact=not on_host)
     codes, valid = _on_first_device((codes, valid))
-    return VectorStats(_vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below, above, pairs)
+    return VectorStats(counting.vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below, above, pairs)
 
 
 def ei_parts_matrix(key, apply_fn, params, **kwargs) -> jax.Array:

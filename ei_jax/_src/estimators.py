@@ -197,12 +197,8 @@ def _vector_mi(x, y, *, bx, by):
     ix, vx, _ = _b.bin_values(x, bx)
     iy, vy, _ = _b.bin_values(y, by)
     w = jnp.all(vx, axis=1) & jnp.all(vy, axis=1)
-    cx = counting.row_codes(ix, bx.bins)
-    cy = counting.row_codes(iy, by.bins)
-    hx, n = counting.entropy_of_codes((cx[:, 0], cx[:, 1]), w)
-    hy, _ = counting.entropy_of_codes((cy[:, 0], cy[:, 1]), w)
-    hxy, _ = counting.entropy_of_codes((cx[:, 0], cx[:, 1], cy[:, 0], cy[:, 1]), w)
-    return jnp.maximum(hx + hy - hxy, 0.0), n
+    codes = jnp.concatenate([counting.row_codes(ix, bx.bins), counting.row_codes(iy, by.bins)], axis=1)
+    return counting.vector_mi(codes[:, None, :], w)[0], jnp.sum(w, dtype=jnp.int32)
 
 
 def mutual_information(x, y, *, in_range, in_bins, out_range, out_bins, clip=False):
@@ -248,9 +244,7 @@ def mutual_information(x, y, *, in_range, in_bins, out_range, out_bins, clip=Fal
 @functools.partial(jax.jit, static_argnames=("bx",))
 def _vector_entropy(x, *, bx):
     ix, vx, _ = _b.bin_values(x, bx)
-    cx = counting.row_codes(ix, bx.bins)
-    h, _ = counting.entropy_of_codes((cx[:, 0], cx[:, 1]), jnp.all(vx, axis=1))
-    return h
+    return counting.vector_entropy(counting.row_codes(ix, bx.bins), jnp.all(vx, axis=1))
 
 
 def entropy(x, *, range, bins, clip=False):  # noqa: A002 - deep-ei's argument name
