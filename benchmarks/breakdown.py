@@ -4,8 +4,8 @@
 
 Times, for Linear(25, 6) + sigmoid with ``--bins`` bins and the same chunk as ei_jax, a
 jitted ``fori_loop`` over chunks of: (1) the noise (``uniform_blocks``), (2) noise + forward
-pass, (3) + binning, (4) + pairwise counts with the one-hot kernel, (5) with the scatter
-kernel; and (6) the public ``ei_jax.core.pairwise_stats`` itself. Each stage is reported in
+pass, (3) + binning, (4) + pairwise counts with the one-hot kernel, (5) with the bits kernel, (6) with the
+scatter kernel; and (7) the public ``ei_jax.core.pairwise_stats`` itself. Each stage is reported in
 ns per sample (steady state, median of 3), so the difference between rows is what a stage
 costs. It reads ei_jax's private modules, so it follows whatever the library does now.
 """
@@ -72,6 +72,7 @@ def main(argv=None):
         ("+ forward (x @ w, sigmoid)", stage(2)),
         ("+ binning (inputs and outputs)", stage(3)),
         ("+ counts, onehot kernel", stage(4, counting.ONEHOT)),
+        ("+ counts, bits kernel", stage(4, counting.BITS)),
         ("+ counts, scatter kernel", stage(4, counting.SCATTER)),
         (f"core.pairwise_stats (method {spec.method!r})",
          lambda key: core.pairwise_stats(key, apply, w, samples=samples, batch_size=args.batch_size,
