@@ -2,7 +2,8 @@
 # GPU check of issue 4: ei_jax alone (no deep-ei) on a GPU machine, in < 5 minutes on an H100.
 #   W1 (EI_parts of Linear(25,6) sigmoid, 8 bins) at 1e8 and 1e9 samples, W2
 #   (vector_and_pairwise_ei, same layer) at 1e8 samples, and B1 (200 stacked checkpoints of a
-#   25-6-6-6-5 net: Python loop vs one compiled call). Prints samples/second ("throughput")
+#   25-6-6-6-5 net: Python loop vs one compiled call), after timing the counting kernels
+#   (one-hot, bits, scatter) on W1's layer. Prints samples/second ("throughput")
 #   and the first call's compile time for each, one fresh process per measurement.
 # Installs nothing: it assumes `pip install -e .` and a CUDA jaxlib (e.g. `pip install -U
 # "jax[cuda12]"`) were done in the Python it runs ($PYTHON, else .venv/bin/python, else python).
@@ -27,6 +28,12 @@ if [ "$BACKEND" != "gpu" ] && [ "$SMOKE" = 0 ]; then
 fi
 
 RUN=("$PY" benchmarks/run.py --skip-deep-ei --reps 1 --timeout 300)
+# Which counting kernel suits this accelerator (ei_jax picks "onehot" off CPU, untested so far).
+if [ "$SMOKE" = 1 ]; then
+  "$PY" benchmarks/breakdown.py --samples 2e5
+else
+  "$PY" benchmarks/breakdown.py --samples 1e8 --batch-size 1048576
+fi
 if [ "$SMOKE" = 1 ]; then
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e6 --samples W2=1e6 --samples B1=1e4 --checkpoints 10
   "${RUN[@]}" --only W1 --samples W1=1e7 --no-steady
