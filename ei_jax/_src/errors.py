@@ -72,6 +72,18 @@ class MemoryBudgetError(EIJaxError, MemoryError):
     """The requested histograms would not fit the memory budget."""
 
 
+class LoadDatasetError(EIJaxError, ValueError):
+    """A dataset file is missing or not in the expected format."""
+
+
+class LoadCheckpointError(EIJaxError, ValueError):
+    """A checkpoint is missing, corrupt, or holds a network ei_jax cannot rebuild."""
+
+
+class MissingExtraError(EIJaxError, ImportError):
+    """An optional dependency (an ``ei-jax[...]`` extra) is not installed."""
+
+
 class DefaultRangeWarning(UserWarning):
     """A range was filled in from a default the user probably did not mean."""
 

@@ -1,4 +1,4 @@
-"""The paper's experiments: datasets, training with optax, measuring layers over training.
+"""The paper's experiments: the networks, training with optax, measuring layers over training.
 
 Mattsson, Michaud & Hoel (Entropy 2020) trained small sigmoid networks without bias
 (Iris 4-5-5-3, MNIST 25-6-6-6-5 on 5x5 images of digits 0-4), initialised with
@@ -9,24 +9,20 @@ every few epochs measured each layer's EI_parts, vector EI and sensitivity with 
 and a table row per layer, whose numbers are exactly what the ``ei_jax`` functions return
 for that checkpoint with the stored key.
 
-Datasets ship with the package or a dependency (no downloads): Iris from ``ei_jax/data``,
-scikit-learn's 8x8 digits (the ``digits`` extra) standing in for MNIST, or a local MNIST
-file in the standard idx format.
+The datasets are in :mod:`ei_jax._src.datasets` and checkpoint reading and writing in
+:mod:`ei_jax._src.checkpoints`; the names callers use are re-exported here.
 """
 
 import contextlib
 import csv
 import dataclasses
 import functools
-import gzip
-import importlib.resources
 import io
 import json
 import math
 import os
 import re
 import shutil
-import struct
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,168 +30,34 @@ from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
-import flax.serialization
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 import ei_jax
-from ei_jax._src.errors import EIJaxError
-
-
-class LoadDatasetError(EIJaxError, ValueError):
-    """A dataset file is missing or not in the expected format."""
-
-
-class LoadCheckpointError(EIJaxError, ValueError):
-    """A checkpoint is missing, corrupt, or holds a network ei_jax cannot rebuild."""
-
-
-class MissingExtraError(EIJaxError, ImportError):
-    """An optional dependency (an ``ei-jax[...]`` extra) is not installed."""
-
-
-# --- datasets ------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """A classification dataset with inputs in [0, 1] and one-hot float32 targets."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-
-    def describe(self) -> dict[str, Any]:
-        return dict(name=self.name, source=self.source, n_train=len(self.x_train),
-                    n_test=len(self.x_test), n_features=self.x_train.shape[1],
-                    n_classes=self.y_train.shape[1])
-
-
-def _one_hot(labels, k) -> np.ndarray:
-    return np.eye(k, dtype=np.float32)[np.asarray(labels)]
-
-
-def _split(key, x, labels, k, n_train, name, source) -> Dataset:
-    perm = np.asarray(jax.random.permutation(key, len(x)))
-    x, labels = np.asarray(x, np.float32)[perm], np.asarray(labels)[perm]
-    return Dataset(name, x[:n_train], _one_hot(labels[:n_train], k), x[n_train:],
-                   _one_hot(labels[n_train:], k), source)
-
-
-def iris_table() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The 150-row Iris table bundled with ei_jax: features (cm), integer labels, class names."""
-    text = importlib.resources.files("ei_jax").joinpath("data/iris.csv").read_text()
-    rows = list(csv.reader(io.StringIO(text)))[1:]
-    names = sorted({r[4] for r in rows}, key=[r[4] for r in rows].index)
-    x = np.array([[float(v) for v in r[:4]] for r in rows])
-    return x, np.array([names.index(r[4]) for r in rows]), names
-
-
-#: The paper divides the Iris features (all below 8 cm) by 8, so they lie in [0, 1].
-IRIS_SCALE = 8.0
-
-
-def load_iris(key) -> Dataset:
-    """Iris, features / 8, shuffled with ``key``: 100 training and 50 test rows (as the paper)."""
-    x, labels, names = iris_table()
-    return _split(key, x / IRIS_SCALE, labels, len(names), 100, "iris",
-                  "Iris (Fisher 1936), bundled as ei_jax/data/iris.csv; features / 8")
-
-
-def area_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` matrix averaging the overlap of each output pixel with the input pixels."""
-    m = np.zeros((n_out, n_in))
-    for o in range(n_out):
-        lo, hi = o * n_in / n_out, (o + 1) * n_in / n_out
-        for i in range(int(math.floor(lo)), int(math.ceil(hi))):
-            m[o, i] = max(0.0, min(hi, i + 1) - max(lo, i))
-    return m / m.sum(axis=1, keepdims=True)
-
-
-def downsample(images, size: int) -> np.ndarray:
-    """Area-averaging resize of square images ``(N, h, h)`` to ``(N, size * size)``."""
-    images = np.asarray(images, np.float64)
-    r = area_resize_matrix(images.shape[1], size)
-    return np.einsum("oh,nhw,pw->nop", r, images, r).reshape(len(images), size * size)
-
-
-def load_digits(key, *, classes: int = 5, size: int = 5) -> Dataset:
-    """scikit-learn's bundled 8x8 digits 0-4, resized to 5x5, / 16; 2/3 train, 1/3 test."""
-    try:
-        from sklearn.datasets import load_digits as sk_digits
-    except ImportError:
-        raise MissingExtraError(
-            "`ei-jax reproduce digits` needs scikit-learn for its bundled 8x8 digits: "
-            "pip install 'ei-jax[digits]' (or pass --mnist PATH to a local MNIST file)."
-        ) from None
-    d = sk_digits()
-    keep = d.target < classes
-    x = downsample(d.images[keep] / 16.0, size)
-    n_train = (2 * int(keep.sum())) // 3
-    return _split(key, x, d.target[keep], classes, n_train, "digits",
-                  f"scikit-learn 8x8 digits 0-{classes - 1}, area-resized to {size}x{size}, / 16 "
-                  "(standing in for MNIST)")
-
-
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path) -> np.ndarray:
-    """Reads an idx (ubyte) file, optionally gzipped, as used by MNIST."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise LoadDatasetError(f"Cannot read {path}: {e}") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_TYPES:
-        raise LoadDatasetError(f"{path} is not an idx file (MNIST's ubyte format).")
-    ndim = raw[3]
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    dtype = np.dtype(_IDX_TYPES[raw[2]])
-    body = raw[4 + 4 * ndim:]
-    if len(body) != math.prod(dims) * dtype.itemsize:
-        raise LoadDatasetError(f"{path} is truncated: header says {dims}, got {len(body)} bytes.")
-    return np.frombuffer(body, dtype).reshape(dims)
-
-
-def _mnist_files(path: Path) -> tuple[Path, Path]:
-    if path.is_dir():
-        for stem in ("train-images-idx3-ubyte", "train-images.idx3-ubyte"):
-            for suffix in ("", ".gz"):
-                if (path / (stem + suffix)).is_file():
-                    return _mnist_files(path / (stem + suffix))
-        raise LoadDatasetError(f"No train-images-idx3-ubyte[.gz] in {path}.")
-    if not path.is_file():
-        raise LoadDatasetError(f"MNIST file {path} does not exist.")
-    labels = path.with_name(path.name.replace("images", "labels").replace("idx3", "idx1"))
-    if labels == path or not labels.is_file():
-        raise LoadDatasetError(f"Found {path} but not its labels file {labels.name} beside it.")
-    return path, labels
-
-
-def load_mnist(path, *, classes: int = 5, size: int = 5, n_train: int = 25_000) -> Dataset:
-    """MNIST digits 0-4 from local idx files, resized to 5x5, / 255; first 25,000 for training.
-
-    ``path``: a directory holding ``train-images-idx3-ubyte[.gz]`` and its labels file, or
-    the images file itself (its labels file is looked up beside it).
-    """
-    images, labels = (read_idx(p) for p in _mnist_files(Path(path)))
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise LoadDatasetError(
-            f"Expected images (N, 28, 28) and labels (N,); got {images.shape} and {labels.shape}.")
-    keep = labels < classes
-    x = downsample(images[keep] / 255.0, size).astype(np.float32)
-    y = _one_hot(labels[keep].astype(np.int64), classes)
-    n_train = min(n_train, (4 * len(x)) // 5)
-    return Dataset("mnist", x[:n_train], y[:n_train], x[n_train:], y[n_train:],
-                   f"MNIST ({Path(path).name}) digits 0-{classes - 1}, area-resized to {size}x{size}")
-
+from ei_jax._src.checkpoints import (  # noqa: F401 - re-exported
+    atomic_write,
+    check_writable,
+    first_input_shape,
+    load_any_checkpoint,
+    mlp_from_params,
+    save_checkpoint,
+)
+from ei_jax._src.datasets import (  # noqa: F401 - re-exported
+    Dataset,
+    area_resize_matrix,
+    downsample,
+    iris_table,
+    load_digits,
+    load_iris,
+    load_mnist,
+)
+from ei_jax._src.errors import (  # noqa: F401 - re-exported
+    LoadCheckpointError,
+    LoadDatasetError,
+    MissingExtraError,
+)
 
 # --- the networks and their training ---------------------------------------------------------
 
@@ -320,172 +182,6 @@ def measure_network(key, top, settings: MeasureSettings) -> list[dict[str, Any]]
                          n_out=math.prod(top.nodes[layer]["output"]["shape"][1:]),
                          **measure_layer(k, top, layer, settings, first=i == 0), key=key_data(k)))
     return rows
-
-
-# --- checkpoints ----------------------------------------------------------------------------
-
-def atomic_write(path, data: bytes | str) -> None:
-    """Writes ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        # mkstemp creates 0600 files; give outputs the usual permissions (0666 & ~umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def check_writable(path) -> None:
-    """Raises ``OSError`` now, before any work, if ``path`` cannot be written later."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; expected a file path.")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Directory {path.parent} does not exist (for {path}).")
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(f"Cannot write into {path.parent}.")
-
-
-def save_checkpoint(path, variables) -> None:
-    """Saves Flax variables as msgpack (``flax.serialization``), atomically."""
-    atomic_write(path, flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(variables)))
-
-
-def read_flax_checkpoint(path) -> dict:
-    """Reads a Flax msgpack file or an orbax checkpoint directory as a nested dict."""
-    path = Path(path)
-    if not path.exists():
-        raise LoadCheckpointError(f"Checkpoint {path} does not exist.")
-    if path.is_dir():
-        try:
-            import orbax.checkpoint as ocp
-        except ImportError:
-            raise MissingExtraError(
-                f"{path} is a directory (an orbax checkpoint?); reading it needs orbax-checkpoint: "
-                "pip install orbax-checkpoint.") from None
-        try:
-            with ocp.StandardCheckpointer() as ckptr:
-                tree = ckptr.restore(path.resolve())
-        except Exception as e:  # noqa: BLE001 - any orbax failure is a bad checkpoint
-            raise LoadCheckpointError(f"Cannot read orbax checkpoint {path}: {type(e).__name__}: "
-                                      f"{str(e).splitlines()[0] if str(e) else ''}") from None
-        return jax.tree.map(np.asarray, tree)
-    try:
-        tree = flax.serialization.msgpack_restore(path.read_bytes())
-    except Exception as e:  # noqa: BLE001 - msgpack raises many types on corrupt input
-        raise LoadCheckpointError(
-            f"{path} is not a Flax msgpack checkpoint ({type(e).__name__}). Expected a file written "
-            "by flax.serialization.to_bytes/msgpack_serialize, an orbax directory, or a "
-            ".pt/.pth/.bin/.safetensors file.") from None
-    if not isinstance(tree, dict):
-        raise LoadCheckpointError(f"{path} holds a {type(tree).__name__}, not a dict of parameters.")
-    return tree
-
-
-def _natural(s: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
-
-
-def _kernels(tree, prefix=()):
-    if isinstance(tree, dict):
-        if "kernel" in tree and hasattr(tree["kernel"], "shape"):
-            yield prefix, tree
-            return
-        for k in sorted(tree, key=lambda k: _natural(str(k))):
-            yield from _kernels(tree[k], (*prefix, str(k)))
-
-
-def mlp_from_params(tree, activation: str | None = "sigmoid"):
-    """Rebuilds a chain of Dense layers from a checkpoint's parameter tree.
-
-    Layers are the dicts holding a 2-D ``kernel``, in natural order of their paths
-    (``layers_0 < layers_2 < layers_10``); ``activation`` follows every layer.
-
-    Returns:
-      ``(model, variables, names)``: a linen ``Sequential``, its variables and the layers'
-      paths in the checkpoint.
-    """
-    params = tree.get("params", tree) if isinstance(tree, dict) else tree
-    found = list(_kernels(params))
-    if not found:
-        raise LoadCheckpointError("The checkpoint holds no layer with a 'kernel'; nothing to measure.")
-    for path, p in found:
-        if np.ndim(p["kernel"]) != 2:
-            raise LoadCheckpointError(
-                f"Layer {'/'.join(path)!r} has a {np.ndim(p['kernel'])}-D kernel: ei-jax measure rebuilds "
-                "chains of Dense layers only. Measure convolutional networks from Python with "
-                "ei_jax.topology_of(model, variables, x).")
-    for (p0, a), (p1, b) in zip(found, found[1:]):
-        if a["kernel"].shape[1] != b["kernel"].shape[0]:
-            raise LoadCheckpointError(
-                f"Layers {'/'.join(p0)!r} {a['kernel'].shape} and {'/'.join(p1)!r} {b['kernel'].shape} "
-                "do not form a chain; ei-jax measure only rebuilds plain MLPs.")
-    from ei_jax._src import activations as _act
-
-    act = _act.function_of(_act.canonical_name(activation) if activation else None)
-    layers, new = [], {}
-    for path, p in found:
-        new[f"layers_{len(layers)}"] = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()
-                                        if k in ("kernel", "bias")}
-        layers.append(nn.Dense(int(p["kernel"].shape[1]), use_bias="bias" in p))
-        if act is not _act.function_of(None):
-            layers.append(act)  # Sequential names its modules by list index: layers_0, layers_2
-    return nn.Sequential(layers), {"params": new}, ["/".join(p) for p, _ in found]
-
-
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
-
-
-def _load_with_bridges(path: Path, activation):
-    try:
-        import bridges
-    except ImportError:
-        raise MissingExtraError(
-            f"{path.name} looks like a PyTorch/safetensors checkpoint; reading it needs the `bridges` "
-            "package of ei-jax, which is not available in this installation.") from None
-    return bridges.load_checkpoint(path, architecture=None, activation=activation, api="linen")
-
-
-def load_any_checkpoint(path, *, activation: str | None = "sigmoid"):
-    """``(model, variables, names)`` from a Flax/orbax or a torch/safetensors checkpoint.
-
-    A directory is read with orbax, a ``.pt/.pth/.bin/.ckpt/.safetensors`` file with
-    ``bridges.load_checkpoint`` (a plain stack of Linear layers, ``activation`` after each),
-    anything else as Flax msgpack (and, failing that, with ``bridges``). ``names`` are the
-    layers' paths in a Flax checkpoint, or None (then the topology's names are used).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise LoadCheckpointError(f"Checkpoint {path} does not exist.")
-    if path.is_file() and path.suffix in TORCH_SUFFIXES:
-        return (*_load_with_bridges(path, activation), None)
-    try:
-        tree = read_flax_checkpoint(path)
-    except LoadCheckpointError as flax_error:
-        if path.is_dir():
-            raise
-        try:
-            return (*_load_with_bridges(path, activation), None)
-        except (EIJaxError, OSError):
-            raise flax_error from None
-    return mlp_from_params(tree, activation)
-
-
-def first_input_shape(variables) -> tuple[int, ...]:
-    """``(1, n_in)`` of the first Dense kernel (natural path order) of ``variables``."""
-    found = list(_kernels(variables.get("params", variables)))
-    if not found or np.ndim(found[0][1]["kernel"]) != 2:
-        raise LoadCheckpointError(
-            "The network's first layer is not Dense, so ei-jax measure cannot tell its input "
-            "shape; measure it from Python with ei_jax.topology_of(model, variables, x).")
-    return (1, int(found[0][1]["kernel"].shape[0]))
 
 
 # --- the experiment -------------------------------------------------------------------------
