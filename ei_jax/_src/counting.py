@@ -1,6 +1,6 @@
-"""Integer histogram kernels: pairwise joint histograms and vector row codes.
+"""Integer histogram kernels: pairwise joint histograms, vector row codes and their entropies.
 
-Counts are int32 within one call. Two kernels count pairwise joint histograms:
+Counts are int32 within one call. Three kernels count pairwise joint histograms:
 
 * ``"onehot"``: a one-hot matrix product ``onehot(x)^T @ onehot(y)`` in float32, exact while a
   chunk has at most 2**24 samples, then cast to int32 (fast on accelerators and for few bins);
@@ -11,7 +11,11 @@ Counts are int32 within one call. Two kernels count pairwise joint histograms:
 * ``"scatter"``: a scatter-add of one combined index per sample and pair (fast on CPU for
   many bins).
 
-``"auto"`` picks per backend and bin count. Both give identical integers.
+``"auto"`` picks per backend and bin count. All give identical integers.
+
+Vector quantities encode each binned row as a code (:func:`row_codes`); their entropies are
+taken by sorting the codes, in NumPy float64 on CPU and on the device elsewhere
+(:func:`vector_mi`, :func:`vector_entropy`).
 """
 
 import math
