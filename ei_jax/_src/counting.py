@@ -45,8 +45,10 @@ def choose_method(method: str, in_bins: int, out_bins: int) -> str:
         return method
     cells = in_bins * out_bins
     if jax.default_backend() == "cpu":
-        # Measured on a 2-core EPYC: bits beats scatter up to about 20 x 20 bins.
-        return BITS if cells <= 400 else SCATTER
+        # Measured on a 2-core EPYC (W1's layer, 1e6 samples): bits beats scatter 2.4x at
+        # 8 x 8 bins and 1.6x at 16 x 16 with AVX-512, ties at 16 x 16 limited to AVX2, and
+        # loses from 24 x 24 on.
+        return BITS if cells <= 256 else SCATTER
     return ONEHOT if cells <= 4096 else SCATTER
 
 
