@@ -4,10 +4,11 @@
 
 Times, for Linear(25, 6) + sigmoid with ``--bins`` bins and the same chunk as ei_jax, a
 jitted ``fori_loop`` over chunks of: (1) the noise (``uniform_blocks``), (2) noise + forward
-pass, (3) + binning, (4) + pairwise counts with the one-hot kernel, (5) with the bits kernel, (6) with the
-scatter kernel; and (7) the public ``ei_jax.core.pairwise_stats`` itself. Each stage is reported in
-ns per sample (steady state, median of 3), so the difference between rows is what a stage
-costs. It reads ei_jax's private modules, so it follows whatever the library does now.
+pass, (3) + binning, (4) + pairwise counts with the one-hot kernel, (5) with the bits
+kernel, (6) with the scatter kernel; and (7) the public ``ei_jax.core.pairwise_stats``
+itself. Each stage is reported in ns per sample (steady state, median of 3); differences
+between rows show roughly what a stage costs (not exactly: XLA fuses each stage's program
+differently). It reads ei_jax's private modules, so it follows whatever the library does now.
 """
 
 import argparse

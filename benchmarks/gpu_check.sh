@@ -31,13 +31,10 @@ RUN=("$PY" benchmarks/run.py --skip-deep-ei --reps 1 --timeout 300)
 # Which counting kernel suits this accelerator (ei_jax picks "onehot" off CPU, untested so far).
 if [ "$SMOKE" = 1 ]; then
   "$PY" benchmarks/breakdown.py --samples 2e5
-else
-  "$PY" benchmarks/breakdown.py --samples 1e8 --batch-size 1048576
-fi
-if [ "$SMOKE" = 1 ]; then
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e6 --samples W2=1e6 --samples B1=1e4 --checkpoints 10
   "${RUN[@]}" --only W1 --samples W1=1e7 --no-steady
 else
+  "$PY" benchmarks/breakdown.py --samples 1e8 --batch-size 1048576
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e8 --samples W2=1e8
   "${RUN[@]}" --only W1 --samples W1=1e9 --no-steady
 fi

@@ -285,7 +285,7 @@ def test_device_entropy_path_equals_host_path_for_any_chunk(weights, samples):
     for bs in (1024, 3072, 8192):
         spec = core_impl.make_spec(sigmoid_apply, weights, batch_size=bs, **spec_kw)
         n_steps = core_impl._capacity_steps(stop, spec.blocks_per_step, 1)
-        rows_bound = 1024 << max(0, (-(-stop // 1024) - 1).bit_length())
+        rows_bound = core_impl._rows_bound(stop)
         kw = dict(spec=spec, pair_spec=None, n_steps=n_steps, groups=(((0, 1, 2, 3, 4, 5), (0, 1, 2, 3)),),
                   rows_bound=rows_bound)
         packed, valid, *_ = core_impl._vector_stats(jax.random.key(3), weights, jnp.int32(stop), compact=True, **kw)

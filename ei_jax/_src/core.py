@@ -343,6 +343,12 @@ def _capacity_steps(stop: int, m: int, n_dev: int) -> int:
     return -(-steps // n_dev) * n_dev
 
 
+def _rows_bound(stop: int) -> int:
+    """Rows the device entropy stage sorts: ``stop`` rounded up to a power-of-two number of
+    blocks, so it depends on the sample count only (not on the chunk or device count)."""
+    return BLOCK << max(0, (-(-stop // BLOCK) - 1).bit_length())
+
+
 @functools.partial(jax.jit, static_argnames=("spec", "pair_spec", "n_steps", "groups", "rows_bound",
                                              "compact"))
 def _vector_stats(key, params, stop, *, spec: Spec, pair_spec: Spec | None, n_steps: int, groups,
@@ -506,7 +512,7 @@ def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_rang
     groups = _check_groups(groups, spec.n_in, spec.out_dim)
     _, stop = _check_samples(samples)
     n_steps = _capacity_steps(stop, spec.blocks_per_step, spec.devices)
-    rows_bound = BLOCK << max(0, (-(-stop // BLOCK) - 1).bit_length())
+    rows_bound = _rows_bound(stop)
     on_host = jax.default_backend() == "cpu"
     codes, valid, below, above, pairs = _vector_stats(
         key, params, _as_i32(stop), spec=spec, pair_spec=pair_spec, n_steps=n_steps,
