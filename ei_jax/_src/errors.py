@@ -19,6 +19,7 @@ __all__ = [
     "UnknownActivationError",
     "EmptyHistogramError",
     "MemoryBudgetError",
+    "ExactUnavailableError",
     "DefaultRangeWarning",
     "OutOfRangeWarning",
 ]
@@ -70,6 +71,10 @@ class EmptyHistogramError(EIJaxError, ValueError):
 
 class MemoryBudgetError(EIJaxError, MemoryError):
     """The requested histograms would not fit the memory budget."""
+
+
+class ExactUnavailableError(EIJaxError, TypeError):
+    """A measure has no exact (infinite-sample) form for this layer: use the sampled one."""
 
 
 class LoadDatasetError(EIJaxError, ValueError):
