@@ -39,7 +39,7 @@ class _Lines(_Null):
         self.total, self.desc, self.unit, self.file = total, desc, unit, file
         self.interval, self.n, self.postfix = interval, 0, ""
         self.start = self.last = time.monotonic()
-        self.closed = False
+        self.closed, self.written = False, None
 
     def _write(self, now):
         of = f"/{self.total}" if self.total else ""
@@ -47,7 +47,7 @@ class _Lines(_Null):
         post = f" {self.postfix}" if self.postfix else ""
         self.file.write(f"{self.desc}: {self.n}{of} {self.unit}{pct} [{now - self.start:.0f}s]{post}\n")
         self.file.flush()
-        self.last = now
+        self.last, self.written = now, self.n
 
     def update(self, n=1):
         self.n += int(n)
@@ -61,7 +61,8 @@ class _Lines(_Null):
     def close(self):
         if not self.closed:
             self.closed = True
-            self._write(time.monotonic())
+            if self.written != self.n:
+                self._write(time.monotonic())
 
 
 def _is_terminal(file) -> bool:
