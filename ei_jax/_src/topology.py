@@ -41,8 +41,6 @@ whose Flatten/pool nodes break the chain, falls back to ``(-10, 10)``; pass
 """
 
 import contextlib
-import functools
-from typing import Any
 
 import jax.numpy as jnp
 import networkx as nx
@@ -51,51 +49,7 @@ import numpy as np
 from ei_jax._src import activations as _act
 from ei_jax._src import layers as _layers
 from ei_jax._src.errors import ShapeMismatchError, UnsupportedModuleError
-
-DENSE = "dense"
-CONV = "conv"
-
-
-# --- pure layer functions ------------------------------------------------------------------
-
-def dense_apply(params, x):
-    """``x @ kernel + bias`` for x ``(C, n_in)``, kernel ``(n_in, n_out)``."""
-    y = x @ params["kernel"]
-    if "bias" in params:
-        y = y + params["bias"][None, :]
-    return y
-
-
-def conv_patch_apply(params, x):
-    """One receptive field of a convolution: patches ``(C, kh, kw, c_in)`` -> ``(C, c_out)``."""
-    y = jnp.einsum("bhwc,hwco->bo", x, params["kernel"])
-    if "bias" in params:
-        y = y + params["bias"][None, :]
-    return y
-
-
-_APPLY = {DENSE: dense_apply, CONV: conv_patch_apply}
-
-
-@functools.lru_cache(maxsize=None)
-def stack_apply(kinds: tuple[str, ...], acts: tuple[Any, ...]):
-    """Returns ``apply(params_tuple, x)`` composing layers ``kinds`` with activations ``acts``.
-
-    Cached on its (hashable) arguments so that the same structure always gives the same
-    function object, and jitted measures are compiled once per structure.
-    """
-    fns = tuple(_APPLY[k] for k in kinds)
-    act_fns = tuple(a if callable(a) else _act.function_of(a) for a in acts)
-
-    def apply(params, x):
-        for fn, act, p in zip(fns, act_fns, params):
-            if x.ndim > 2 and fn is dense_apply:
-                x = x.reshape(x.shape[0], -1)
-            x = act(fn(p, x))
-        return x
-
-    return apply
-
+from ei_jax._src.layer_maps import _APPLY, CONV, DENSE, stack_apply  # noqa: F401
 
 # --- recording layer calls -----------------------------------------------------------------
 
