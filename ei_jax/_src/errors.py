@@ -20,6 +20,8 @@ __all__ = [
     "EmptyHistogramError",
     "MemoryBudgetError",
     "ExactUnavailableError",
+    "InvalidWindowError",
+    "InvalidCallError",
     "DefaultRangeWarning",
     "OutOfRangeWarning",
 ]
@@ -75,6 +77,14 @@ class MemoryBudgetError(EIJaxError, MemoryError):
 
 class ExactUnavailableError(EIJaxError, TypeError):
     """A measure has no exact (infinite-sample) form for this layer: use the sampled one."""
+
+
+class InvalidWindowError(EIJaxError, TypeError, ValueError):
+    """A pooling window, stride or padding is not a positive int, a pair of them, or valid padding."""
+
+
+class InvalidCallError(EIJaxError, TypeError):
+    """A function got the wrong arguments for what it was given (e.g. linen vs NNX models)."""
 
 
 class LoadDatasetError(EIJaxError, ValueError):

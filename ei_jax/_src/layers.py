@@ -20,59 +20,68 @@ Pooling follows ``torch.nn.AvgPool2d`` / ``MaxPool2d``: ``strides`` defaults to 
 ``count_include_pad`` chooses whether padded zeros count in the average.
 """
 
-import contextlib
-import contextvars
 import dataclasses
+import operator
 
 import jax
 import jax.numpy as jnp
 
+from ei_jax._src.errors import InvalidWindowError, ShapeMismatchError
+from ei_jax._src.recording import note_structure_call as _record
+
 __all__ = ["AvgPool", "Flatten", "MaxPool"]
 
-# Where calls are recorded while topology_of probes a model (None otherwise).
-_RECORDER: contextvars.ContextVar = contextvars.ContextVar("ei_jax_structure_recorder", default=None)
 
-
-@contextlib.contextmanager
-def recording(events: list):
-    """Within the block, every structure-layer call appends ``(layer, x, y)`` to ``events``."""
-    token = _RECORDER.set(events)
+def _ints(v, n, low) -> tuple[int, ...] | None:
+    """``v`` as ``n`` ints ``>= low`` (an int means ``n`` copies), or ``None`` if it is not."""
     try:
-        yield events
-    finally:
-        _RECORDER.reset(token)
-
-
-def _record(layer, x, y):
-    events = _RECORDER.get()
-    if events is not None:
-        events.append((layer, x, y))
-    return y
+        vals = (operator.index(v),) * n if not isinstance(v, (tuple, list)) else tuple(map(operator.index, v))
+    except TypeError:
+        return None
+    return vals if len(vals) == n and not any(isinstance(e, bool) or e < low for e in vals) else None
 
 
 def _pair(v, name) -> tuple[int, int]:
-    if isinstance(v, int) and not isinstance(v, bool):
-        v = (v, v)
-    try:
-        a, b = (int(e) for e in v)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an int or a pair of ints. Got {v!r}.") from None
-    return a, b
+    pair = None if isinstance(v, bool) else _ints(v, 2, 1)
+    if pair is None:
+        raise InvalidWindowError(f"{name} must be a positive int or a pair of positive ints. Got {v!r}.")
+    return pair
 
 
 def _padding(v) -> tuple[tuple[int, int], tuple[int, int]]:
-    if isinstance(v, int) and not isinstance(v, bool):
-        return ((v, v), (v, v))
-    v = tuple(v)
-    if len(v) == 2 and all(isinstance(e, int) for e in v):
-        return ((v[0], v[0]), (v[1], v[1]))
-    (a, b), (c, d) = v
-    return ((int(a), int(b)), (int(c), int(d)))
+    flat = None if isinstance(v, bool) else _ints(v, 2, 0)
+    if flat is not None:
+        return ((flat[0], flat[0]), (flat[1], flat[1]))
+    pads = tuple(_ints(p, 2, 0) for p in v) if isinstance(v, (tuple, list)) and len(v) == 2 else (None,)
+    if None in pads:
+        raise InvalidWindowError(
+            "padding must be a non-negative int, (ph, pw) or ((top, bottom), (left, right)) of "
+            f"non-negative ints. Got {v!r}."
+        )
+    return pads
 
 
 def _check_image(x, name):
     if x.ndim != 4:
-        raise ValueError(f"{name} expects images (batch, height, width, channels). Got shape {x.shape}.")
+        raise ShapeMismatchError(
+            f"{name} expects images (batch, height, width, channels), rank 4. Got shape {x.shape}; "
+            "add the missing axes (e.g. x[..., None] for one channel)."
+        )
+
+
+class _Pool:
+    """What both poolings share: normalising ``window``/``strides``/``padding``, the reduction."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "window", _pair(self.window, "window"))
+        object.__setattr__(self, "strides", self.window if self.strides is None
+                           else _pair(self.strides, "strides"))
+        object.__setattr__(self, "padding", _padding(self.padding))
+
+    def _reduce(self, x, init, op):
+        """``op``-reduction of every window of ``x`` ``(B, H, W, C)``, padded with ``init``."""
+        return jax.lax.reduce_window(x, jnp.asarray(init, x.dtype), op, (1, *self.window, 1),
+                                     (1, *self.strides, 1), ((0, 0), *self.padding, (0, 0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +110,7 @@ class Flatten:
 
 
 @dataclasses.dataclass(frozen=True)
-class AvgPool:
+class AvgPool(_Pool):
     """2-d average pooling of images ``(B, H, W, C)``, as ``torch.nn.AvgPool2d``.
 
     Attributes:
@@ -124,29 +133,18 @@ class AvgPool:
     padding: tuple | int = 0
     count_include_pad: bool = True
 
-    def __post_init__(self):
-        object.__setattr__(self, "window", _pair(self.window, "window"))
-        object.__setattr__(self, "strides", self.window if self.strides is None
-                           else _pair(self.strides, "strides"))
-        object.__setattr__(self, "padding", _padding(self.padding))
-
     def __call__(self, x: jax.Array) -> jax.Array:
         _check_image(x, "AvgPool")
-        dims = (1, *self.window, 1)
-        strides = (1, *self.strides, 1)
-        pad = ((0, 0), *self.padding, (0, 0))
-        total = jax.lax.reduce_window(x, jnp.zeros((), x.dtype), jax.lax.add, dims, strides, pad)
+        total = self._reduce(x, 0.0, jax.lax.add)
         if self.count_include_pad:
             y = total / jnp.asarray(self.window[0] * self.window[1], x.dtype)
         else:
-            ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
-            count = jax.lax.reduce_window(ones, jnp.zeros((), x.dtype), jax.lax.add, dims, strides, pad)
-            y = total / count
+            y = total / self._reduce(jnp.ones((1, *x.shape[1:3], 1), x.dtype), 0.0, jax.lax.add)
         return _record(self, x, y)
 
 
 @dataclasses.dataclass(frozen=True)
-class MaxPool:
+class MaxPool(_Pool):
     """2-d max pooling of images ``(B, H, W, C)``, as ``torch.nn.MaxPool2d``.
 
     Attributes:
@@ -166,17 +164,9 @@ class MaxPool:
     strides: tuple[int, int] | int | None = None
     padding: tuple | int = 0
 
-    def __post_init__(self):
-        object.__setattr__(self, "window", _pair(self.window, "window"))
-        object.__setattr__(self, "strides", self.window if self.strides is None
-                           else _pair(self.strides, "strides"))
-        object.__setattr__(self, "padding", _padding(self.padding))
-
     def __call__(self, x: jax.Array) -> jax.Array:
         _check_image(x, "MaxPool")
-        y = jax.lax.reduce_window(x, jnp.asarray(-jnp.inf, x.dtype), jax.lax.max, (1, *self.window, 1),
-                                  (1, *self.strides, 1), ((0, 0), *self.padding, (0, 0)))
-        return _record(self, x, y)
+        return _record(self, x, self._reduce(x, -jnp.inf, jax.lax.max))
 
 
 #: Structure layers whose output range is inside the input range (an activation's range is kept).
