@@ -1,0 +1,276 @@
+"""Exact (infinite-sample) pairwise EI and sensitivity of ``y = f(x @ W + b)``: the pure core.
+
+For the pair (A, B), ``z = W[A, B] x_A + S + b_B`` with ``S = sum_{l != A} W[l, B] x_l`` and
+every ``x_l ~ U(lo, hi)`` independent. With deep-ei's widened input bins ``[a_i, a_{i+1}]``
+(probability ``p_i``) and the output thresholds ``t_j`` (:mod:`ei_jax._src.exact_binning`),
+
+.. math::
+   P(i, j) = p_i \\left[F_{A,i}(t_{j+1}) - F_{A,i}(t_j)\\right],
+
+where ``F_{A,i}`` is the CDF of ``z`` given ``x_A`` uniform on bin ``i`` (:mod:`exact_sums`).
+Mass outside the output range (``z < t_0`` or ``z >= t_k``) is dropped and ``P`` is
+renormalised over what is kept, as deep-ei drops out-of-range samples per pair; the mutual
+information of ``P`` is the value deep-ei's plug-in estimate converges to. Sensitivity holds
+the other inputs at 0, so ``S = 0`` and ``F_{A,i}`` is the CDF of a uniform (closed form).
+
+Everything runs in float64 inside a scoped ``jax.enable_x64`` and returns the caller's
+default float dtype (float32 unless x64 is on), so ``jax.jit``, ``jax.vmap`` and
+``jax.grad`` of these functions work in a float32 program and the gradient is the true one.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ei_jax._src import exact_sums as sums
+from ei_jax._src.binning import check_range
+from ei_jax._src.errors import ExactUnavailableError, ShapeMismatchError
+from ei_jax._src.exact_binning import canonical_exact_activation, input_bins, output_thresholds
+
+#: Working memory per group of output columns (bytes, float64 arrays of the series).
+GROUP_BUDGET = 64 << 20
+
+
+def _xlogx(x):
+    pos = x > 0
+    return jnp.where(pos, x * jnp.log2(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def mi_from_conditionals(p, cdf):
+    """MI (bits) of ``P(i, j) = p_i (cdf[..., i, j+1] - cdf[..., i, j])`` renormalised.
+
+    Args:
+      p: ``(k_in,)`` input-bin probabilities.
+      cdf: ``(..., k_in, k_out + 1)`` conditional CDFs at the thresholds.
+
+    Returns:
+      ``(mi, kept)``: bits ``(...)`` (clamped at 0) and the kept mass ``(...)``.
+    """
+    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * p[:, None]
+    kept = jnp.sum(joint, axis=(-2, -1))
+    pn = joint / jnp.where(kept > 0, kept, 1.0)[..., None, None]
+    h = (jnp.sum(_xlogx(pn), axis=(-2, -1)) - jnp.sum(_xlogx(jnp.sum(pn, -1)), -1)
+         - jnp.sum(_xlogx(jnp.sum(pn, -2)), -1))
+    return jnp.maximum(h, 0.0), kept
+
+
+def _at_thresholds(t, fn):
+    """``fn(t_finite)`` with 0 / 1 at thresholds of -inf / +inf (NaN-free gradients)."""
+    fin = np.isfinite(t)
+    val = fn(jnp.asarray(np.where(fin, t, 0.0)))
+    return jnp.where(jnp.asarray(t == np.inf), 1.0, jnp.where(jnp.asarray(fin), val, 0.0))
+
+
+def _uniform_cdf(zlo, zhi, t):
+    """CDF at ``t (T,)`` of uniforms on ``[zlo, zhi]`` ``(..., )`` (point masses if equal)."""
+    width = zhi - zlo
+    ok = width > 0
+    frac = jnp.clip((t - zlo[..., None]) / jnp.where(ok, width, 1.0)[..., None], 0.0, 1.0)
+    return jnp.where(ok[..., None], frac, (t > zlo[..., None]).astype(t.dtype))
+
+
+def _cdf_point_sum(v, b, s_mean, a, t):
+    """S a point mass at ``s_mean``: z | bin i uniform on ``b + s + v a_i .. b + s + v a_{i+1}``."""
+    z0 = b + s_mean[:, None] + v[:, None] * a[None, :-1]
+    z1 = b + s_mean[:, None] + v[:, None] * a[None, 1:]
+    return _at_thresholds(t, lambda tt: _uniform_cdf(jnp.minimum(z0, z1), jnp.maximum(z0, z1), tt))
+
+
+def _cdf_trapezoid(v, b, lo, hi, a, t):
+    """``n_in`` = 2 or 3: the other inputs' sum is a uniform or a trapezoid (closed form)."""
+    n = v.shape[0]
+    others = np.array([[l for l in range(n) if l != A] for A in range(n)])       # (n, n-1)
+    vo = v[others]
+    d = jnp.abs(vo) * (hi - lo)
+    d1 = jnp.max(d, axis=1)
+    d2 = jnp.min(d, axis=1) if n == 3 else jnp.zeros_like(d1)
+    s_mean = 0.5 * (lo + hi) * jnp.sum(vo, axis=1)
+
+    def fn(tt):
+        base = tt[None, None, :] - b - s_mean[:, None, None]                   # (n, 1, T)
+        p_end = base - v[:, None, None] * a[None, :-1, None]
+        q_end = base - v[:, None, None] * a[None, 1:, None]
+        return sums.trapezoid_interval_mean(p_end, q_end, d1[:, None, None], d2[:, None, None])
+
+    return _at_thresholds(t, fn)
+
+
+def _cdf_series(v, b, lo, hi, a, h, m, t, terms):
+    """``n_in`` >= 4: the cosine series of each conditional CDF on the column's window."""
+    d = jnp.abs(v) * (hi - lo)
+    c = 0.5 * (lo + hi)
+    half = sums.window_half_width(d)
+    width = jnp.where(half > 0, 2.0 * half, 1.0)
+    u = jnp.arange(1, terms + 1, dtype=v.dtype) * (jnp.pi / width)               # (K,)
+    loo = sums.loo_products(sums.sinc(0.5 * d[:, None] * u[None, :]))           # (n, K)
+    offset = half + v[:, None] * (m[None, :] - c)                               # (n, k_in)
+    coef = sums.cos_cdf_coefficients(loo, u, jnp.abs(v), offset, h)             # (n, k_in, K)
+    lower = b + c * jnp.sum(v) - half
+
+    def fn(tt):
+        tau = jnp.clip(tt - lower, 0.0, width)                                  # (T,)
+        basis = jnp.sin(u[:, None] * tau[None, :])                              # (K, T)
+        return tau / width + jnp.einsum("nik,kt->nit", coef, basis)
+
+    return _at_thresholds(t, fn)
+
+
+def _empty(zmin, zmax, t0, tk):
+    """No mass in ``[t0, tk)`` for ``z`` uniform-ish on ``[zmin, zmax]`` (a point if equal)."""
+    return jnp.where(zmax > zmin, (zmax <= t0) | (zmin >= tk), (zmin < t0) | (zmin >= tk))
+
+
+def _finish(mi, kept, empty, v):
+    out = jnp.where(v == 0, 0.0, mi)
+    return jnp.where(empty | (kept <= 0), jnp.nan, out)
+
+
+def _column_parts(col, *, lo, hi, a, h, m, p, t, terms):
+    v, b = col
+    n = v.shape[0]
+    if n == 1:
+        cdf = _cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
+    elif n <= 3:
+        cdf = _cdf_trapezoid(v, b, lo, hi, a, t)
+    else:
+        cdf = _cdf_series(v, b, lo, hi, a, h, m, t, terms)
+    mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
+    zmin = b + jnp.sum(jnp.minimum(v * lo, v * hi))
+    zmax = b + jnp.sum(jnp.maximum(v * lo, v * hi))
+    return _finish(mi, kept, _empty(zmin, zmax, t[0], t[-1]), v)
+
+
+def _column_sensitivity(col, *, lo, hi, a, h, m, p, t, terms):
+    del h, m, terms
+    v, b = col
+    cdf = _cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
+    mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
+    zmin = b + jnp.minimum(v * lo, v * hi)
+    zmax = b + jnp.maximum(v * lo, v * hi)
+    return _finish(mi, kept, _empty(zmin, zmax, t[0], t[-1]), v)
+
+
+@functools.partial(jax.jit, static_argnames=("which", "activation", "in_range", "in_bins",
+                                               "out_range", "out_bins", "terms"))
+def _matrix(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms):
+    lo, hi = in_range
+    a, h, m, p = input_bins(in_range, in_bins)
+    t = output_thresholds(activation, out_range, out_bins)
+    kernel = kernel.astype(jnp.float64)
+    bias = bias.astype(jnp.float64)
+    n, k_in = kernel.shape[0], h.shape[0]
+    fn = _column_parts if which == "parts" else _column_sensitivity
+    fn = functools.partial(fn, lo=lo, hi=hi, a=a, h=h, m=m, p=p, t=t, terms=terms)
+    per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
+    group = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
+    cols = jax.lax.map(fn, (kernel.T, bias), batch_size=group)                 # (n_out, n_in)
+    return cols.T
+
+
+def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
+    kernel = jnp.asarray(kernel)
+    if kernel.ndim != 2:
+        raise ShapeMismatchError(
+            f"kernel must be (n_in, n_out) (Flax layout). Got shape {kernel.shape}; for a conv "
+            "kernel (kh, kw, c_in, c_out) pass kernel.reshape(-1, c_out).")
+    bias = jnp.zeros(kernel.shape[1], kernel.dtype) if bias is None else jnp.asarray(bias)
+    if bias.shape != (kernel.shape[1],):
+        raise ShapeMismatchError(
+            f"bias must have shape (n_out,)=({kernel.shape[1]},). Got {bias.shape}.")
+    in_range = check_range("in_range", in_range)
+    out_range = check_range("out_range", out_range)
+    activation = canonical_exact_activation(activation)
+    if which == "sensitivity" or kernel.shape[0] <= 3:
+        terms = 0
+    elif terms is None:
+        if isinstance(kernel, jax.core.Tracer):
+            terms = sums.default_terms(kernel.shape[0])
+        else:
+            terms = sums.choose_terms(np.asarray(kernel), in_range)
+            if terms > sums.MAX_TERMS:
+                raise ExactUnavailableError(
+                    f"This kernel's columns have almost all their spread in one or two inputs, so "
+                    f"the exact series would need more than {sums.MAX_TERMS} terms for 1e-12 "
+                    "accuracy. Use the sampled measure (ei_jax.ei_parts(key, ...)), or pass "
+                    "terms=... explicitly to accept a larger error.")
+    elif isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or terms < 1:
+        raise ValueError(f"terms must be a positive int or None. Got {terms!r}.")
+    return kernel, bias, activation, in_range, out_range, int(terms)
+
+
+def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms):
+    out_dtype = jnp.zeros((), float).dtype          # the caller's default float
+    kernel, bias, activation, in_range, out_range, terms = _prepare(
+        kernel, bias, activation, in_range, out_range, terms, which=which)
+    with jax.enable_x64(True):
+        mat = _matrix(kernel, bias, which=which, activation=activation, in_range=in_range,
+                      in_bins=int(in_bins), out_range=out_range, out_bins=int(out_bins), terms=terms)
+    return mat.astype(out_dtype)
+
+
+def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, out_range, out_bins,
+                          terms=None) -> jax.Array:
+    """Exact EI of every connection of ``y = f(x @ kernel + bias)``: ``I(x_A; y_B)`` in bits.
+
+    The infinite-sample limit of deep-ei's pairwise plug-in estimate (``ei_parts_matrix``)
+    under do(x = H^max): every input uniform on ``in_range``, deep-ei's widened bins, per-pair
+    dropping of outputs outside ``out_range`` with the pair's joint renormalised.
+
+    .. math::
+       EI(A \\to B) = \\sum_{i,j} P(i, j) \\log_2 \\frac{P(i, j)}{P(i) P(j)}, \\quad
+       P(i, j) = p_i [F_{A,i}(t_{j+1}) - F_{A,i}(t_j)]
+
+    Args:
+      kernel: ``(n_in, n_out)`` weights (Flax layout). May be traced: ``jax.jit``, ``jax.vmap``
+        and ``jax.grad`` work, and new weights do not recompile.
+      bias: ``(n_out,)`` or None.
+      activation: ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"`` (or None),
+        ``"softplus"``, ``"elu"``, ``"leaky_relu"`` (slope 0.01).
+      in_range, out_range: ``(lo, hi)``; in_bins, out_bins: bin counts (static).
+      terms: cosine-series terms for ``n_in >= 4`` (static). None: chosen from the weights
+        for a truncation error of F below 1e-12 when they are concrete, or from ``n_in`` alone
+        (:func:`ei_jax._src.exact_sums.default_terms`) when they are traced.
+
+    Returns:
+      ``(n_in, n_out)`` bits in the default float dtype; NaN for a pair whose outputs all fall
+      outside ``out_range`` (the sampled measures raise ``EmptyHistogramError`` there). A zero
+      weight gives exactly 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax._src.exact_core import exact_ei_parts_matrix
+      >>> m = exact_ei_parts_matrix(jnp.array([[4.0]]), activation="sigmoid", in_range=(0, 1),
+      ...                           in_bins=8, out_range=(0, 1), out_bins=8)
+      >>> m.shape, bool(0 < m[0, 0] < 3)
+      ((1, 1), True)
+    """
+    return _run(kernel, bias, which="parts", activation=activation, in_range=in_range,
+                in_bins=in_bins, out_range=out_range, out_bins=out_bins, terms=terms)
+
+
+def exact_sensitivity_matrix(kernel, bias=None, *, activation, in_range, in_bins, out_range,
+                             out_bins) -> jax.Array:
+    """Exact sensitivity of every connection: ``I(x_A; y_B)`` under do(x_A = H^max), others 0.
+
+    Input A alone is uniform on ``in_range`` and every other input is 0 (deep-ei's baseline),
+    so ``z = W[A, B] x_A + b_B`` and each conditional CDF is that of a uniform (closed form).
+
+    Args:
+      kernel: ``(n_in, n_out)``; bias: ``(n_out,)`` or None; the rest as
+        :func:`exact_ei_parts_matrix`.
+
+    Returns:
+      ``(n_in, n_out)`` bits in the default float dtype (NaN for an all-dropped pair).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax._src.exact_core import exact_sensitivity_matrix
+      >>> s = exact_sensitivity_matrix(jnp.array([[100.0]]), activation="identity",
+      ...                              in_range=(0, 1), in_bins=4, out_range=(0, 100), out_bins=4)
+      >>> round(float(s[0, 0]), 4)           # z = 100 x: each input bin maps into one output bin
+      2.0
+    """
+    return _run(kernel, bias, which="sensitivity", activation=activation, in_range=in_range,
+                in_bins=in_bins, out_range=out_range, out_bins=out_bins, terms=None)
