@@ -1,0 +1,260 @@
+"""deep-ei 0.7.0's measures, with its signatures, computed by ei_jax.
+
+Each function takes deep-ei's arguments in deep-ei's order and with its defaults -- the torch
+layer first, then the topology from :func:`bridges.deep_ei.topology_of` -- translates them
+(:mod:`bridges._src.deep_ei_args`) and calls the ei_jax measure of the same name. Results are
+deep-ei's types: ``float``, float64 NumPy arrays, a ``list`` for groups, a ``tuple`` for
+``vector_and_pairwise_ei``.
+
+What ei_jax does differently is listed in the README ("Switching from deep-ei"): mainly, the
+noise is ``jax.random``'s (keyed from torch's generator), ``batch_size`` and ``device`` never
+change the result, and EI_parts below 0.01 is returned as is.
+"""
+
+import warnings
+
+import numpy as np
+
+import ei_jax
+from bridges._src.deep_ei_args import prepare
+from bridges._src.deep_ei_errors import SamplesRequiredError
+
+__all__ = ["ei", "ei_parts", "ei_parts_matrix", "eis_between_groups", "sensitivity",
+           "sensitivity_matrix", "vector_and_pairwise_ei"]
+
+
+def _run(fn, layer, topology, in_layer, in_range, in_bins, out_range, out_bins, activation,
+         batch_size, device, *args, **extra):
+    target = prepare(layer, topology, in_layer=in_layer, in_range=in_range, out_range=out_range,
+                     in_bins=in_bins, out_bins=out_bins, activation=activation,
+                     batch_size=batch_size, device=device, stacklevel=4)
+    with warnings.catch_warnings():
+        # ranges are always passed explicitly; the drop-in already reported its defaults
+        warnings.simplefilter("ignore", ei_jax.DefaultRangeWarning)
+        return fn(target.key, target.topology, target.layer, *args, **target.kwargs(in_bins, out_bins),
+                  **extra)
+
+
+def _required(samples, name):
+    if samples is None:
+        raise SamplesRequiredError(
+            f"{name} needs samples=N (an int): it has no automatic mode (deep-ei raised TypeError "
+            "here too). Pass e.g. samples=100_000."
+        )
+    return samples
+
+
+def ei_parts(layer, topology, threshold=0.05, samples=None, extrapolate=False, batch_size=20,
+             in_layer=None, in_range=None, in_bins=64, out_range=None, out_bins=64,
+             activation=None, device='cpu'):
+    r"""EI_parts of ``layer``: the sum over all pairs (A, B) of ``I(t_A; t_B) | do(L1 = H^max)``.
+
+    .. math::
+       EI_{parts}(L_1 \to L_2) = \sum_{A \in L_1, B \in L_2} I(t_A, t_B) \mid do(L_1 = H^{\max})
+
+    deep-ei's ``ei_parts``, computed by :func:`ei_jax.ei_parts`.
+
+    Args:
+      layer: an ``nn.Linear`` or ``nn.Conv2d`` module in ``topology``.
+      topology: from :func:`bridges.deep_ei.topology_of`.
+      threshold: automatic mode (``samples=None``): double the samples from 10,000 until
+        doubling again would change EI_parts by less than ``threshold`` of its value.
+      samples: a fixed number of samples instead.
+      extrapolate: fit ``a / n**e + C`` to estimates at 100k..2M samples; report the limit.
+      batch_size: checked (a positive int) but unused: ei_jax picks its chunks, same result.
+      in_layer: first module of a span ``in_layer .. layer`` (default ``layer``).
+      in_range, out_range: ``(lo, hi)``; default from the activations (deep-ei's ranges).
+      in_bins, out_bins: bin counts.
+      activation: the layer's output activation (default from the topology): a torch module,
+        a torch function, a name, or any callable of a tensor (run through torch).
+      device: checked (a torch device); JAX places the work.
+
+    Returns:
+      float: bits (a value below 0.01 is returned as is, not as deep-ei's 0.0).
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, ei_parts
+      >>> layer = nn.Linear(1, 1, bias=False)
+      >>> top = topology_of(layer, input=torch.zeros((1, 1)))
+      >>> with torch.no_grad():
+      ...     layer.weight[0, 0] = 1.0
+      >>> round(ei_parts(layer, top, samples=100_000, in_range=(0, 1), in_bins=8,
+      ...                out_range=(0, 1), out_bins=8), 3)      # identity: log2(8) bits
+      3.0
+    """
+    return _run(ei_jax.ei_parts, layer, topology, in_layer, in_range, in_bins, out_range, out_bins,
+                activation, batch_size, device, threshold=threshold, samples=samples,
+                extrapolate=extrapolate)
+
+
+def ei_parts_matrix(layer, topology, samples=None, batch_size=20, in_layer=None, in_range=None,
+                    in_bins=64, out_range=None, out_bins=64, activation=None, device='cpu'):
+    r"""The EI of every connection A -> B of ``layer``: ``I(t_A; t_B) | do(L1 = H^max)``.
+
+    .. math::
+       EI(A \to B) = I(t_A, t_B) \mid do(L_1 = H^{\max})
+
+    deep-ei's ``ei_parts_matrix``, computed by :func:`ei_jax.ei_parts_matrix`. deep-ei needs
+    ``samples``; here ``samples=None`` uses ei_jax's automatic mode (threshold 0.05).
+
+    Args: as :func:`ei_parts` (without ``threshold`` and ``extrapolate``).
+
+    Returns:
+      ``np.ndarray`` float64 ``(n_in, n_out)``: rows are input neurons, columns output neurons.
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, ei_parts_matrix
+      >>> network = nn.Linear(4, 3, bias=False)
+      >>> top = topology_of(network, input=torch.zeros((1, 4)))
+      >>> ei_parts_matrix(network, top, samples=10_000, in_range=(0, 1), in_bins=8,
+      ...                 out_range=(0, 1), out_bins=8, activation=nn.Sigmoid()).shape
+      (4, 3)
+    """
+    return _run(ei_jax.ei_parts_matrix, layer, topology, in_layer, in_range, in_bins, out_range,
+                out_bins, activation, batch_size, device, samples=samples)
+
+
+def sensitivity(layer, topology, samples=500, batch_size=20, in_layer=None, in_range=None,
+                in_bins=64, out_range=None, out_bins=64, activation=None, device='cpu'):
+    r"""Sensitivity of ``layer``: the sum over (A, B) of ``I(t_A; t_B) | do(A = H^max)``.
+
+    .. math::
+       Sensitivity(L_1 \to L_2) = \sum_{A \in L_1, B \in L_2} I(t_A, t_B) \mid do(A = H^{\max})
+
+    Input A alone is uniform over ``in_range``, the others are 0; ``samples`` per input.
+    deep-ei's ``sensitivity``, computed by :func:`ei_jax.sensitivity`.
+
+    Args: as :func:`ei_parts_matrix` (``samples`` default 500, per input neuron).
+
+    Returns:
+      float: bits.
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, sensitivity
+      >>> network = nn.Linear(3, 3, bias=False)
+      >>> top = topology_of(network, input=torch.zeros((1, 3)))
+      >>> s = sensitivity(network, top, samples=1000, in_range=(0, 1), in_bins=8,
+      ...                 out_range=(0, 1), out_bins=8, activation=nn.Sigmoid())
+      >>> isinstance(s, float) and s >= 0
+      True
+    """
+    return _run(ei_jax.sensitivity, layer, topology, in_layer, in_range, in_bins, out_range,
+                out_bins, activation, batch_size, device, samples=samples)
+
+
+def sensitivity_matrix(layer, topology, samples=500, batch_size=20, in_layer=None, in_range=None,
+                       in_bins=64, out_range=None, out_bins=64, activation=None, device='cpu'):
+    r"""The sensitivity of every connection: ``I(t_A; t_B) | do(A = H^max)``, others at 0.
+
+    deep-ei's ``sensitivity_matrix``, computed by :func:`ei_jax.sensitivity_matrix`.
+
+    Args: as :func:`sensitivity`.
+
+    Returns:
+      ``np.ndarray`` float64 ``(n_in, n_out)``, bits.
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, sensitivity_matrix
+      >>> network = nn.Linear(3, 2, bias=False)
+      >>> top = topology_of(network, input=torch.zeros((1, 3)))
+      >>> sensitivity_matrix(network, top, samples=1000, in_range=(0, 1), in_bins=8,
+      ...                    out_range=(0, 1), out_bins=8, activation=nn.Sigmoid()).shape
+      (3, 2)
+    """
+    return _run(ei_jax.sensitivity_matrix, layer, topology, in_layer, in_range, in_bins, out_range,
+                out_bins, activation, batch_size, device, samples=samples)
+
+
+def ei(layer, topology, threshold=0.05, samples=None, batch_size=20, in_layer=None, in_range=None,
+       in_bins=64, out_range=None, out_bins=64, activation=None, device='cpu'):
+    r"""Vector EI of ``layer``: ``I(L1; L2) | do(L1 = H^max)`` over whole binned vectors.
+
+    .. math::
+       EI(L_1 \to L_2) = I(L_1; L_2) \mid do(L_1 = H^{\max}) = H(X) + H(Y) - H(X, Y)
+
+    deep-ei's ``ei``, computed by :func:`ei_jax.ei`. A sample with a value below ``lo`` is
+    dropped (deep-ei kept it as an extra negative bin).
+
+    Args:
+      threshold: automatic mode (``samples=None``): double the samples until the estimate
+        changes by less than ``threshold`` bits.
+      Others as :func:`ei_parts`.
+
+    Returns:
+      float: bits.
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, ei
+      >>> network = nn.Linear(2, 2, bias=False)
+      >>> top = topology_of(network, input=torch.zeros((1, 2)))
+      >>> v = ei(network, top, samples=20_000, in_range=(0, 1), in_bins=4, out_range=(0, 1),
+      ...        out_bins=4, activation=torch.sigmoid)
+      >>> 0 <= v <= 4
+      True
+    """
+    return _run(ei_jax.ei, layer, topology, in_layer, in_range, in_bins, out_range, out_bins,
+                activation, batch_size, device, threshold=threshold, samples=samples)
+
+
+def eis_between_groups(layer, topology, groups, samples=None, batch_size=20, in_layer=None,
+                       in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
+                       device='cpu'):
+    r"""Vector EI between chosen groups of input and output neurons, all from one sample.
+
+    deep-ei's ``eis_between_groups``, computed by :func:`ei_jax.eis_between_groups`.
+
+    Args:
+      groups: list of ``(input indices, output indices)``, e.g. ``[((0, 1, 2), (1,))]``
+        (indices into the flattened input and output).
+      samples: number of samples (required, as in deep-ei).
+      Others as :func:`ei`.
+
+    Returns:
+      list of floats (bits), one per group, in order.
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, eis_between_groups
+      >>> network = nn.Linear(3, 2, bias=False)
+      >>> top = topology_of(network, input=torch.zeros((1, 3)))
+      >>> len(eis_between_groups(network, top, [((0,), (0,)), ((0, 1), (1,))], samples=5000,
+      ...                        in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4,
+      ...                        activation=nn.Sigmoid()))
+      2
+    """
+    samples = _required(samples, "eis_between_groups")
+    return _run(ei_jax.eis_between_groups, layer, topology, in_layer, in_range, in_bins, out_range,
+                out_bins, activation, batch_size, device, groups, samples=samples)
+
+
+def vector_and_pairwise_ei(layer, topology, samples=None, batch_size=20, in_layer=None,
+                           in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
+                           device='cpu'):
+    r"""``(vector EI, EI_parts)`` of ``layer``, both from the same samples.
+
+    deep-ei's ``vector_and_pairwise_ei``, computed by :func:`ei_jax.vector_and_pairwise_ei`.
+
+    Args: as :func:`ei`; ``samples`` is required (as in deep-ei).
+
+    Returns:
+      tuple of two floats (bits): ``(vector_ei, pairwise_ei)``.
+
+    Example:
+      >>> import torch, torch.nn as nn
+      >>> from bridges.deep_ei import topology_of, vector_and_pairwise_ei
+      >>> network = nn.Linear(2, 2, bias=False)
+      >>> top = topology_of(network, input=torch.zeros((1, 2)))
+      >>> v, p = vector_and_pairwise_ei(network, top, samples=20_000, in_range=(0, 1), in_bins=4,
+      ...                               out_range=(0, 1), out_bins=4, activation=nn.Sigmoid())
+      >>> isinstance(v, float) and isinstance(p, float)
+      True
+    """
+    samples = _required(samples, "vector_and_pairwise_ei")
+    vec, pairs = _run(ei_jax.vector_and_pairwise_ei, layer, topology, in_layer, in_range, in_bins,
+                      out_range, out_bins, activation, batch_size, device, samples=samples)
+    return float(vec), float(np.float64(pairs))
