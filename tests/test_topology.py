@@ -8,6 +8,8 @@ import pytest
 from flax import nnx
 
 import ei_jax
+from ei_jax._src.errors import InvalidCallError
+from ei_jax._src.layer_maps import dense_apply
 
 X0 = jnp.zeros((1, 6))
 
@@ -126,3 +128,78 @@ def test_wrong_call_signatures_say_how_to_call():
         ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), {}, X0)
     with pytest.raises(TypeError, match="bridges.from_torch"):
         ei_jax.topology_of(object(), X0)
+
+
+# --- fixes: non-finite weights, errors that say the way out, the node layout ---------------
+
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_named_not_called_unsupported(api, bad):
+    # Before: UnsupportedModuleError "does not feed the next layer directly" (NaN != NaN).
+    if api == "linen":
+        net = nn.Sequential([nn.Dense(4), nn.sigmoid, nn.Dense(3)])
+        variables = net.init(jax.random.key(0), X0)
+        kernel = variables["params"]["layers_2"]["kernel"]
+        variables["params"]["layers_2"]["kernel"] = kernel.at[1, 2].set(bad)
+        call = lambda: ei_jax.topology_of(net, variables, X0)  # noqa: E731
+    else:
+        net = nnx.Sequential(nnx.Linear(6, 4, rngs=nnx.Rngs(0)), nnx.sigmoid, nnx.Linear(4, 3, rngs=nnx.Rngs(1)))
+        net.layers[2].bias[...] = net.layers[2].bias[...].at[0].set(bad)
+        call = lambda: ei_jax.topology_of(net, X0)  # noqa: E731
+    with pytest.raises(ei_jax.NonFiniteParamsError, match="'layers_2'.*finite weights") as err:
+        call()
+    assert isinstance(err.value, ValueError)
+    assert ("'kernel'" if api == "linen" else "'bias'") in str(err.value)
+
+
+WAY_OUT = "ei_jax.core.ei_parts(key, apply_fn, params, in_shape="
+
+
+@pytest.mark.parametrize("model", [_Skip(), _Twice(), _Norm(), _Attention(),
+                                   nn.Sequential([nn.Dense(3), jax.nn.softplus, nn.Dense(2)]),
+                                   nn.Sequential([nn.Dense(3), nn.relu, nn.sigmoid, nn.Dense(2)])],
+                         ids=["skip", "twice", "norm", "attention", "softplus", "two_activations"])
+def test_unsupported_errors_point_to_the_pure_core(model):
+    with pytest.raises(ei_jax.UnsupportedModuleError) as err:
+        _linen(model)
+    assert WAY_OUT in str(err.value) and "apply_fn(params, x)" in str(err.value)
+
+
+def test_the_suggested_way_out_measures_an_unsupported_model():
+    # The skip-connection net cannot be a topology, but the pure core measures it as one map.
+    model = _Skip()
+    variables = model.init(jax.random.key(0), X0)
+    common = dict(in_shape=(6,), in_range=(0.0, 1.0), in_bins=8, out_range=(-10.0, 10.0), out_bins=8,
+                  samples=4096)
+    got = ei_jax.core.ei_parts(jax.random.key(1), lambda p, x: model.apply(p, x), variables, **common)
+    # Independent check: the same map written out by hand from the weights.
+    p = variables["params"]
+
+    def by_hand(p, x):
+        h = jax.nn.sigmoid(x @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"][None, :])
+        return (h + x) @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"][None, :]
+
+    want = ei_jax.core.ei_parts(jax.random.key(1), by_hand, p, **common)
+    np.testing.assert_allclose(float(got), float(want), rtol=1e-6)
+    assert np.isfinite(float(got)) and float(got) > 0
+
+
+def test_node_layout_has_exactly_the_documented_attributes():
+    top = _linen(nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(2)]))
+    assert set(top.graph) == {"order"} and top.graph["order"] == ["layers_0", "layers_2"]
+    for name in top:
+        assert set(top.nodes[name]) == {"input", "output", "kind", "module", "path", "params", "apply", "after"}
+    assert top.nodes["layers_0"]["apply"] is dense_apply
+
+
+def test_wrong_call_signatures_raise_typed_errors():
+    with pytest.raises(InvalidCallError, match="model.init"):
+        ei_jax.topology_of(nn.Dense(3), X0)
+    with pytest.raises(InvalidCallError, match="'params' entry. Got int"):
+        ei_jax.topology_of(nn.Dense(3), 5, X0)
+    with pytest.raises(InvalidCallError, match="no variables"):
+        ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), {}, X0)
+    with pytest.raises(ei_jax.UnsupportedModuleError, match="bridges.from_torch"):
+        ei_jax.topology_of(object(), X0)
+    with pytest.raises(ei_jax.ShapeMismatchError, match="leading batch axis"):
+        ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), jnp.zeros(6))
