@@ -101,7 +101,14 @@ def declared_activations(model_layers, is_layer, before, chain, unsupported):
 
 
 def matches(a, b) -> bool:
-    """``a`` and ``b`` hold the same values (any shapes of equal size), to float32 precision."""
+    """``a`` and ``b`` hold the same values (any shapes of equal size), to float32 precision.
+
+    Example:
+      >>> import numpy as np
+      >>> from ei_jax._src.activation_inference import matches
+      >>> matches(np.ones((2, 3)), np.ones(6)), matches([np.nan], [np.nan]), matches([1.0], [1.1])
+      (True, True, False)
+    """
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     if a.size != b.size:
         return False

@@ -7,7 +7,9 @@ callables (like ``nn.relu``).
 
 They exist so that a convolutional network (``Conv -> act -> pool -> ... -> Flatten -> Dense``)
 has a topology: ``topology_of`` records every call of these layers and keeps them as the
-``"after"`` attribute of the weight layer they follow (see :mod:`ei_jax._src.topology`).
+``"after"`` attribute of the weight layer they follow (see :mod:`ei_jax._src.topology`);
+each call reports itself to :mod:`ei_jax._src.recording`, which keeps it only while a
+recording is active.
 ``bridges.from_torch`` builds converted PyTorch networks from them.
 
 Layout: images are ``(batch, height, width, channels)`` (NHWC, Flax's convention).
@@ -92,6 +94,9 @@ class Flatten:
       channels_first: for an image ``(B, H, W, C)``, flatten in PyTorch's ``(C, H, W)`` order
         (transpose NHWC -> NCHW first). Lower-rank inputs are reshaped as they are.
 
+    Calling it on ``x`` ``(B, d1, ..., dk)`` returns ``(B, d1 * ... * dk)``, the same values
+    in row-major order (of ``(B, C, H, W)`` when ``channels_first`` and ``x`` is an image).
+
     Example:
       >>> import jax.numpy as jnp
       >>> from ei_jax import Flatten
@@ -117,9 +122,14 @@ class AvgPool(_Pool):
       window: ``(kh, kw)`` (an int means square).
       strides: ``(sh, sw)``; ``None`` means the window (PyTorch's default).
       padding: zero padding, an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
-      count_include_pad: count the padded zeros in the divisor (PyTorch's default).
+      count_include_pad: count the padded zeros in the divisor (PyTorch's default); if
+        false, each window is divided by the number of real (unpadded) values in it.
 
-    Output: ``(B, H', W', C)`` with ``H' = (H + top + bottom - kh) // sh + 1``.
+    Calling it on images ``x`` ``(B, H, W, C)`` returns ``(B, H', W', C)`` with
+    ``H' = (H + top + bottom - kh) // sh + 1`` (``W'`` likewise), each value the mean of one
+    ``kh x kw`` window of the zero-padded image. Invalid arguments raise
+    :class:`~ei_jax._src.errors.InvalidWindowError`; a non-image ``x`` raises
+    :class:`ei_jax.ShapeMismatchError`.
 
     Example:
       >>> import jax.numpy as jnp
@@ -151,6 +161,10 @@ class MaxPool(_Pool):
       window: ``(kh, kw)`` (an int means square).
       strides: ``(sh, sw)``; ``None`` means the window (PyTorch's default).
       padding: ``-inf`` padding, an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
+
+    Calling it on images ``x`` ``(B, H, W, C)`` returns ``(B, H', W', C)`` with
+    ``H' = (H + top + bottom - kh) // sh + 1`` (``W'`` likewise), each value the maximum of
+    one ``kh x kw`` window (padding never wins). Errors as :class:`AvgPool`.
 
     Example:
       >>> import jax.numpy as jnp

@@ -52,7 +52,17 @@ class Op:
 
 @contextlib.contextmanager
 def recording():
-    """Within the block, layer calls in this context are appended to the yielded list."""
+    """Within the block, layer calls in this context are appended to the yielded list.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax import MaxPool
+      >>> from ei_jax._src.recording import recording
+      >>> with recording() as events:
+      ...     y = MaxPool(2)(jnp.ones((1, 4, 4, 1)))
+      >>> [(type(e.layer).__name__, e.x.shape, e.y.shape) for e in events]
+      [('MaxPool', (1, 4, 4, 1), (1, 2, 2, 1))]
+    """
     events = []
     token = _EVENTS.set(events)
     try:
@@ -70,7 +80,13 @@ def note_structure_call(layer, x, y):
 
 
 def layer_name(path) -> str:
-    """A node name from a module path: ``("layers", 0, "dense")`` -> ``"layers_0/dense"``."""
+    """A node name from a module path (an int joins the part before it with ``_``).
+
+    Example:
+      >>> from ei_jax._src.recording import layer_name
+      >>> layer_name(("layers", 0, "dense")), layer_name(("hidden",))
+      ('layers_0/dense', 'hidden')
+    """
     parts = []
     for p in path:
         if isinstance(p, int) and parts:
