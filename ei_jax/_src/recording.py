@@ -22,6 +22,7 @@ removed even when the model raises.
 
 import contextlib
 import contextvars
+import functools
 import threading
 
 import jax.numpy as jnp
@@ -156,6 +157,7 @@ _originals: dict = {}
 
 
 def _recording_call(cls, orig):
+    @functools.wraps(orig)
     def __call__(self, x, *args, **kwargs):
         y = orig(self, x, *args, **kwargs)
         events = _EVENTS.get()
