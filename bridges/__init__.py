@@ -17,8 +17,11 @@ Both return what :func:`ei_jax.topology_of` takes: ``(model, variables)`` for ``
 take images as NHWC; convolutions are then measured over one receptive field (see
 :mod:`ei_jax._src.topology`).
 
-torch is an optional extra (``pip install 'ei-jax[torch]'``), imported only when a torch
-module or ``torch.save`` file is given -- never by ``import bridges``.
+torch is optional (``pip install torch==2.13.0``; from an ei-jax checkout
+``pip install '.[torch]'``), imported only when a torch module or ``torch.save`` file is given
+-- never by ``import bridges``. The errors are ei_jax's own checkpoint family
+(``bridges.CheckpointError`` is ``ei_jax._src.errors.CheckpointError``), so one ``except``
+catches a bad checkpoint whichever package read it.
 
 Example:
   >>> import jax, jax.numpy as jnp, torch, bridges, ei_jax

@@ -73,24 +73,23 @@ def _seed(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, *, positive: bool) -> float:
+    what = "a positive number" if positive else "a finite number"
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(value) and (value > 0 or not positive)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, positive=True)
 
 
 def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+    return _number(text, positive=False)
 
 
 MAX_BINS = 1024
@@ -134,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
             "iris: 4-5-5-3 on the Iris table bundled with ei-jax (features / 8), 100 training and "
             "50 test rows.",
             "digits: 25-6-6-6-5 on scikit-learn's bundled 8x8 digits 0-4 resized to 5x5, standing "
-            "in for the paper's MNIST (needs scikit-learn: pip install 'ei-jax[digits]'), or on "
+            "in for the paper's MNIST (needs scikit-learn: pip install scikit-learn), or on "
             "local MNIST files with --mnist."),
         epilog=EPILOG_REPRODUCE, formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("dataset", choices=("iris", "digits"), help="which experiment")
@@ -242,10 +241,11 @@ def _measure(args, parser) -> int:
     if args.json is not None:
         ex.check_writable(args.json)
     settings = _settings(args, ex.MeasureSettings())
-    model, variables, names = ex.load_any_checkpoint(args.checkpoint, activation=args.activation)
-    x0 = np.zeros(ex.first_input_shape(variables), np.float32)
-    top = ei_jax.topology_of(model, variables, x0)
-    names = names or list(top)
+    from ei_jax import _cli_loader
+
+    net = _cli_loader.load_any_checkpoint(args.checkpoint, activation=args.activation)
+    top = ei_jax.topology_of(net.model, net.variables, np.zeros((1, net.n_in), np.float32))
+    names = net.names
     key = ex.run_keys(args.seed)[3]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

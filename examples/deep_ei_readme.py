@@ -19,6 +19,13 @@ import jax.numpy as jnp
 from ei_jax import ei, ei_parts, ei_parts_matrix, sensitivity, topology_of
 
 
+def dense_topology(key, n_in: int, n_out: int):
+    """The topology of one ``n_in -> n_out`` Dense layer without bias (deep-ei's ``nn.Linear``)."""
+    network = nn.Dense(n_out, use_bias=False)
+    x0 = jnp.zeros((1, n_in))
+    return topology_of(network, network.init(key, x0), x0)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fast", action="store_true", default=os.environ.get("EI_JAX_EXAMPLES_FAST") == "1",
@@ -32,9 +39,7 @@ def main(argv=None):
     # EI of a 5 -> 5 dense layer with a sigmoid activation, 1e5 samples.
     # deep-ei: ei(network, top, samples=int(1e5), batch_size=100, in_range=(0, 1), in_bins=8,
     #             out_range=(0, 1), out_bins=8, activation=nn.Sigmoid(), device=device)
-    network = nn.Dense(5, use_bias=False)
-    x0 = jnp.zeros((1, 5))
-    top = topology_of(network, network.init(k_init, x0), x0)
+    top = dense_topology(k_init, 5, 5)
     value = ei(k1, top, "Dense", samples=n, in_range=(0, 1), in_bins=8, out_range=(0, 1),
                out_bins=8, activation="sigmoid")
     print(f"EI of a 5 -> 5 sigmoid layer: {value:.4f} bits")
@@ -52,17 +57,13 @@ def main(argv=None):
           f"of {layer2} (10 -> 5, tanh): {ei_layer2:.4f} bits")
 
     # EI_parts with a fixed sample count ...
-    network = nn.Dense(5, use_bias=False)
-    x0 = jnp.zeros((1, 5))
-    top = topology_of(network, network.init(k_init, x0), x0)
+    top = dense_topology(k_init, 5, 5)
     value = ei_parts(k3, top, "Dense", samples=n, in_range=(0, 1), in_bins=8, out_range=(0, 1),
                      out_bins=8, activation="sigmoid")
     print(f"EI_parts of a 5 -> 5 sigmoid layer: {value:.4f} bits")
 
     # ... or, by default, doubling the samples until EI_parts changes by less than 5 %.
-    network = nn.Dense(10, use_bias=False)
-    x0 = jnp.zeros((1, 10))
-    top = topology_of(network, network.init(k_init, x0), x0)
+    top = dense_topology(k_init, 10, 10)
     bins = 8 if args.fast else 64
     value = ei_parts(k4, top, "Dense", threshold=0.05, in_range=(0, 1), in_bins=bins,
                      out_range=(0, 1), out_bins=bins, activation="sigmoid")
@@ -74,9 +75,7 @@ def main(argv=None):
     print(f"sensitivity of the 10 -> 10 layer: {value:.4f} bits")
 
     # The EI of every edge A -> B: a 20 x 10 matrix, rows are input neurons.
-    network = nn.Dense(10, use_bias=False)
-    x0 = jnp.zeros((1, 20))
-    top = topology_of(network, network.init(k_init, x0), x0)
+    top = dense_topology(k_init, 20, 10)
     matrix = ei_parts_matrix(k6, top, "Dense", samples=n // 2, in_range=(0, 1), in_bins=64,
                              out_range=(0, 1), out_bins=64, activation="sigmoid")
     print(f"EI_parts matrix of a 20 -> 10 layer: shape {matrix.shape}, sum {matrix.sum():.4f} bits")

@@ -16,6 +16,7 @@ to the 4 channels at one position. The first layer's inputs are taken uniform on
 (-1, 1), carried through the max pooling and the Flatten).
 
     python examples/torch_checkpoint.py                  # about 20 s on 2 CPU cores
+    python examples/torch_checkpoint.py --fast           # small sample counts (CI)
     python examples/torch_checkpoint.py --samples 1000000 --bins 32 --format safetensors
 """
 
@@ -85,9 +86,12 @@ def measure(top, key, *, samples, sensitivity_samples, bins, workers=2):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=20_000, help="samples for EI_parts and vector EI")
-    p.add_argument("--sensitivity-samples", type=int, default=500,
-                   help="samples per input neuron for sensitivity (deep-ei's default: 500)")
+    p.add_argument("--fast", action="store_true", default=os.environ.get("EI_JAX_EXAMPLES_FAST") == "1",
+                   help="small sample counts: 4,000 and 200 per input (also: EI_JAX_EXAMPLES_FAST=1)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="samples for EI_parts and vector EI (default 20,000; --fast: 4,000)")
+    p.add_argument("--sensitivity-samples", type=int, default=None,
+                   help="samples per input neuron for sensitivity (default and deep-ei's: 500; --fast: 200)")
     p.add_argument("--bins", type=int, default=16, help="bins per neuron (deep-ei's default: 64)")
     p.add_argument("--format", choices=("torch", "safetensors"), default="torch")
     p.add_argument("--api", choices=("linen", "nnx"), default="linen")
@@ -95,6 +99,10 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                    help="layers measured at once (threads; speed only)")
     args = p.parse_args(argv)
+    if args.samples is None:
+        args.samples = 4_000 if args.fast else 20_000
+    if args.sensitivity_samples is None:
+        args.sensitivity_samples = 200 if args.fast else 500
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -43,17 +43,34 @@ def paper_init(key, shape, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def settings(argv, description):
+    """``(epochs, every, samples)`` from the command line (``--fast``: a short run)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--fast", action="store_true", default=os.environ.get("EI_JAX_EXAMPLES_FAST") == "1",
                    help="few epochs and samples (also: EI_JAX_EXAMPLES_FAST=1)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--every", type=int, default=None)
     p.add_argument("--out", default=None, help="unused; accepted like the other examples")
     args = p.parse_args(argv)
-    epochs = args.epochs or (100 if args.fast else 1000)
-    every = args.every or (50 if args.fast else 100)
-    samples = 10_000 if args.fast else 100_000
+    return (args.epochs or (100 if args.fast else 1000), args.every or (50 if args.fast else 100),
+            10_000 if args.fast else 100_000)
+
+
+def measure_layers(top, key, samples):
+    """``[(EI_parts, sensitivity)]`` of every layer, in bits; layer ``i`` uses ``fold_in(key, i)``."""
+    row = []
+    for i, layer in enumerate(top):
+        k = jax.random.fold_in(key, i)
+        # The first layer's inputs are the data, in [0, 1]; later ones default to (0, 1),
+        # the range of the sigmoid before them.
+        kw = dict(in_range=(0, 1) if i == 0 else None, in_bins=8, out_bins=8)
+        row.append((ei_jax.ei_parts(k, top, layer, samples=samples, **kw),
+                    ei_jax.sensitivity(k, top, layer, samples=5000, **kw)))
+    return row
+
+
+def main(argv=None):
+    epochs, every, samples = settings(argv, __doc__.splitlines()[0])
 
     k_init, k_data, k_shuffle, k_measure = jax.random.split(jax.random.key(0), 4)
     x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in iris(k_data))
@@ -86,14 +103,7 @@ def main(argv=None):
         if epoch % every == 0:
             variables = {"params": params}
             top = ei_jax.topology_of(model, variables, x0)  # nodes "layers_0", "layers_2", "layers_4"
-            row = []
-            for i, layer in enumerate(top):
-                k = jax.random.fold_in(k_measure, i)
-                # The first layer's inputs are the data, in [0, 1]; later ones default to (0, 1),
-                # the range of the sigmoid before them.
-                kw = dict(in_range=(0, 1) if i == 0 else None, in_bins=8, out_bins=8)
-                row.append((ei_jax.ei_parts(k, top, layer, samples=samples, **kw),
-                            ei_jax.sensitivity(k, top, layer, samples=5000, **kw)))
+            row = measure_layers(top, k_measure, samples)
             acc = float(np.mean(np.argmax(model.apply(variables, x_test), 1) == y_test.argmax(1)))
             history.append((epoch, acc, row))
             print(f"{epoch:5d}  {acc:8.2f}  " + "  ".join(f"EI {e:5.2f} S {s:6.2f} bits" for e, s in row))

@@ -10,12 +10,8 @@ measure through the jittable core, ``ei_jax.core.ei_parts(key, apply, params, ..
     python examples/train_nnx.py --fast      # (CI)
 """
 
-import argparse
-import csv
-import importlib.resources
-import io
-import math
-import os
+import runpy
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -27,21 +23,11 @@ import ei_jax
 from ei_jax import core
 
 
-def iris(key):
-    """(x_train, y_train, x_test, y_test): features / 8 in [0, 1], one-hot targets."""
-    rows = list(csv.reader(io.StringIO(
-        importlib.resources.files("ei_jax").joinpath("data/iris.csv").read_text())))[1:]
-    names = sorted({r[4] for r in rows})
-    x = np.array([[float(v) for v in r[:4]] for r in rows], np.float32) / 8
-    y = np.eye(3, dtype=np.float32)[[names.index(r[4]) for r in rows]]
-    perm = np.asarray(jax.random.permutation(key, len(x)))
-    x, y = x[perm], y[perm]
-    return x[:100], y[:100], x[100:], y[100:]
-
-
-def paper_init(key, shape, dtype=jnp.float32):
-    bound = 1 / math.sqrt(shape[0])
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
+# The data, the paper's initialiser, the command line and the measuring loop are
+# train_linen.py's: this file is its NNX twin.
+_LINEN = runpy.run_path(str(Path(__file__).with_name("train_linen.py")))
+iris, paper_init, settings, measure_layers = (_LINEN[k] for k in ("iris", "paper_init", "settings",
+                                                                   "measure_layers"))
 
 
 def iris_network(key) -> nnx.Sequential:
@@ -63,16 +49,7 @@ def train_epoch(model, optimizer, x, y, perm):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--fast", action="store_true", default=os.environ.get("EI_JAX_EXAMPLES_FAST") == "1",
-                   help="few epochs and samples (also: EI_JAX_EXAMPLES_FAST=1)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--every", type=int, default=None)
-    p.add_argument("--out", default=None, help="unused; accepted like the other examples")
-    args = p.parse_args(argv)
-    epochs = args.epochs or (100 if args.fast else 1000)
-    every = args.every or (50 if args.fast else 100)
-    samples = 10_000 if args.fast else 100_000
+    epochs, every, samples = settings(argv, __doc__.splitlines()[0])
 
     k_init, k_data, k_shuffle, k_measure = jax.random.split(jax.random.key(0), 4)
     x_train, y_train, x_test, y_test = iris(k_data)
@@ -84,12 +61,7 @@ def main(argv=None):
     for epoch in range(epochs + 1):
         if epoch % every == 0:
             top = ei_jax.topology_of(model, x0)  # NNX: no variables argument
-            row = []
-            for i, layer in enumerate(top):
-                k = jax.random.fold_in(k_measure, i)
-                kw = dict(in_range=(0, 1) if i == 0 else None, in_bins=8, out_bins=8)
-                row.append((ei_jax.ei_parts(k, top, layer, samples=samples, **kw),
-                            ei_jax.sensitivity(k, top, layer, samples=5000, **kw)))
+            row = measure_layers(top, k_measure, samples)
             acc = float(np.mean(np.argmax(model(x_test), 1) == y_test.argmax(1)))
             history.append((epoch, acc, row))
             print(f"epoch {epoch:5d}  test acc {acc:.2f}  "

@@ -82,7 +82,7 @@ def _stack(rng):
 def test_safetensors_measured_without_torch(tmp_path):
     """A child process where ``import torch`` fails (sitecustomize meta-path blocker) loads a
     safetensors Linear stack, measures it, and gets the same numbers as this process; a
-    torch.save file there raises MissingDependencyError naming ``pip install 'ei-jax[torch]'``."""
+    torch.save file there raises MissingDependencyError naming ``pip install torch==2.13.0``."""
     state = _stack(np.random.default_rng(0))
     ckpt = tmp_path / "mnist_like.safetensors"
     save_file(state, str(ckpt))
@@ -101,7 +101,7 @@ def test_safetensors_measured_without_torch(tmp_path):
     assert out["torch_after_import_bridges"] is False and out["torch_at_end"] is False
     assert out["layers"] == ["layers_0", "layers_2", "layers_4"]
     message, is_import_error, is_ei_error = out["missing"]
-    assert "pip install 'ei-jax[torch]'" in message and "model.pt" in message
+    assert "pip install torch==2.13.0" in message and "model.pt" in message
     assert is_import_error and is_ei_error
     assert "torch.nn.Module" in out["from_torch"]
 

@@ -65,9 +65,21 @@ def test_train_and_measure(example, name):
     assert ei_last_layer[-1] != ei_last_layer[0]  # training changes the weights and EI_parts
 
 
+def test_torch_checkpoint_fast(example, capsys):
+    """--fast (here through EI_JAX_EXAMPLES_FAST=1) measures the converted conv net with small counts."""
+    pytest.importorskip("torch")
+    rows = example("torch_checkpoint")(["--format", "safetensors"])
+    out = capsys.readouterr().out
+    assert "4000 samples, 200 per input" in out
+    assert [r[:4] for r in rows] == [("layers_0", "conv", 9, 4), ("layers_4", "dense", 36, 5)]
+    for _, _, _, _, _, parts, vector, sens, deg in rows:
+        assert 0 < parts < sens and vector > 0 and deg == pytest.approx(sens - parts)
+
+
 def test_every_example_is_tested():
     tested = {"deep_ei_readme", "toy_ei_vs_weight", "toy_weight_grid", "checkpoint_stack",
-              "train_linen", "train_nnx"}
-    # examples/torch_checkpoint.py belongs to the bridges work and has its own test.
-    present = {p.stem for p in EXAMPLES.glob("*.py")} - {"torch_checkpoint"}
+              "train_linen", "train_nnx", "torch_checkpoint"}
+    # examples/deep_ei_dropin.py belongs to the deep-ei drop-in work (bridges.deep_ei), whose
+    # tests are to run it.
+    present = {p.stem for p in EXAMPLES.glob("*.py")} - {"deep_ei_dropin"}
     assert present == tested

@@ -19,7 +19,9 @@ import optax
 import pytest
 
 import ei_jax
+from ei_jax._cli_loader import dense_chain, load_any_checkpoint
 from ei_jax._src import experiments as ex
+from ei_jax._src import reproduce as reproduce_module
 
 # Small settings shared by the tests here and in test_cli.py (same shapes and sample counts
 # reuse the compiled measures within one pytest process).
@@ -223,7 +225,7 @@ def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
         return measure_network(*a, **k)
 
     measure_network = ex.measure_network
-    monkeypatch.setattr(ex, "measure_network", measure_then_fail)
+    monkeypatch.setattr(reproduce_module, "measure_network", measure_then_fail)
     config = ex.ReproduceConfig("iris", (4, 5, 5, 3), epochs=10, every=5, batch_size=10, lr=0.01,
                                 measure=SMALL)
     with pytest.raises(KeyboardInterrupt):
@@ -245,13 +247,14 @@ def test_rerun_replaces_stale_checkpoints(tmp_path):
 
 # --- checkpoints --------------------------------------------------------------------------
 
-def test_mlp_from_params_natural_order_and_bias():
+def test_dense_chain_natural_order_and_bias():
     rng = np.random.default_rng(0)
     tree = {"params": {f"Dense_{i}": {"kernel": rng.normal(size=s).astype(np.float32),
                                       "bias": rng.normal(size=s[1]).astype(np.float32)}
                        for i, s in ((0, (3, 4)), (2, (4, 5)), (10, (5, 2)))}}
-    model, variables, names = ex.mlp_from_params(tree, "tanh")
-    assert names == ["Dense_0", "Dense_2", "Dense_10"]
+    net = dense_chain(tree, "tanh")
+    model, variables, names = net.model, net.variables, net.names
+    assert names == ["Dense_0", "Dense_2", "Dense_10"] and net.n_in == 3
     x = rng.uniform(size=(6, 3)).astype(np.float32)
     want = x
     for n in names:
@@ -261,13 +264,14 @@ def test_mlp_from_params_natural_order_and_bias():
     assert [top.nodes[n]["output"]["activation"] for n in top] == ["tanh"] * 3
 
 
-def test_mlp_from_params_errors():
-    with pytest.raises(ex.LoadCheckpointError, match="no layer"):
-        ex.mlp_from_params({"params": {"a": np.zeros(3)}})
-    with pytest.raises(ex.LoadCheckpointError, match="4-D kernel"):
-        ex.mlp_from_params({"params": {"Conv_0": {"kernel": np.zeros((3, 3, 1, 4))}}})
-    with pytest.raises(ex.LoadCheckpointError, match="chain"):
-        ex.mlp_from_params({"params": {"a": {"kernel": np.zeros((3, 4))}, "b": {"kernel": np.zeros((5, 2))}}})
+def test_dense_chain_errors():
+    with pytest.raises(ex.CheckpointError, match="no layer"):
+        dense_chain({"params": {"a": np.zeros(3)}}, "sigmoid")
+    with pytest.raises(ex.CheckpointError, match="4-D kernel.*topology_of"):
+        dense_chain({"params": {"Conv_0": {"kernel": np.zeros((3, 3, 1, 4))}}}, "sigmoid")
+    with pytest.raises(ex.CheckpointError, match="chain"):
+        dense_chain({"params": {"a": {"kernel": np.zeros((3, 4))}, "b": {"kernel": np.zeros((5, 2))}}},
+                    "sigmoid")
 
 
 def test_flax_and_orbax_checkpoints_load_the_same(iris_run, tmp_path):
@@ -276,25 +280,25 @@ def test_flax_and_orbax_checkpoints_load_the_same(iris_run, tmp_path):
     tree = flax.serialization.msgpack_restore(path.read_bytes())
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save((tmp_path / "orbax").absolute(), tree)
-    _, v1, names1 = ex.load_any_checkpoint(path)
-    _, v2, names2 = ex.load_any_checkpoint(tmp_path / "orbax")
-    assert names1 == names2 == ["layers_0", "layers_2", "layers_4"]
-    for a, b in zip(jax.tree.leaves(v1), jax.tree.leaves(v2)):
+    n1 = load_any_checkpoint(path, activation="sigmoid")
+    n2 = load_any_checkpoint(tmp_path / "orbax", activation="sigmoid")
+    assert n1.names == n2.names == ["layers_0", "layers_2", "layers_4"]
+    for a, b in zip(jax.tree.leaves(n1.variables), jax.tree.leaves(n2.variables), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
 def test_corrupt_checkpoints(tmp_path):
-    with pytest.raises(ex.LoadCheckpointError, match="does not exist"):
-        ex.load_any_checkpoint(tmp_path / "missing.msgpack")
+    with pytest.raises(ex.CheckpointNotFoundError, match="does not exist"):
+        load_any_checkpoint(tmp_path / "missing.msgpack", activation="sigmoid")
     bad = tmp_path / "bad.msgpack"
     bad.write_bytes(b"\x00\x01not msgpack at all")
-    with pytest.raises(ex.LoadCheckpointError, match="not a Flax msgpack"):
-        ex.load_any_checkpoint(bad)
+    with pytest.raises(ex.CheckpointError, match="not a Flax msgpack"):
+        load_any_checkpoint(bad, activation="sigmoid")
     ok = tmp_path / "ok.msgpack"
     ex.save_checkpoint(ok, {"params": {"layers_0": {"kernel": np.ones((2, 2), np.float32)}}})
     ok.write_bytes(ok.read_bytes()[:-3])  # truncated
-    with pytest.raises(ex.LoadCheckpointError):
-        ex.load_any_checkpoint(ok)
+    with pytest.raises(ex.CheckpointError):
+        load_any_checkpoint(ok, activation="sigmoid")
 
 
 def test_atomic_write_leaves_no_temp_file(tmp_path):
@@ -315,5 +319,5 @@ def test_digits_without_scikit_learn_says_how_to_install(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails
-    with pytest.raises(ex.MissingExtraError, match=r"pip install 'ei-jax\[digits\]'.*--mnist"):
+    with pytest.raises(ex.MissingDependencyError, match=r"pip install scikit-learn.*--mnist"):
         ex.load_digits(jax.random.key(0))

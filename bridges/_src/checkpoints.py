@@ -5,7 +5,7 @@ Formats are recognised by their first bytes, not their names:
 * ``torch.save`` files -- a zip archive (``PK\\x03\\x04``, the default since torch 1.6) or a
   legacy pickle (``\\x80`` and a protocol number 2-5). Read with ``torch.load(path, map_location="cpu",
   weights_only=True)``, which only unpickles tensors and plain containers, never code. Needs
-  torch (``pip install 'ei-jax[torch]'``).
+  torch (``pip install torch==2.13.0``, or ``pip install '.[torch]'`` in an ei-jax checkout).
 * safetensors files -- an 8-byte little-endian header length, then a JSON header (``{``).
   Read with the ``safetensors`` package's NumPy API: **no torch needed**.
 
@@ -23,6 +23,7 @@ from bridges._src.errors import (
     SAFETENSORS_INSTALL,
     CheckpointError,
     CheckpointNotFoundError,
+    InvalidCallError,
     MissingDependencyError,
     require_torch,
 )
@@ -102,7 +103,7 @@ def _read_safetensors(path: Path) -> dict:
     except ImportError as e:
         raise MissingDependencyError(
             f"{path} is a safetensors file; reading it needs the safetensors package: "
-            f"`{SAFETENSORS_INSTALL}`."
+            f"`{SAFETENSORS_INSTALL}` (or, from an ei-jax checkout, `pip install '.[safetensors]'`)."
         ) from e
     try:
         state = load_file(str(path))
@@ -118,7 +119,9 @@ def read_state_dict(path) -> tuple[dict, bool]:
     try:
         path = Path(os.fspath(path))
     except TypeError:
-        raise TypeError(f"path must be a str or os.PathLike. Got {type(path).__name__}.") from None
+        raise InvalidCallError(
+            f"path must be a str or os.PathLike naming the checkpoint file. Got {type(path).__name__}."
+        ) from None
     if not path.exists():
         raise CheckpointNotFoundError(f"No checkpoint file at {str(path)!r}.")
     if not path.is_file():
@@ -177,7 +180,7 @@ def load_checkpoint(path, *, architecture=None, activation=None, api: str = "lin
     source = str(path)
     if architecture is not None:
         if activation is not None:
-            raise TypeError(
+            raise InvalidCallError(
                 "activation= is for checkpoints loaded without an architecture; the architecture's "
                 "own activation modules are used. Pass one or the other."
             )

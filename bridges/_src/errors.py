@@ -1,39 +1,32 @@
-"""Typed exceptions of :mod:`bridges`.
+"""Typed exceptions of :mod:`bridges`: the checkpoint and dependency errors of ei_jax itself.
 
-Each derives from :class:`ei_jax.EIJaxError` and from the builtin a Python user would catch
-(``ValueError``, ``FileNotFoundError``, ``ImportError``). Unsupported torch modules raise
-:class:`ei_jax.UnsupportedModuleError` (a ``TypeError``), re-exported here.
+There is one family of checkpoint errors for ei_jax, its ``ei-jax`` command and bridges: the
+classes are defined in :mod:`ei_jax._src.errors` and re-exported here, so
+``bridges.CheckpointError`` is the class ei_jax itself raises for a bad checkpoint. Each derives from
+:class:`ei_jax.EIJaxError` and from the builtin a Python user would catch (``ValueError``,
+``FileNotFoundError``, ``ImportError``, ``TypeError``). An unknown ``api=`` raises
+:class:`UnknownApiError` (a ``ValueError``); arguments that do not go together (or a path that
+is not a path) raise :class:`ei_jax.InvalidCallError` (a ``TypeError``).
 """
 
-from ei_jax import EIJaxError, ShapeMismatchError, UnsupportedModuleError
+from ei_jax._src.errors import (  # noqa: F401 - re-exported by bridges
+    CheckpointError,
+    CheckpointNotFoundError,
+    CheckpointShapeError,
+    EIJaxError,
+    InvalidCallError,
+    MissingDependencyError,
+    UnsupportedModuleError,
+)
 
-__all__ = [
-    "CheckpointError",
-    "CheckpointNotFoundError",
-    "CheckpointShapeError",
-    "MissingDependencyError",
-    "UnsupportedModuleError",
-]
-
-#: What to run to get the optional dependencies.
-TORCH_INSTALL = "pip install 'ei-jax[torch]'"
-SAFETENSORS_INSTALL = "pip install 'ei-jax[safetensors]'"
-
-
-class CheckpointError(EIJaxError, ValueError):
-    """A checkpoint file is corrupt, of an unknown format, or does not fit the architecture."""
+#: What to run to get the optional dependencies (works in any environment; from an ei-jax
+#: checkout, ``pip install '.[torch]'`` installs the same pins).
+TORCH_INSTALL = "pip install torch==2.13.0"
+SAFETENSORS_INSTALL = "pip install safetensors"
 
 
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """A checkpoint path does not exist (or is not a file)."""
-
-
-class CheckpointShapeError(CheckpointError, ShapeMismatchError):
-    """A tensor in the checkpoint has a different shape from the architecture's parameter."""
-
-
-class MissingDependencyError(EIJaxError, ImportError):
-    """An optional dependency (torch, safetensors) is needed for this input but not installed."""
+class UnknownApiError(EIJaxError, ValueError):
+    """``api=`` is neither ``"linen"`` nor ``"nnx"``."""
 
 
 def require_torch(why: str):
@@ -42,7 +35,7 @@ def require_torch(why: str):
         import torch
     except ImportError as e:
         raise MissingDependencyError(
-            f"{why} needs PyTorch, which is not installed. Install the extra with "
-            f"`{TORCH_INSTALL}` (torch==2.13.0). Checkpoints saved as safetensors load without torch."
+            f"{why} needs PyTorch, which is not installed: `{TORCH_INSTALL}` (or, from an ei-jax "
+            "checkout, `pip install '.[torch]'`). Checkpoints saved as safetensors load without torch."
         ) from e
     return torch

@@ -19,13 +19,15 @@ import numpy as np
 
 import ei_jax
 from bridges._src import ir
+from bridges._src.errors import UnknownApiError
 
 APIS = ("linen", "nnx")
 
 
 def check_api(api) -> str:
+    """``api`` itself if it is ``"linen"`` or ``"nnx"``; else :class:`UnknownApiError`."""
     if api not in APIS:
-        raise ValueError(f"api must be one of {APIS}. Got {api!r}.")
+        raise UnknownApiError(f"api must be one of {APIS}. Got {api!r}: pass api='linen' or api='nnx'.")
     return api
 
 

@@ -142,14 +142,28 @@ def with_state(layers, state: dict[str, np.ndarray], *, source: str):
 
 
 def natural_key(name: str):
-    """Sort key that orders ``"layers.2"`` before ``"layers.10"``."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+    """Sort key that orders ``"layers.2"`` before ``"layers.10"`` (digit runs compare as numbers).
+
+    The one natural sort of the project: :func:`linear_stack` orders safetensors layers with it
+    and ``ei-jax measure`` orders a Flax checkpoint's layers and a directory's files with it.
+
+    Args:
+      name: any string.
+
+    Returns:
+      a list alternating text and ``int`` pieces, usable as ``sorted(..., key=natural_key)``.
+
+    Example:
+      >>> sorted(["layers.10", "layers.2", "epoch_9", "epoch_10"], key=natural_key)
+      ['epoch_9', 'epoch_10', 'layers.2', 'layers.10']
+    """
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
 
 
-def _activation_list(activation, n: int, source: str) -> list[str | None]:
+def _activation_list(activation, n: int, source: str, remedy: str) -> list[str | None]:
     hint = ("pass activation='sigmoid' (used after every layer) or one name per layer, e.g. "
             "activation=('sigmoid', 'tanh'); use 'identity' for none. For anything but a plain "
-            "Linear stack pass architecture=<the torch module>.")
+            f"Linear stack {remedy}.")
     if activation is None:
         raise CheckpointError(
             f"{source} holds weights only, without the activations between the layers: {hint}"
@@ -173,8 +187,16 @@ def _activation_list(activation, n: int, source: str) -> list[str | None]:
     return out
 
 
-def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, source: str):
+TORCH_REMEDY = "pass architecture=<the torch module>"
+
+
+def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, source: str,
+                 remedy: str = TORCH_REMEDY):
     """Infers ``Linear -> act -> Linear -> act ...`` from a state dict of Linear layers.
+
+    The one rebuild of a chain of dense layers from weights: :func:`bridges.load_checkpoint`
+    uses it for torch/safetensors files, and ``ei-jax measure`` for Flax checkpoints (their
+    ``[in, out]`` kernels transposed to torch's ``[out, in]``).
 
     Args:
       state: ``{"0.weight": (out, in), "0.bias": (out,), "2.weight": ...}``.
@@ -183,6 +205,21 @@ def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, sou
       ordered: ``state`` is in forward order (a ``torch.save``d state dict is); otherwise the
         layers are ordered by their names in natural order (``"2"`` before ``"10"``).
       source: the file, for messages.
+      remedy: what the messages tell the user to do when the weights are not a plain stack.
+
+    Returns:
+      a tuple of :class:`Linear` (float32 weights ``(out, in)``) and :class:`Activation` specs.
+
+    Raises:
+      CheckpointError: a tensor that is not a Linear weight/bias, a convolution, no
+        ``activation``. CheckpointShapeError: shapes that do not chain.
+
+    Example:
+      >>> import numpy as np
+      >>> state = {"0.weight": np.ones((3, 4)), "2.weight": np.ones((2, 3)), "2.bias": np.zeros(2)}
+      >>> [l.describe() if isinstance(l, Linear) else l.name
+      ...  for l in linear_stack(state, "tanh", ordered=True, source="net.pt")]
+      ['Linear(4, 3, bias=False)', 'tanh', 'Linear(3, 2, bias=True)', 'tanh']
     """
     groups: dict[str, dict[str, np.ndarray]] = {}
     for k, v in state.items():
@@ -190,7 +227,7 @@ def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, sou
         if leaf not in ("weight", "bias"):
             raise CheckpointError(
                 f"{source}: tensor {k!r} is not a Linear weight or bias, so the architecture cannot "
-                "be inferred; pass architecture=<the torch module>."
+                f"be inferred; {remedy}."
             )
         groups.setdefault(prefix, {})[leaf] = v
     if not groups:
@@ -204,9 +241,8 @@ def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, sou
         w = as_float32(_key(name, "weight"), g["weight"], source)
         if w.ndim == 4:
             raise CheckpointError(
-                f"{source}: {_key(name, 'weight')!r} has shape {w.shape}, a convolution; the layout "
-                "of a convolutional network cannot be inferred from weights: pass "
-                "architecture=<the torch module>."
+                f"{source}: {_key(name, 'weight')!r} has shape {w.shape}, a convolution (4-D kernel); "
+                f"the layout of a convolutional network cannot be inferred from weights: {remedy}."
             )
         if w.ndim != 2:
             raise CheckpointShapeError(
@@ -224,13 +260,14 @@ def linear_stack(state: dict[str, np.ndarray], activation, *, ordered: bool, sou
         if layers and layers[-1].weight.shape[0] != w.shape[1]:
             prev = layers[-1]
             raise CheckpointShapeError(
-                f"{source}: layer {prev.name!r} has {prev.weight.shape[0]} outputs but the next layer "
-                f"{name!r} expects {w.shape[1]} inputs (weights {prev.weight.shape} then {w.shape}, "
-                f"taken in {'file' if ordered else 'natural name'} order). If the layers are not a "
-                "plain stack in that order, pass architecture=<the torch module>."
+                f"{source}: the layers do not form a chain: layer {prev.name!r} has "
+                f"{prev.weight.shape[0]} outputs but the next layer {name!r} expects {w.shape[1]} "
+                f"inputs (weights {prev.weight.shape} then {w.shape}, taken in "
+                f"{'file' if ordered else 'natural name'} order). If the layers are not a plain "
+                f"stack in that order, {remedy}."
             )
         layers.append(Linear(name, w, b))
-    acts = _activation_list(activation, len(layers), source)
+    acts = _activation_list(activation, len(layers), source, remedy)
     out = []
     for layer, a in zip(layers, acts):
         out.append(layer)

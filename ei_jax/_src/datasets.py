@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ei_jax._src.errors import LoadDatasetError, MissingExtraError
+from ei_jax._src.errors import LoadDatasetError, MissingDependencyError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +91,10 @@ def load_digits(key, *, classes: int = 5, size: int = 5) -> Dataset:
     try:
         from sklearn.datasets import load_digits as sk_digits
     except ImportError:
-        raise MissingExtraError(
+        raise MissingDependencyError(
             "`ei-jax reproduce digits` needs scikit-learn for its bundled 8x8 digits: "
-            "pip install 'ei-jax[digits]' (or pass --mnist PATH to a local MNIST file)."
+            "pip install scikit-learn (from an ei-jax checkout: pip install '.[digits]'), or pass "
+            "--mnist PATH to a local MNIST file."
         ) from None
     d = sk_digits()
     keep = d.target < classes

@@ -22,6 +22,11 @@ __all__ = [
     "ExactUnavailableError",
     "InvalidWindowError",
     "InvalidCallError",
+    "LoadDatasetError",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "CheckpointShapeError",
+    "MissingDependencyError",
     "DefaultRangeWarning",
     "OutOfRangeWarning",
 ]
@@ -91,12 +96,22 @@ class LoadDatasetError(EIJaxError, ValueError):
     """A dataset file is missing or not in the expected format."""
 
 
-class LoadCheckpointError(EIJaxError, ValueError):
-    """A checkpoint is missing, corrupt, or holds a network ei_jax cannot rebuild."""
+class CheckpointError(EIJaxError, ValueError):
+    """A checkpoint is corrupt, of an unknown format, or holds a network that cannot be rebuilt
+    (or does not fit the architecture given)."""
 
 
-class MissingExtraError(EIJaxError, ImportError):
-    """An optional dependency (an ``ei-jax[...]`` extra) is not installed."""
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint path does not exist (or is not the kind of path expected)."""
+
+
+class CheckpointShapeError(CheckpointError, ShapeMismatchError):
+    """A tensor in a checkpoint has a different shape from the architecture's parameter."""
+
+
+class MissingDependencyError(EIJaxError, ImportError):
+    """An optional dependency (torch, safetensors, scikit-learn, orbax) is needed for this
+    input but not installed; the message says what to install."""
 
 
 class DefaultRangeWarning(UserWarning):
