@@ -22,7 +22,7 @@ import numpy as np
 from ei_jax import core
 from ei_jax._src import binning as _b
 from ei_jax._src import counting
-from ei_jax._src import core as _core
+from ei_jax._src import spec as _spec
 from ei_jax._src.interventions import BLOCK, uniform_blocks
 
 
@@ -39,7 +39,7 @@ def main(argv=None):
     bins = args.bins
     w = jnp.asarray(np.random.default_rng(0).uniform(-0.2, 0.2, (25, 6)), jnp.float32)
     kw = dict(in_shape=(25,), in_range=(0.0, 1.0), in_bins=bins, out_range=(0.0, 1.0), out_bins=bins)
-    spec = _core.make_spec(apply, w, batch_size=args.batch_size, **kw)
+    spec = _spec.make_spec(apply, w, batch_size=args.batch_size, **kw)
     m = spec.blocks_per_step
     n_steps = max(1, int(args.samples) // (m * BLOCK))
     samples = n_steps * m * BLOCK

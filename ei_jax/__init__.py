@@ -9,13 +9,18 @@ from ei_jax._src.errors import (
     DefaultRangeWarning,
     EIJaxError,
     EmptyHistogramError,
+    ExactUnavailableError,
     InvalidBinsError,
+    InvalidCallError,
+    InvalidOptionError,
     InvalidRangeError,
     InvalidSamplesError,
+    InvalidWindowError,
     LayerNotFoundError,
     LayerOrderError,
     MemoryBudgetError,
     NonFiniteParamsError,
+    NotDifferentiableError,
     OutOfRangeWarning,
     ShapeMismatchError,
     UnknownActivationError,
@@ -29,19 +34,9 @@ from ei_jax._src.estimators import (
     pairwise_mutual_information,
 )
 from ei_jax._src.layers import AvgPool, Flatten, MaxPool
-from ei_jax._src.measures import (
-    CausalPlanePoint,
-    causal_plane,
-    degeneracy,
-    ei,
-    ei_parts,
-    ei_parts_matrix,
-    eis_between_groups,
-    rotate_causal_plane,
-    sensitivity,
-    sensitivity_matrix,
-    vector_and_pairwise_ei,
-)
+from ei_jax._src.causal_plane import CausalPlanePoint, causal_plane, degeneracy, rotate_causal_plane
+from ei_jax._src.pairwise_measures import ei_parts, ei_parts_matrix, sensitivity, sensitivity_matrix
+from ei_jax._src.vector_measures import ei, eis_between_groups, vector_and_pairwise_ei
 from ei_jax._src.topology import topology_of
 
 __version__ = "0.1.0"
@@ -52,15 +47,20 @@ __all__ = [
     "DefaultRangeWarning",
     "EIJaxError",
     "EmptyHistogramError",
+    "ExactUnavailableError",
     "Flatten",
     "InvalidBinsError",
+    "InvalidCallError",
+    "InvalidOptionError",
     "InvalidRangeError",
     "InvalidSamplesError",
+    "InvalidWindowError",
     "LayerNotFoundError",
     "LayerOrderError",
     "MaxPool",
     "MemoryBudgetError",
     "NonFiniteParamsError",
+    "NotDifferentiableError",
     "OutOfRangeWarning",
     "ShapeMismatchError",
     "UnknownActivationError",

@@ -1,7 +1,9 @@
 """The pure, jittable core: ``f(key, apply_fn, params, *, ...)`` returning ``jax.Array``s.
 
 Use these to ``jax.vmap`` a measure over a stack of parameters (checkpoints, weight
-sweeps) or over keys. See :mod:`ei_jax._src.core` for the details.
+sweeps) or over keys, or :func:`map_params` to measure a long stack in bounded memory.
+``apply_fn(params, x)`` maps a batch of inputs ``(C, *in_shape)`` to the layer's activated
+outputs; define it once, so that new weights reuse the compiled program.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -15,13 +17,10 @@ Example:
   (8,)
 """
 
-from ei_jax._src.core import (
-    BLOCK,
-    PairStats,
-    VectorStats,
+from ei_jax._src.batching import map_params
+from ei_jax._src.core_measures import (
     ei_parts,
     ei_parts_matrix,
-    map_params,
     pairwise_stats,
     sensitivity,
     sensitivity_matrix,
@@ -29,10 +28,12 @@ from ei_jax._src.core import (
     vector_ei,
     vector_stats,
 )
+from ei_jax._src.interface import BLOCK, MAX_SAMPLES, PairStats, VectorStats
 from ei_jax._src.interventions import uniform_blocks
 
 __all__ = [
     "BLOCK",
+    "MAX_SAMPLES",
     "PairStats",
     "VectorStats",
     "ei_parts",

@@ -65,7 +65,8 @@ def test_invalid_threshold(top, threshold):
 
 
 def test_invalid_batch_size(top):
-    with pytest.raises(ei_jax.InvalidSamplesError, match="batch_size"):
+    # An option, not a sample count: InvalidOptionError (was InvalidSamplesError).
+    with pytest.raises(ei_jax.InvalidOptionError, match="batch_size"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, batch_size=0))
 
 

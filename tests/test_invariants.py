@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 import ei_jax
 from ei_jax import core
-from ei_jax._src import core as core_impl
-from ei_jax._src import counting, sampling
+from ei_jax._src import pairwise_stats, sampling
 
 KW = dict(in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8)
 
@@ -108,10 +107,10 @@ def test_vmap_over_keys_gives_independent_estimates(weights):
 def test_new_weights_and_sample_counts_do_not_recompile(weights):
     kw = dict(in_shape=(6,), **KW)
     core.ei_parts(jax.random.key(0), sigmoid_apply, weights, samples=1000, **kw)
-    before = core_impl._pair_stats._cache_size()
+    before = pairwise_stats.pair_loop._cache_size()
     core.ei_parts(jax.random.key(1), sigmoid_apply, weights * 2 + 1, samples=777_777, **kw)
     core.ei_parts(jax.random.key(2), sigmoid_apply, -weights, samples=5, **kw)
-    assert core_impl._pair_stats._cache_size() == before
+    assert pairwise_stats.pair_loop._cache_size() == before
 
 
 def test_convenient_api_does_not_recompile_for_a_new_checkpoint():
@@ -122,10 +121,10 @@ def test_convenient_api_does_not_recompile_for_a_new_checkpoint():
     args = dict(samples=2000, in_range=(0, 1), in_bins=8, out_bins=8)
     v1 = net.init(jax.random.key(0), x0)
     ei_jax.ei_parts(jax.random.key(0), ei_jax.topology_of(net, v1, x0), "layers_0", **args)
-    before = core_impl._pair_stats._cache_size()
+    before = pairwise_stats.pair_loop._cache_size()
     v2 = net.init(jax.random.key(1), x0)
     ei_jax.ei_parts(jax.random.key(0), ei_jax.topology_of(net, v2, x0), "layers_0", **args)
-    assert core_impl._pair_stats._cache_size() == before
+    assert pairwise_stats.pair_loop._cache_size() == before
 
 
 def test_linen_and_nnx_versions_give_the_same_numbers():
@@ -210,13 +209,6 @@ def test_automatic_mode_converges_near_a_long_run():
     assert abs(auto - long) <= 0.05 * long
 
 
-def test_power_law_fit_recovers_its_parameters():
-    n = np.arange(5, 21) * 100_000.0
-    v = 300.0 / n ** 0.9 + 2.5
-    a, e, c = sampling.fit_power_law(n, v)
-    assert abs(c - 2.5) < 1e-4 and abs(e - 0.9) < 1e-3
-
-
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([1, 300]), bins=st.sampled_from([1, 5, 16]),
        scale=st.floats(0.0, 10.0))
@@ -239,7 +231,7 @@ def test_mi_is_between_zero_and_the_marginal_entropies(seed, n, bins, scale):
 
 
 def test_host_and_device_mi_from_counts_agree():
-    from ei_jax._src.measures import mi_matrix
+    from ei_jax._src.reporting import mi_matrix
 
     rng = np.random.default_rng(0)
     counts = rng.integers(0, 50, (4, 3, 6, 7)).astype(np.int32)
@@ -248,52 +240,3 @@ def test_host_and_device_mi_from_counts_agree():
     b = mi_matrix(counts)
     np.testing.assert_allclose(a, b, atol=1e-5, equal_nan=True)
     assert np.isnan(a[0, 0]) and np.isnan(b[0, 0])
-
-
-@pytest.mark.parametrize("rows, n_in, n_out, in_bins, out_bins", [
-    (1, 1, 1, 1, 1), (1023, 3, 2, 8, 8), (2048, 5, 4, 8, 8), (3000, 2, 3, 16, 5), (2500, 4, 1, 64, 64),
-])
-@pytest.mark.parametrize("method", ["onehot", "bits", "scatter"])
-def test_counting_kernels_equal_a_numpy_count(rows, n_in, n_out, in_bins, out_bins, method):
-    rng = np.random.default_rng(rows + n_in)
-    ix = rng.integers(0, in_bins, (rows, n_in)).astype(np.int32)
-    iy = rng.integers(0, out_bins, (rows, n_out)).astype(np.int32)
-    vx = rng.random((rows, n_in)) < 0.9
-    vy = rng.random((rows, n_out)) < 0.8
-    # Every index in one bin: a cell reaches the slice length (the bits kernel's int16 bound).
-    ix[:, 0], vx[:, 0] = 0, True
-    iy[:, 0], vy[:, 0] = out_bins - 1, True
-    want = np.zeros((n_in, n_out, in_bins, out_bins), np.int64)
-    for a in range(n_in):
-        for b in range(n_out):
-            ok = vx[:, a] & vy[:, b]
-            np.add.at(want[a, b], (ix[ok, a], iy[ok, b]), 1)
-    got = counting.pair_counts(jnp.asarray(ix), jnp.asarray(vx), jnp.asarray(iy), jnp.asarray(vy),
-                               in_bins=in_bins, out_bins=out_bins, method=method)
-    assert got.dtype == jnp.int32
-    np.testing.assert_array_equal(np.asarray(got), want)
-    assert want[0, 0, 0, out_bins - 1] == rows
-
-
-@pytest.mark.parametrize("samples", [5_000, 40_000])
-def test_device_entropy_path_equals_host_path_for_any_chunk(weights, samples):
-    """The GPU/TPU path (integer compaction + on-device sort) run here on CPU: it must give the
-    host (NumPy float64) path's numbers, and the same float32 bits for any chunk size."""
-    spec_kw = dict(in_shape=(6,), in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4, mode="vector")
-    stop = samples
-    results = []
-    for bs in (1024, 3072, 8192):
-        spec = core_impl.make_spec(sigmoid_apply, weights, batch_size=bs, **spec_kw)
-        n_steps = core_impl._capacity_steps(stop, spec.blocks_per_step, 1)
-        rows_bound = core_impl._rows_bound(stop)
-        kw = dict(spec=spec, pair_spec=None, n_steps=n_steps, groups=(((0, 1, 2, 3, 4, 5), (0, 1, 2, 3)),),
-                  rows_bound=rows_bound)
-        packed, valid, *_ = core_impl._vector_stats(jax.random.key(3), weights, jnp.int32(stop), compact=True, **kw)
-        raw, raw_valid, *_ = core_impl._vector_stats(jax.random.key(3), weights, jnp.int32(stop), compact=False, **kw)
-        device = np.asarray(counting.vector_mi_device(packed, valid))
-        host = counting.vector_mi_numpy(np.asarray(raw), np.asarray(raw_valid))
-        np.testing.assert_allclose(device, host, atol=2e-5)
-        assert host[0] > 0.5
-        results.append(device)
-    for r in results[1:]:
-        np.testing.assert_array_equal(r, results[0])

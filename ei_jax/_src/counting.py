@@ -13,16 +13,15 @@ Counts are int32 within one call. Three kernels count pairwise joint histograms:
 
 ``"auto"`` picks per backend and bin count. All give identical integers.
 
-Vector quantities encode each binned row as a code (:func:`row_codes`); their entropies are
-taken by sorting the codes, in NumPy float64 on CPU and on the device elsewhere
-(:func:`vector_mi`, :func:`vector_entropy`).
+Vector quantities (row codes and their entropies) are in :mod:`ei_jax._src.row_codes`.
 """
 
 import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from ei_jax._src.errors import InvalidOptionError
 
 ONEHOT = "onehot"
 SCATTER = "scatter"
@@ -70,7 +69,9 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
     method = choose_method(method, in_bins, out_bins)
     if method == ONEHOT:
         if c > MAX_ONEHOT_CHUNK:
-            raise ValueError(f"onehot counting needs chunks of <= 2**24 samples; got {c}.")
+            raise InvalidOptionError(
+                f"method='onehot' counts chunks of at most 2**24 samples exactly (float32); got {c}. "
+                "Pass a smaller batch_size or another method.")
         ox = ((ix[..., None] == jnp.arange(in_bins)[None, None, :]) & vx[..., None]).astype(jnp.float32)
         oy = ((iy[..., None] == jnp.arange(out_bins)[None, None, :]) & vy[..., None]).astype(jnp.float32)
         prod = jax.lax.dot_general(
@@ -101,7 +102,7 @@ def pair_counts(ix, vx, iy, vy, *, in_bins: int, out_bins: int, method: str = AU
 
         counts = jax.lax.map(one, jnp.arange(n_in))
         return counts.reshape(n_in, n_out, in_bins, out_bins)
-    raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+    raise InvalidOptionError(f"method must be one of {METHODS}. Got {method!r}.")
 
 
 def _pack_bits(idx, valid, bins):
@@ -141,210 +142,17 @@ def _bits_counts(ix, vx, iy, vy, in_bins, out_bins):
     return counts.reshape(n_in, in_bins, n_out, out_bins).transpose(0, 2, 1, 3)
 
 
-# --- vector row codes ------------------------------------------------------------------
-
-_HASH_SEED = 0x5EED_E1
-_MIX1 = np.uint32(0x85EBCA6B)
-_MIX2 = np.uint32(0xC2B2AE35)
-
-
-def _digit_bits(bins: int) -> int:
-    return max(1, math.ceil(math.log2(bins))) if bins > 1 else 1
-
-
-def codes_are_exact(width: int, bins: int) -> bool:
-    """Whether rows of ``width`` digits in ``[0, bins)`` get exact (collision-free) codes."""
-    per_word = 32 // _digit_bits(bins)
-    return width <= 2 * per_word
-
-
-def _hash_multipliers(width: int) -> np.ndarray:
-    rng = np.random.default_rng(_HASH_SEED)
-    m = rng.integers(0, 2**32, size=(2, width), dtype=np.uint64).astype(np.uint32)
-    return m | np.uint32(1)
-
-
-def _fmix32(h):
-    h = h ^ (h >> 16)
-    h = h * _MIX1
-    h = h ^ (h >> 13)
-    h = h * _MIX2
-    return h ^ (h >> 16)
-
-
-def row_codes(idx, bins: int):
-    """Encodes each row of bin indices as two uint32 words.
-
-    Rows of ``width`` indices in ``[0, bins)`` are packed exactly (base ``2**ceil(log2 bins)``)
-    when ``width * ceil(log2 bins) <= 64`` fits, per word; otherwise each word is an
-    independent random linear hash ``sum_d (idx_d + 1) * m_d mod 2**32`` (odd multipliers
-    ``m_d`` from a fixed seed) followed by the murmur3 finaliser (a bijection). Two distinct
-    rows whose index differences are all divisible by ``2**v`` but not all by ``2**(v+1)``
-    collide in both words with probability ``2**-(64 - 2v)`` over the multipliers; ``v = 0``
-    whenever some difference is odd, so typically ``2**-64``: among ``S = 1e7`` distinct rows
-    the expected number of merged pairs is below ``3e-6``.
+def out_of_range(side, valid):
+    """Values below and above the range: int32 counts over the sample axis.
 
     Args:
-      idx: int32 ``(C, width)``.
-      bins: number of bins (static).
+      side: int ``(C, ...)``: -1 below the range, +1 above (or not finite), 0 inside
+        (from :func:`ei_jax._src.binning.bin_values`).
+      valid: bool, broadcastable to ``side``: the samples to count.
 
     Returns:
-      uint32 ``(C, 2)``.
+      ``(below, above)``, int32 of shape ``side.shape[1:]``.
     """
-    c, width = idx.shape
-    u = idx.astype(jnp.uint32)
-    if codes_are_exact(width, bins):
-        b = _digit_bits(bins)
-        per_word = 32 // b
-        words = []
-        for w in range(2):
-            cols = u[:, w * per_word:(w + 1) * per_word]
-            if cols.shape[1] == 0:
-                words.append(jnp.zeros((c,), jnp.uint32))
-                continue
-            shifts = jnp.asarray(np.arange(cols.shape[1], dtype=np.uint32) * np.uint32(b))
-            words.append(jnp.sum(cols << shifts[None, :], axis=1, dtype=jnp.uint32))
-        return jnp.stack(words, axis=1)
-    m = jnp.asarray(_hash_multipliers(width))
-    h = jnp.sum((u + jnp.uint32(1))[:, None, :] * m[None], axis=2, dtype=jnp.uint32)
-    return _fmix32(h)
-
-
-def _tree_sum(v):
-    """Pairwise (tree) summation of a 1-d float32 array: error O(log n * eps)."""
-    n = v.shape[0]
-    p = 1 << max(0, (n - 1).bit_length())
-    v = jnp.pad(v, (0, p - n))
-    while v.shape[0] > 1:
-        v = v.reshape(-1, 2).sum(axis=1)
-    return v[0]
-
-
-def entropy_of_codes(keys, weight, length=None):
-    """Plug-in entropy (bits) of the distinct rows among the valid ones.
-
-    Args:
-      keys: a tuple of uint32 ``(S,)`` arrays; a row is the tuple of its keys.
-      weight: bool ``(S,)``, which rows count.
-      length: static bound on the number of valid rows (default ``S``). After sorting,
-        valid rows come first; only the first ``length`` rows enter the sum, so the float
-        summation does not depend on how much padding ``S`` includes (device count, chunking).
-
-    Returns:
-      ``(entropy, n)``: float32 entropy in bits, and the int32 number of rows counted
-      (the entropy is NaN when no row counts).
-    """
-    invalid = (~weight).astype(jnp.uint32)
-    srt = jax.lax.sort((invalid, *keys), num_keys=1 + len(keys))
-    if length is not None and length < weight.shape[0]:
-        srt = tuple(k[:length] for k in srt)
-    s = srt[0].shape[0]
-    changed = jnp.zeros((s - 1,), bool)
-    for k in srt:
-        changed = changed | (k[1:] != k[:-1])
-    start = jnp.concatenate([jnp.ones((1,), bool), changed])
-    run = jnp.cumsum(start.astype(jnp.int32)) - 1
-    counts = jax.ops.segment_sum(1 - srt[0].astype(jnp.int32), run, num_segments=s)
-    n = jnp.sum(1 - srt[0].astype(jnp.int32))
-    nf = n.astype(jnp.float32)
-    cf = counts.astype(jnp.float32)
-    terms = jnp.where(counts > 0, cf / nf * jnp.log2(nf / jnp.maximum(cf, 1.0)), 0.0)
-    h = _tree_sum(terms)
-    return jnp.where(n > 0, h, jnp.nan), n
-
-
-# --- vector MI from row codes ----------------------------------------------------------
-
-def _entropy_bits(codes: np.ndarray) -> float:
-    """Plug-in entropy (bits, float64) of the distinct values of a uint64 array (sorted in
-    place: the caller's array is scratch)."""
-    n = codes.shape[0]
-    codes.sort()
-    starts = np.flatnonzero(codes[1:] != codes[:-1])
-    counts = np.diff(starts, prepend=-1, append=n - 1).astype(np.float64)
-    return float(np.log2(n) - np.dot(counts, np.log2(counts)) / n)
-
-
-def _mix64(v: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, a bijection of uint64 (wrapping arithmetic), in place."""
-    v ^= v >> np.uint64(30)
-    v *= np.uint64(0xBF58476D1CE4E5B9)
-    v ^= v >> np.uint64(27)
-    v *= np.uint64(0x94D049BB133111EB)
-    v ^= v >> np.uint64(31)
-    return v
-
-
-def _word_pair(codes, valid, hi: int) -> np.ndarray:
-    """The valid rows' words ``hi`` and ``hi + 1`` as one uint64 per row (a new array)."""
-    v = codes[valid, hi].astype(np.uint64)
-    v <<= np.uint64(32)
-    v |= codes[valid, hi + 1]
-    return v
-
-
-def vector_mi_numpy(codes, valid):
-    """Host twin of :func:`vector_mi_device`, in float64.
-
-    NumPy's vectorised sorts of uint64 are ~30x faster than XLA's comparison sort on CPU.
-    A row's two uint32 words form one uint64 code; H(X, Y) sorts a 64-bit mix of the input
-    and output codes, so two distinct (x, y) rows collide with probability 2**-64 (for 1e7
-    distinct rows, about 3e-6 merged pairs expected). Works in place on a few uint64 arrays
-    of the valid rows (memory: ~3 x 8 bytes per row on top of the codes).
-    """
-    codes, valid = np.asarray(codes), np.asarray(valid)
-    n_groups = codes.shape[1]
-    if not valid.any():
-        return np.full((n_groups,), np.nan, np.float32)
-    out = np.zeros((n_groups,), np.float32)
-    for g in range(n_groups):
-        cg = codes[:, g]
-        y = _word_pair(cg, valid, 2)
-        xy = _mix64(y + np.uint64(0x9E3779B97F4A7C15))
-        h = _entropy_bits(y)
-        del y
-        x = _word_pair(cg, valid, 0)
-        xy ^= x
-        h += _entropy_bits(x)
-        del x
-        h -= _entropy_bits(_mix64(xy))
-        out[g] = max(h, 0.0)
-    return out
-
-
-@jax.jit
-def vector_mi_device(codes, valid):
-    """Vector MI (bits) of every group from compacted row codes ``(R, G, 4)``, on the device."""
-    mis = []
-    for g in range(codes.shape[1]):
-        c = codes[:, g]
-        hx, _ = entropy_of_codes((c[:, 0], c[:, 1]), valid)
-        hy, _ = entropy_of_codes((c[:, 2], c[:, 3]), valid)
-        hxy, _ = entropy_of_codes((c[:, 0], c[:, 1], c[:, 2], c[:, 3]), valid)
-        mis.append(jnp.maximum(hx + hy - hxy, 0.0))
-    return jnp.stack(mis)
-
-
-def vector_mi(codes, valid):
-    """Vector MI of every group: NumPy on the host for CPU (through ``pure_callback``, so it
-    still jits and vmaps), sorting on the device for GPU/TPU."""
-    if jax.default_backend() != "cpu":
-        return vector_mi_device(codes, valid)
-    out = jax.ShapeDtypeStruct((codes.shape[-2],), jnp.float32)
-    return jax.pure_callback(vector_mi_numpy, out, codes, valid, vmap_method="sequential")
-
-
-def _entropy_numpy(codes, valid):
-    codes, valid = np.asarray(codes), np.asarray(valid)
-    if not valid.any():
-        return np.float32(np.nan)
-    return np.float32(_entropy_bits(_word_pair(codes, valid, 0)))
-
-
-def vector_entropy(codes, valid):
-    """Entropy (bits) of the valid rows' codes ``(R, 2)`` (from :func:`row_codes`); NaN if
-    none is valid. Host NumPy on CPU, a device sort elsewhere (as :func:`vector_mi`)."""
-    if jax.default_backend() != "cpu":
-        return entropy_of_codes((codes[:, 0], codes[:, 1]), valid)[0]
-    return jax.pure_callback(_entropy_numpy, jax.ShapeDtypeStruct((), jnp.float32), codes, valid,
-                             vmap_method="sequential")
+    below = jnp.sum((side < 0) & valid, axis=0, dtype=jnp.int32)
+    above = jnp.sum((side > 0) & valid, axis=0, dtype=jnp.int32)
+    return below, above

@@ -11,6 +11,8 @@ __all__ = [
     "InvalidRangeError",
     "InvalidBinsError",
     "InvalidSamplesError",
+    "InvalidOptionError",
+    "NotDifferentiableError",
     "LayerNotFoundError",
     "LayerOrderError",
     "ShapeMismatchError",
@@ -46,6 +48,15 @@ class InvalidBinsError(EIJaxError, ValueError):
 
 class InvalidSamplesError(EIJaxError, ValueError):
     """A sample count, batch size or threshold is out of its valid domain."""
+
+
+class InvalidOptionError(EIJaxError, ValueError):
+    """An option (``batch_size``, ``group_size``, ``devices``, ``method``, ``versus``, ...) is
+    out of its valid domain."""
+
+
+class NotDifferentiableError(EIJaxError, TypeError):
+    """A sampled measure was differentiated: hard binning has zero gradient almost everywhere."""
 
 
 class LayerNotFoundError(EIJaxError, LookupError):

@@ -15,10 +15,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ei_jax._src import binning as _b
-from ei_jax._src import counting
+from ei_jax._src import checks, counting, reporting, row_codes
 from ei_jax._src.errors import EmptyHistogramError, ShapeMismatchError
 
 DEFAULT_CHUNK = 1 << 16
@@ -59,10 +58,6 @@ def entropy_from_counts(counts: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.where(jnp.squeeze(n, axis) > 0, h, jnp.nan)
 
 
-def _is_tracing(*arrays) -> bool:
-    return any(isinstance(a, jax.core.Tracer) for a in arrays)
-
-
 def _check_xy(x, y):
     if x.ndim != 2 or y.ndim != 2:
         raise ShapeMismatchError(
@@ -98,8 +93,7 @@ def _joint_histograms(x, y, *, bx, by, method, chunk):
         ix, vx, _ = _b.bin_values(xc, bx)
         iy, vy, side = _b.bin_values(yc, by)
         cnt = counting.pair_counts(ix, vx & w, iy, vy & w, in_bins=bx.bins, out_bins=by.bins, method=method)
-        below = jnp.sum((side < 0) & w, axis=0, dtype=jnp.int32)
-        above = jnp.sum((side > 0) & w, axis=0, dtype=jnp.int32)
+        below, above = counting.out_of_range(side, w)
         return (acc[0] + cnt, acc[1] + below, acc[2] + above), None
 
     init = (
@@ -139,22 +133,22 @@ def joint_histograms(x, y, *, in_range, in_bins, out_range, out_bins, clip=False
     _check_xy(x, y)
     bx = _b.make_binning("in_bins", in_range, in_bins, mode=_b.PAIR, clip=False)
     by = _b.make_binning("out_bins", out_range, out_bins, mode=_b.PAIR, clip=clip)
-    if method not in counting.METHODS:
-        raise ValueError(f"method must be one of {counting.METHODS}; got {method!r}.")
+    checks.check_choice("method", method, counting.METHODS)
     return _joint_histograms(x, y, bx=bx, by=by, method=method, chunk=int(chunk_size))
 
 
-def _raise_if_empty(mi, what):
-    if _is_tracing(mi):
-        return
-    bad = np.argwhere(np.isnan(np.asarray(mi)))
-    if bad.size:
-        pairs = ", ".join(str(tuple(int(i) for i in p)) for p in bad[:5])
-        raise EmptyHistogramError(
-            f"Every sample of {what} {pairs}{' ...' if len(bad) > 5 else ''} fell outside the "
-            "binning range, so its mutual information is undefined. Widen in_range/out_range "
-            "to cover the values, or pass clip=True to put them in the edge bins."
-        )
+_EMPTY = ("fell outside the binning range, so the mutual information is undefined. Widen "
+          "in_range/out_range to cover the values, or pass clip=True to put them in the edge bins.")
+
+
+def _raise_if_empty(mi, where: str):
+    """:class:`EmptyHistogramError` where ``mi`` is NaN: at once on concrete values, when the
+    program runs under ``jax.jit``."""
+    if isinstance(mi, jax.core.Tracer):
+        checks.error_if(jnp.any(jnp.isnan(mi)), EmptyHistogramError, f"{where}: every sample {_EMPTY}")
+    else:
+        reporting.raise_if_empty(mi if mi.ndim == 2 else mi.reshape(1, 1), where,
+                                 "the binning range")
 
 
 def pairwise_mutual_information(x, y, *, in_range, in_bins, out_range, out_bins, clip=False,
@@ -173,9 +167,9 @@ def pairwise_mutual_information(x, y, *, in_range, in_bins, out_range, out_bins,
       method, chunk_size: counting kernel and chunk (speed/memory only).
 
     Returns:
-      float32 ``(n_in, n_out)`` jax array. Called on concrete arrays, a pair whose samples
-      all fall outside the range raises :class:`EmptyHistogramError`; under ``jax.jit``
-      such an entry is NaN.
+      float32 ``(n_in, n_out)`` jax array. A pair whose samples all fall outside the range
+      raises :class:`EmptyHistogramError` (under ``jax.jit``: when the program runs, as a
+      ``JaxRuntimeError`` carrying the same message).
 
     Example:
       >>> import jax, ei_jax
@@ -188,7 +182,7 @@ def pairwise_mutual_information(x, y, *, in_range, in_bins, out_range, out_bins,
     counts, _, _ = joint_histograms(x, y, in_range=in_range, in_bins=in_bins, out_range=out_range,
                                     out_bins=out_bins, clip=clip, method=method, chunk_size=chunk_size)
     mi = mutual_information_from_counts(counts)
-    _raise_if_empty(mi, "input/output pair")
+    _raise_if_empty(mi, "pairwise_mutual_information")
     return mi
 
 
@@ -197,8 +191,8 @@ def _vector_mi(x, y, *, bx, by):
     ix, vx, _ = _b.bin_values(x, bx)
     iy, vy, _ = _b.bin_values(y, by)
     w = jnp.all(vx, axis=1) & jnp.all(vy, axis=1)
-    codes = jnp.concatenate([counting.row_codes(ix, bx.bins), counting.row_codes(iy, by.bins)], axis=1)
-    return counting.vector_mi(codes[:, None, :], w)[0], jnp.sum(w, dtype=jnp.int32)
+    codes = jnp.concatenate([row_codes.row_codes(ix, bx.bins), row_codes.row_codes(iy, by.bins)], axis=1)
+    return row_codes.vector_mi(codes[:, None, :], w)[0], jnp.sum(w, dtype=jnp.int32)
 
 
 def mutual_information(x, y, *, in_range, in_bins, out_range, out_bins, clip=False):
@@ -211,7 +205,7 @@ def mutual_information(x, y, *, in_range, in_bins, out_range, out_bins, clip=Fal
     ``floor((v - lo) / (hi - lo + 1e-4) * bins)`` in float32. A row with any value outside
     its range is dropped (deep-ei keeps values *below* ``lo`` as extra bins; ei_jax does not),
     unless ``clip=True``. Rows are encoded exactly when they fit 64 bits, otherwise by a
-    64-bit hash (see :func:`ei_jax._src.counting.row_codes`).
+    64-bit hash (see :func:`ei_jax._src.row_codes.row_codes`).
 
     Args:
       x: float ``(S, n_in)``; y: float ``(S, n_out)``.
@@ -233,18 +227,14 @@ def mutual_information(x, y, *, in_range, in_bins, out_range, out_bins, clip=Fal
     bx = _b.make_binning("in_bins", in_range, in_bins, mode=_b.VECTOR, clip=clip)
     by = _b.make_binning("out_bins", out_range, out_bins, mode=_b.VECTOR, clip=clip)
     mi, _ = _vector_mi(x, y, bx=bx, by=by)
-    if not _is_tracing(mi) and bool(jnp.isnan(mi)):
-        raise EmptyHistogramError(
-            "Every row had a value outside its binning range, so the mutual information is "
-            "undefined. Widen in_range/out_range or pass clip=True."
-        )
+    _raise_if_empty(mi, "mutual_information (every row had a value out of range)")
     return mi
 
 
 @functools.partial(jax.jit, static_argnames=("bx",))
 def _vector_entropy(x, *, bx):
     ix, vx, _ = _b.bin_values(x, bx)
-    return counting.vector_entropy(counting.row_codes(ix, bx.bins), jnp.all(vx, axis=1))
+    return row_codes.vector_entropy(row_codes.row_codes(ix, bx.bins), jnp.all(vx, axis=1))
 
 
 def entropy(x, *, range, bins, clip=False):  # noqa: A002 - deep-ei's argument name

@@ -9,8 +9,7 @@ number of devices — and integer counts summed over any grouping of blocks are 
 import jax
 import jax.numpy as jnp
 
-#: Samples per random block (fixed: changing it changes every result).
-BLOCK = 1024
+from ei_jax._src.interface import BLOCK
 
 
 def uniform_blocks(key, block_ids, shape, lo, hi):

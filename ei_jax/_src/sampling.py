@@ -1,14 +1,17 @@
-"""Sample-count control shared by the convenient measures: pieces, auto mode, extrapolation.
+"""Sample-count control of the convenient measures: pieces, automatic rounds, extrapolation.
 
-* **Pieces**: a manual run is counted in pieces of at most ``PIECE`` samples, each one
-  jitted call with int32 counts; the pieces are added on the host in int64, so the total
-  never overflows and a progress bar can follow long runs.
-* **Automatic mode** (deep-ei's ``threshold``): start with 10,000 samples and keep doubling
-  until doubling again would change the estimate by less than ``threshold`` of its value
-  (EI_parts) or by less than ``threshold`` bits (vector EI). The counts of each round are
-  added to the previous ones, so the result equals a manual run with the final count.
-* **Extrapolation** (deep-ei's ``extrapolate=True``): EI_parts at 100k, 200k, ..., 2M samples;
-  fit ``a / n**e + C`` (a, e, C >= 0) to the last 16 points and report the fit at 1e15.
+Every convenient measure counts samples in *rounds* ``[start, start + n)`` and adds each
+round's integer statistics to the previous ones, in a plain loop of its own:
+
+* a fixed ``samples``: one round, counted in :func:`pieces` of at most :data:`PIECE` samples
+  (each one jitted call with int32 counts, added on the host in int64, with a progress bar);
+* automatic mode (deep-ei's ``threshold``): :class:`AutoRounds` yields rounds of 10,000,
+  10,000, 20,000, 40,000, ... samples, and stops once doubling again would change the
+  estimate by less than ``threshold`` of its value (EI_parts) or by less than ``threshold``
+  bits (vector EI). The counts of every round are kept, so the result equals a fixed run of
+  the final size;
+* extrapolation (deep-ei's ``extrapolate=True``): :data:`EXTRAPOLATE_POINTS` rounds of
+  :data:`EXTRAPOLATE_INTERVAL` samples, then :func:`extrapolate` fits ``a / n**e + C``.
 """
 
 import math
@@ -16,8 +19,9 @@ import warnings
 
 import numpy as np
 
-from ei_jax._src.core import MAX_SAMPLES_PER_CALL
 from ei_jax._src.errors import InvalidSamplesError
+from ei_jax._src.interface import MAX_SAMPLES
+from ei_jax._src.progress import progress_bar
 
 #: Samples per jitted call of a manual run (int32 counts per call, int64 on the host).
 PIECE = 1 << 24
@@ -30,24 +34,8 @@ EXTRAPOLATE_POINTS = 20
 EXTRAPOLATE_SKIP = 4
 
 
-def progress_bar(total, enabled, desc):
-    """A tqdm bar (or a no-op stand-in when disabled)."""
-    if enabled:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, unit="sample", unit_scale=True, leave=False)
-
-    class _Null:
-        def update(self, n):
-            pass
-
-        def close(self):
-            pass
-
-    return _Null()
-
-
 def check_threshold(threshold) -> float:
+    """``threshold`` as a positive finite float."""
     try:
         t = float(threshold)
     except (TypeError, ValueError):
@@ -57,74 +45,128 @@ def check_threshold(threshold) -> float:
     return t
 
 
-def counted_in_pieces(count_fn, start: int, samples: int, *, progress, desc):
-    """Adds ``count_fn(start, n)`` (a tuple of int arrays) over pieces of ``PIECE`` samples."""
-    if start + samples > MAX_SAMPLES_PER_CALL:
+def check_max_samples(max_samples) -> int:
+    """The automatic mode's sample limit: ``None`` means :data:`MAX_SAMPLES`."""
+    if max_samples is None:
+        return MAX_SAMPLES
+    if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) \
+            or not AUTO_START <= max_samples <= MAX_SAMPLES:
         raise InvalidSamplesError(
-            f"{start + samples} samples exceed the {MAX_SAMPLES_PER_CALL} ei_jax supports in one "
-            "measurement (sample indices are int32). Use fewer samples, or average measurements "
-            "made with different keys."
-        )
+            f"max_samples must be an int in [{AUTO_START}, {MAX_SAMPLES}]. Got {max_samples!r}.")
+    return int(max_samples)
+
+
+def add(total, part):
+    """Adds a round's tuple of integer arrays to ``total`` in int64 (``total`` may be None)."""
+    part = tuple(np.asarray(a, np.int64) for a in part)
+    return part if total is None else tuple(t + p for t, p in zip(total, part))
+
+
+def pieces(start: int, samples: int, *, progress, desc):
+    """The ``(start, n)`` pieces of at most :data:`PIECE` samples covering a round, with a
+    progress bar (shown by default only for runs of more than two pieces)."""
     show = progress if progress is not None else samples > 2 * PIECE
-    bar = progress_bar(samples, bool(show) and samples > PIECE, desc)
-    total = None
-    try:
-        s = start
-        while s < start + samples:
-            n = min(PIECE, start + samples - s)
-            part = tuple(np.asarray(a, np.int64) for a in count_fn(s, n))
-            total = part if total is None else tuple(t + p for t, p in zip(total, part))
+    with progress_bar(samples, enabled=bool(show) and samples > PIECE, desc=desc) as bar:
+        s, stop = start, start + samples
+        while s < stop:
+            n = min(PIECE, stop - s)
+            yield s, n
             s += n
             bar.update(n)
-    finally:
-        bar.close()
-    return total
 
 
-def auto_rounds(estimate_fn, *, threshold, vector, max_samples, progress, desc):
-    """deep-ei's automatic sample count.
+class AutoRounds:
+    """deep-ei's automatic sample count, as an iterator of rounds.
 
-    Args:
-      estimate_fn: ``estimate_fn(start, n) -> float``, the estimate after adding samples
-        ``[start, start + n)`` to those already counted.
-      threshold: relative (EI_parts) or absolute-bits (vector) convergence threshold.
-      vector: use the vector-EI convergence rule.
-      max_samples: give up doubling past this many samples (with a warning).
+    Iterate to get ``(start, n)`` rounds; after counting each one, :meth:`record` the
+    estimate of all samples so far. Iteration stops once the estimate has converged, or
+    (with a ``RuntimeWarning``) when the next round would pass ``max_samples``.
 
-    Returns:
-      ``(estimate, samples_used)``.
+    Example:
+      >>> rounds = AutoRounds(0.05, vector=True, max_samples=10**6, desc="EI")
+      >>> for start, n in rounds:
+      ...     rounds.record(3.0)          # an estimate that does not change
+      >>> rounds.samples
+      20000
     """
-    interval, so_far, start = AUTO_START, AUTO_START, 0
-    history = []
-    bar = progress_bar(None, bool(progress), desc)
-    try:
-        while True:
-            history.append(float(estimate_fn(start, interval)))
-            bar.update(interval)
-            start += interval
-            if len(history) >= 2:
-                if vector:
-                    done = abs(history[-1] - history[-2]) < math.log2(AUTO_MULTIPLIER) * threshold
-                else:
-                    slope = (history[-2] - history[-1]) / interval
-                    error = slope * so_far * (AUTO_MULTIPLIER - 1)
-                    # A zero estimate cannot shrink further (deep-ei divides by zero here).
-                    done = error <= 0 or history[-1] <= 0 or error / history[-1] <= threshold
-                if done:
-                    return history[-1], so_far
-            interval = int(so_far * (AUTO_MULTIPLIER - 1))
-            if so_far + interval > max_samples:
-                warnings.warn(
-                    f"{desc}: not converged to threshold={threshold} after {so_far} samples "
-                    f"(limit {max_samples}); returning the last estimate. Raise the threshold or "
-                    "pass samples= explicitly.",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                return history[-1], so_far
-            so_far += interval
-    finally:
-        bar.close()
+
+    def __init__(self, threshold, *, vector: bool, max_samples=None, desc: str = "", progress=None):
+        self.threshold = check_threshold(threshold)
+        self.vector = vector
+        self.max_samples = check_max_samples(max_samples)
+        self.desc, self.progress = desc, progress
+        self.values: list[float] = []
+        self.samples = 0
+
+    def record(self, value) -> None:
+        """The estimate after the latest round."""
+        self.values.append(float(value))
+
+    def _converged(self, interval: int) -> bool:
+        if len(self.values) < 2:
+            return False
+        prev, last = self.values[-2], self.values[-1]
+        if self.vector:
+            return abs(last - prev) < math.log2(AUTO_MULTIPLIER) * self.threshold
+        # deep-ei's rule: the change per sample over the last round, extrapolated to one more
+        # doubling, relative to the estimate. A zero estimate cannot shrink further (deep-ei
+        # divides by zero there).
+        error = (prev - last) / interval * self.samples * (AUTO_MULTIPLIER - 1)
+        return error <= 0 or last <= 0 or error / last <= self.threshold
+
+    def __iter__(self):
+        interval = AUTO_START
+        with progress_bar(None, enabled=bool(self.progress), desc=self.desc) as bar:
+            while True:
+                rounds = len(self.values)
+                yield self.samples, interval
+                if len(self.values) != rounds + 1:
+                    raise RuntimeError("AutoRounds: record() one estimate after every round.")
+                self.samples += interval
+                bar.update(interval)
+                if self._converged(interval):
+                    return
+                interval = self.samples * (AUTO_MULTIPLIER - 1)
+                if self.samples + interval > self.max_samples:
+                    warnings.warn(
+                        f"{self.desc}: not converged to threshold={self.threshold} after "
+                        f"{self.samples} samples (max_samples={self.max_samples}); returning the "
+                        "last estimate. Raise threshold or max_samples, or pass samples=.",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    return
+
+
+def extrapolation_rounds():
+    """The rounds of deep-ei's ``extrapolate=True``: 20 of 100,000 samples."""
+    return [(p * EXTRAPOLATE_INTERVAL, EXTRAPOLATE_INTERVAL) for p in range(EXTRAPOLATE_POINTS)]
+
+
+def extrapolate(values) -> float:
+    """deep-ei's extrapolated EI_parts: fit ``a / n**e + C`` to the estimates after each
+    extrapolation round (skipping the first :data:`EXTRAPOLATE_SKIP`) and evaluate at 1e15."""
+    sizes = [(p + 1) * EXTRAPOLATE_INTERVAL for p in range(len(values))]
+    a, e, c = fit_power_law(sizes[EXTRAPOLATE_SKIP:], values[EXTRAPOLATE_SKIP:])
+    return float(a / (1e15 ** e) + c)
+
+
+def _fit_fixed_exponent(n, v, e):
+    """Best ``(sse, a, C)`` with ``a, C >= 0`` for a fixed exponent ``e``."""
+    basis = n ** (-e)
+    A = np.stack([basis, np.ones_like(basis)], 1)
+    sol, *_ = np.linalg.lstsq(A, v, rcond=None)
+    denom = float(basis @ basis)
+    # Unconstrained, then the faces a = 0 and C = 0 of the feasible set.
+    cands = [(sol[0], sol[1]), (0.0, max(0.0, v.mean())),
+             (max(0.0, float(basis @ v) / denom) if denom > 0 else 0.0, 0.0)]
+    best = None
+    for a, c in cands:
+        if a >= 0 and c >= 0:
+            sse = float(np.sum((v - (a * basis + c)) ** 2))
+            if best is None or sse < best[0]:
+                best = (sse, a, c)
+    return best
 
 
 def fit_power_law(n, values):
@@ -135,54 +177,19 @@ def fit_power_law(n, values):
     """
     n = np.asarray(n, np.float64)
     v = np.asarray(values, np.float64)
-
-    def solve(e):
-        basis = n ** (-e)
-        best = None
-        # Unconstrained, then the faces a = 0 and C = 0 of the feasible set.
-        cands = []
-        A = np.stack([basis, np.ones_like(basis)], 1)
-        sol, *_ = np.linalg.lstsq(A, v, rcond=None)
-        cands.append((sol[0], sol[1]))
-        cands.append((0.0, max(0.0, v.mean())))
-        denom = float(basis @ basis)
-        cands.append((max(0.0, float(basis @ v) / denom) if denom > 0 else 0.0, 0.0))
-        for a, c in cands:
-            if a < 0 or c < 0:
-                continue
-            sse = float(np.sum((v - (a * basis + c)) ** 2))
-            if best is None or sse < best[0]:
-                best = (sse, a, c)
-        return best
-
     grid = np.linspace(0.0, 4.0, 401)
-    results = [solve(e) for e in grid]
+    results = [_fit_fixed_exponent(n, v, e) for e in grid]
     i = int(np.argmin([r[0] for r in results]))
     lo, hi = grid[max(0, i - 1)], grid[min(len(grid) - 1, i + 1)]
     phi = (math.sqrt(5) - 1) / 2
     for _ in range(60):
         m1, m2 = hi - phi * (hi - lo), lo + phi * (hi - lo)
-        if solve(m1)[0] <= solve(m2)[0]:
+        if _fit_fixed_exponent(n, v, m1)[0] <= _fit_fixed_exponent(n, v, m2)[0]:
             hi = m2
         else:
             lo = m1
     e = (lo + hi) / 2
-    cand = solve(e)
+    cand = _fit_fixed_exponent(n, v, e)
     if results[i][0] < cand[0]:
         e, cand = grid[i], results[i]
     return cand[1], e, cand[2]
-
-
-def extrapolated(estimate_fn, *, progress, desc):
-    """deep-ei's ``extrapolate=True``: returns the fitted EI at 1e15 samples."""
-    sizes, values = [], []
-    bar = progress_bar(EXTRAPOLATE_INTERVAL * EXTRAPOLATE_POINTS, bool(progress), desc)
-    try:
-        for p in range(EXTRAPOLATE_POINTS):
-            values.append(float(estimate_fn(p * EXTRAPOLATE_INTERVAL, EXTRAPOLATE_INTERVAL)))
-            sizes.append((p + 1) * EXTRAPOLATE_INTERVAL)
-            bar.update(EXTRAPOLATE_INTERVAL)
-    finally:
-        bar.close()
-    a, e, c = fit_power_law(sizes[EXTRAPOLATE_SKIP:], values[EXTRAPOLATE_SKIP:])
-    return float(a / (1e15 ** e) + c)

@@ -51,7 +51,7 @@ import numpy as np
 from ei_jax._src import activation_inference as _inf
 from ei_jax._src import recording as _rec
 from ei_jax._src.errors import InvalidCallError, NonFiniteParamsError, ShapeMismatchError, UnsupportedModuleError
-from ei_jax._src.layer_maps import CONV, DENSE, apply_of, stack_apply  # noqa: F401  (CONV, stack_apply: measures)
+from ei_jax._src.layer_maps import DENSE, apply_of
 
 __all__ = ["topology_of"]
 

@@ -1,0 +1,120 @@
+"""Argument checks shared by the core and the convenient API, including checks that hold
+under ``jax.jit`` / ``jax.vmap`` and a guard against differentiating a sampled measure.
+
+Checks on Python values raise a typed error at once. Checks on array *data* use
+:func:`error_if`: when the data is concrete the typed error is raised at once; inside a
+user's ``jax.jit`` the check runs on the device and the call fails at run time with the same
+message (a ``JaxRuntimeError`` whose text carries it), instead of being skipped.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ei_jax._src.errors import (
+    InvalidOptionError,
+    InvalidSamplesError,
+    NonFiniteParamsError,
+    NotDifferentiableError,
+)
+from ei_jax._src.interface import MAX_SAMPLES
+
+
+def positive_int(name: str, value, error=InvalidOptionError) -> int:
+    """``value`` as an int >= 1 (NumPy integers accepted; bools and floats are not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise error(f"{name} must be a positive int. Got {value!r}.")
+    return int(value)
+
+
+def check_samples(samples, start=0) -> tuple[int, int]:
+    """The one sample-count check: ``(start, stop)`` of a run of ``samples`` samples.
+
+    Raises:
+      InvalidSamplesError: ``samples`` is not a positive int, ``start`` is negative, or the
+        run ends past :data:`MAX_SAMPLES` (sample indices and per-call counts are int32).
+    """
+    samples = positive_int("samples", samples, InvalidSamplesError)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise InvalidSamplesError(f"start must be an int >= 0. Got {start!r}.")
+    stop = int(start) + samples
+    if stop > MAX_SAMPLES:
+        raise InvalidSamplesError(
+            f"A measurement takes at most {MAX_SAMPLES:,} samples (sample indices and counts are "
+            f"int32); this one would end at sample {stop:,}. For more, average measurements made "
+            "with different keys (jax.random.split), each of at most that many samples."
+        )
+    return int(start), stop
+
+
+def check_choice(name: str, value, choices) -> str:
+    """``value`` if it is one of ``choices``, else :class:`InvalidOptionError`."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidOptionError(f"{name} must be one of {tuple(choices)}. Got {value!r}.")
+    return value
+
+
+def check_devices(devices) -> int:
+    """How many of ``jax.devices()`` share the work: ``None`` means all of them."""
+    available = jax.device_count()
+    if devices is None:
+        return available
+    n = positive_int("devices", devices)
+    if n > available:
+        raise InvalidOptionError(f"devices must be in [1, {available}] (the devices JAX sees). Got {n}.")
+    return n
+
+
+def error_if(pred, error: type[Exception], message: str) -> None:
+    """Raises ``error(message)`` where ``pred`` (a bool array) is true anywhere.
+
+    Concrete ``pred``: raises now. Traced ``pred`` (inside ``jax.jit`` / ``jax.vmap``): a
+    ``jax.debug.callback`` raises when the program runs, so the check is never skipped.
+    """
+    if not isinstance(pred, jax.core.Tracer):
+        if bool(np.any(np.asarray(pred))):
+            raise error(message)
+        return
+
+    def fail(p):
+        if np.any(np.asarray(p)):
+            raise error(message)
+
+    jax.debug.callback(fail, pred)
+
+
+def check_finite_params(params, what: str) -> None:
+    """:class:`NonFiniteParamsError` if any leaf of ``params`` holds NaN or infinity (jit-safe)."""
+    leaves = [jnp.asarray(v) for v in jax.tree.leaves(params)]
+    leaves = [v for v in leaves if jnp.issubdtype(v.dtype, jnp.inexact)]
+    if not leaves:
+        return
+    bad = jnp.logical_not(jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves])))
+    error_if(bad, NonFiniteParamsError,
+             f"{what} has NaN or infinite parameters; measure a checkpoint with finite weights.")
+
+
+def measured_params(params, what: str = "The layer"):
+    """``params`` checked finite (jit-safe) and guarded by :func:`no_gradient`."""
+    check_finite_params(params, what)
+    return no_gradient(params)
+
+
+_NO_GRADIENT = (
+    "Sampled measures are not differentiable: binning is a step function, so their gradient "
+    "is zero almost everywhere and jax.grad would silently return 0. For a gradient, use the "
+    "exact measures of a single layer (ei_jax.core.exact_ei_parts_matrix, "
+    "ei_jax.core.exact_sensitivity_matrix); to use a sampled value as a constant, wrap its "
+    "inputs in jax.lax.stop_gradient."
+)
+
+
+@jax.custom_jvp
+def no_gradient(tree):
+    """Identity on a pytree that raises :class:`NotDifferentiableError` when differentiated."""
+    return tree
+
+
+@no_gradient.defjvp
+def _no_gradient_jvp(primals, tangents):
+    raise NotDifferentiableError(_NO_GRADIENT)

@@ -1,0 +1,170 @@
+"""The convenient vector measures: vector EI, EI between groups, and vector + pairwise EI.
+
+A sample is kept only if every input and output of the layer is inside its range (deep-ei's
+vector binning; deep-ei keeps values below ``lo`` as extra bins, ei_jax drops them too).
+Automatic mode keeps the valid row codes of every round and adds the next round's, so its
+result equals a fixed run of the final size.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+
+from ei_jax._src import checks, core_measures, reporting, row_codes, sampling
+from ei_jax._src.errors import EmptyHistogramError
+from ei_jax._src.problems import canonicalize_key, resolve
+
+#: Default sample limit of the vector automatic mode: the row codes of 2**28 samples take 4 GiB.
+VECTOR_MAX_SAMPLES = 1 << 28
+
+
+def _check_rows(problem, rows):
+    if int(rows) == 0:
+        raise EmptyHistogramError(
+            f"Layer {problem.name!r}: no sample had every output inside out_range={problem.out_range}. "
+            "Widen out_range or pass clip=True."
+        )
+
+
+def _report(problem, below, above, samples, clip):
+    reporting.warn_out_of_range(problem.name, problem.out_range, below, above,
+                                samples * np.asarray(below).size, clip, stacklevel=4)
+
+
+def _rows_of(run):
+    codes, valid = np.asarray(run[0]), np.asarray(run[1])
+    return codes[valid]
+
+
+def _auto_ei(key, problem, kw, *, threshold, max_samples, progress):
+    rounds = sampling.AutoRounds(threshold, vector=True, desc=f"EI {problem.name}", progress=progress,
+                                 max_samples=VECTOR_MAX_SAMPLES if max_samples is None else max_samples)
+    kept, total = [], None
+    for start, n in rounds:
+        run = core_measures.vector_rows(key, problem.apply_fn, problem.params, samples=n, start=start,
+                                        **kw)
+        kept.append(_rows_of(run))
+        total = sampling.add(total, run[2:4])
+        rows = np.concatenate(kept)
+        kept = [rows]
+        _check_rows(problem, len(rows))
+        mi = row_codes.vector_mi(jnp.asarray(rows), jnp.ones((len(rows),), bool))
+        rounds.record(float(mi[0]))
+    return rounds.values[-1], total, rounds.samples
+
+
+def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max_samples=None,
+       batch_size=None, in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
+       clip=False, method="auto", progress=None) -> float:
+    """Vector EI of a layer: ``I(L1; L2) | do(L1 = H^max)`` over whole binned activation vectors.
+
+    .. math::
+       EI(L_1 \\to L_2) = I(L_1; L_2) \\mid do(L_1 = H^{\\max}) = H(X) + H(Y) - H(X, Y)
+
+    Binning uses deep-ei's vector edges; a sample with any value outside its range is
+    dropped (deep-ei keeps values below ``lo`` as extra bins; ei_jax does not).
+
+    Args:
+      threshold: automatic mode (default): keep doubling the samples until the estimate
+        changes by less than ``threshold`` bits.
+      samples: a fixed number of samples instead.
+      max_samples: automatic mode stops (with a warning) before passing this many samples;
+        default :data:`VECTOR_MAX_SAMPLES` (``2**28``, whose row codes take 4 GiB).
+      Others as :func:`ei_jax.ei_parts_matrix`.
+
+    Returns:
+      float, bits.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+      >>> net = nn.Dense(2, use_bias=False)
+      >>> x0 = jnp.zeros((1, 2))
+      >>> top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+      >>> v = ei_jax.ei(jax.random.key(1), top, "Dense", samples=20_000, in_range=(0, 1),
+      ...               in_bins=4, out_range=(0, 1), out_bins=4, activation="sigmoid")
+      >>> 0 < v <= 4
+      True
+    """
+    key = canonicalize_key(key)
+    problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
+                      activation=activation)
+    kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
+    if samples is not None:
+        _, samples = checks.check_samples(samples)
+        st = core_measures.vector_stats(key, problem.apply_fn, problem.params, samples=samples, **kw)
+        _check_rows(problem, st.rows)
+        _report(problem, st.below, st.above, samples, clip)
+        return float(st.mi[0])
+    value, (below, above), used = _auto_ei(key, problem, kw, threshold=threshold,
+                                          max_samples=max_samples, progress=progress)
+    _report(problem, below, above, used, clip)
+    return value
+
+
+def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, batch_size=None,
+                       in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
+                       clip=False) -> list[float]:
+    """Vector EI between subsets of input and output neurons, all from one sample.
+
+    Args:
+      groups: list of ``(input indices, output indices)``, e.g. ``[((0, 1, 2), (1,))]``.
+      samples: number of samples (required, as in deep-ei).
+      Others as :func:`ei`. A sample is dropped for every group if any of the layer's
+      values is out of range (as deep-ei does), unless ``clip=True``.
+
+    Returns:
+      list of floats (bits), one per group.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+      >>> net = nn.Dense(2, use_bias=False)
+      >>> x0 = jnp.zeros((1, 3))
+      >>> top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+      >>> len(ei_jax.eis_between_groups(jax.random.key(1), top, "Dense", [((0,), (0,)), ((0, 1), (1,))],
+      ...                               samples=5000, in_range=(0, 1), in_bins=4, out_range=(0, 1),
+      ...                               out_bins=4, activation="sigmoid"))
+      2
+    """
+    problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
+                      activation=activation)
+    _, samples = checks.check_samples(samples)
+    st = core_measures.vector_stats(canonicalize_key(key), problem.apply_fn, problem.params,
+                                    samples=samples, groups=groups,
+                                    **problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip))
+    _check_rows(problem, st.rows)
+    _report(problem, st.below, st.above, samples, clip)
+    return [float(v) for v in np.asarray(st.mi)]
+
+
+def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batch_size=None,
+                           in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
+                           clip=False, method="auto") -> tuple[float, float]:
+    """``(vector EI, EI_parts)`` computed from the same samples.
+
+    Each uses its own deep-ei binning (vector edges for the first, pairwise for the second).
+
+    Returns:
+      tuple of two floats, bits.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+      >>> net = nn.Dense(2, use_bias=False)
+      >>> x0 = jnp.zeros((1, 2))
+      >>> top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+      >>> v, p = ei_jax.vector_and_pairwise_ei(jax.random.key(1), top, "Dense", samples=20_000,
+      ...                                      in_range=(0, 1), in_bins=4, out_range=(0, 1),
+      ...                                      out_bins=4, activation="sigmoid")
+      >>> v >= 0 and p >= 0
+      True
+    """
+    problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
+                      activation=activation)
+    _, samples = checks.check_samples(samples)
+    st = core_measures.vector_stats(canonicalize_key(key), problem.apply_fn, problem.params,
+                                    samples=samples, with_pairs=True,
+                                    **problem.kwargs(in_bins, out_bins, batch_size=batch_size,
+                                                     clip=clip, method=method))
+    _check_rows(problem, st.rows)
+    _report(problem, st.below, st.above, samples, clip)
+    mat = reporting.mi_matrix(np.asarray(st.pairs.counts, np.int64))
+    reporting.raise_if_empty(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}")
+    return float(st.mi[0]), float(mat.sum())
