@@ -118,17 +118,16 @@ def _cdf_series(v, b, lo, hi, m, h, t, terms):
     half = sums.window_half_width(d)
     width = jnp.where(half > 0, 2.0 * half, 1.0)
     u1 = jnp.pi / width
-    loo = sums.loo_products(sums.sinc_harmonics(0.5 * u1 * d, terms))          # (n, K)
     offset = half + v[:, None] * (m[None, :] - c)                               # (n, k_in)
     group, widths = _bin_groups(h)
-    coef = sums.cos_cdf_coefficients(loo, u1, jnp.abs(v), offset, group, widths)
+    coef = sums.series_coefficients(u1, 0.5 * d, jnp.abs(v), offset, group, widths, terms)
     lower = b + c * jnp.sum(v) - half
     u = jnp.arange(1, terms + 1, dtype=v.dtype) * u1
 
     def fn(tt):
         tau = jnp.clip(tt - lower, 0.0, width)                                  # (T,)
         basis = jnp.sin(u[:, None] * tau[None, :])                              # (K, T)
-        return tau / width + jnp.einsum("nik,kt->nit", coef, basis)
+        return tau / width + jnp.einsum("kni,kt->nit", coef, basis)
 
     return _at_thresholds(t, fn)
 

@@ -14,8 +14,7 @@ weight loses no precision:
 * **Many summands**: the cosine (COS) series of the density of ``S + b + w U_i`` on a bounded
   window ``[L, L + W]``, whose coefficients are the characteristic function
   ``phi(u) = exp(i u mu) prod_l sinc(u d_l / 2)`` at ``u_k = k pi / W``; ``F`` integrates it
-  term by term (:func:`cos_cdf_coefficients`); the harmonics ``cos k theta`` come from
-  repeated complex products (:func:`harmonics`), not one trigonometric call each. The product over the other inputs is a
+  term by term (:func:`series_coefficients`). The product over the other inputs is a
   leave-one-out product formed from prefix and suffix products (no division by a factor that
   can cross zero). The window is the exact support, or a Hoeffding bound around the mean
   outside of which the mass is below ``1e-17``.
@@ -28,6 +27,7 @@ weights are traced (under a user's ``jax.jit``), from the layer's fan-in alone.
 import functools
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -140,80 +140,65 @@ def window_half_width(widths):
     return jnp.minimum(0.5 * jnp.sum(widths, axis=0), hoeffding)
 
 
-#: Harmonics are built as e^{i k theta} = e^{i k1 theta} e^{i K1 k2 theta}, k = k1 + K1 k2.
-HARMONIC_BLOCK = 16
-
-
-def harmonics(theta, terms):
-    """``(cos k theta, sin k theta)`` for ``k = 1 .. terms``, shape ``theta.shape + (terms,)``.
-
-    Two levels of repeated complex multiplication (``HARMONIC_BLOCK`` steps, then
-    ``terms / HARMONIC_BLOCK`` steps) from one ``sincos`` per angle: one complex product
-    per output instead of a trigonometric call; the rounding error grows like
-    ``(HARMONIC_BLOCK + terms / HARMONIC_BLOCK) * eps``.
-    """
-    k1 = min(HARMONIC_BLOCK, terms)
-    k2 = -(-terms // k1)
-    c, s = jnp.cos(theta), jnp.sin(theta)
-    cs, ss = [c], [s]
-    for _ in range(k1 - 1):                          # e^{i k theta}, k = 1 .. k1
-        cs.append(cs[-1] * c - ss[-1] * s)
-        ss.append(ss[-1] * c + cs[-2] * s)
-    c1, s1 = jnp.stack(cs, -1), jnp.stack(ss, -1)
-    cb, sb = cs[-1], ss[-1]                          # e^{i k1 theta}
-    cs2, ss2 = [jnp.ones_like(c)], [jnp.zeros_like(s)]
-    for _ in range(k2 - 1):                          # e^{i k1 k2 theta}, k2 = 0 .. k2-1
-        cs2.append(cs2[-1] * cb - ss2[-1] * sb)
-        ss2.append(ss2[-1] * cb + cs2[-2] * sb)
-    c2, s2 = jnp.stack(cs2, -1)[..., :, None], jnp.stack(ss2, -1)[..., :, None]
-    shape = theta.shape + (k1 * k2,)
-    cos_k = (c2 * c1[..., None, :] - s2 * s1[..., None, :]).reshape(shape)[..., :terms]
-    sin_k = (s2 * c1[..., None, :] + c2 * s1[..., None, :]).reshape(shape)[..., :terms]
-    return cos_k, sin_k
-
-
-def sinc_harmonics(phi, terms):
-    """``sinc(k phi) = sin(k phi) / (k phi)`` for ``k = 1 .. terms`` (Taylor series below 1e-3)."""
-    k = jnp.arange(1, terms + 1, dtype=phi.dtype)
-    x = phi[..., None] * k
-    _, sin_k = harmonics(phi, terms)
-    small = jnp.abs(x) < 1e-3
-    x2 = x * x
+def _sinc_from(sin_kx, kx):
+    """``sin(kx) / kx`` from a (recurrence-built) ``sin(kx)``; Taylor series below 1e-3."""
+    small = jnp.abs(kx) < 1e-3
+    x2 = kx * kx
     taylor = 1.0 - x2 / 6.0 * (1.0 - x2 / 20.0)
-    return jnp.where(small, taylor, sin_k / jnp.where(small, 1.0, x))
+    return jnp.where(small, taylor, sin_kx / jnp.where(small, 1.0, kx))
 
 
-def cos_cdf_coefficients(loo, u1, width_a, offset_i, bin_group, group_widths):
-    """Sine-basis coefficients of the conditional CDFs ``F_{A,i}`` (one output column).
+def _rotate(z, step):
+    """Complex product of ``(cos, sin)`` pairs: ``z * step``."""
+    return (z[0] * step[0] - z[1] * step[1], z[1] * step[0] + z[0] * step[1])
+
+
+def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, terms):
+    """Sine-basis coefficients of the conditional CDFs ``F_{A,i}`` of one output column.
 
     With the window ``[L, L + W]`` and ``u_k = k u_1``, ``u_1 = pi / W``,
 
     .. math::
-       F_{A,i}(L + \\tau) = \\frac{\\tau}{W} + \\sum_{k=1}^{K} X_{A,i,k} \\sin(u_k \\tau), \\quad
-       X_{A,i,k} = \\frac{2}{k\\pi}\\, \\rho_{-A}(u_k)\\,
+       F_{A,i}(L + \\tau) = \\frac{\\tau}{W} + \\sum_{k=1}^{K} X_{k,A,i} \\sin(u_k \\tau), \\quad
+       X_{k,A,i} = \\frac{2}{k\\pi}\\, \\rho_{-A}(u_k)\\,
        \\mathrm{sinc}\\!\\left(\\frac{u_k |w_A| h_i}{2}\\right) \\cos(u_k (\\mu_{A,i} - L)),
 
-    where ``rho_{-A}`` is the leave-one-out product of the other inputs' sinc factors and
-    ``mu_{A,i} - L`` is the conditional mean's position in the window.
+    where ``rho_{-A}(u) = prod_{l != A} sinc(u d_l / 2)`` is the leave-one-out product of the
+    other inputs' factors (exclusive prefix times suffix products: no division) and
+    ``mu_{A,i} - L`` is the conditional mean's place in the window. The harmonics
+    ``cos(k x)``, ``sin(k x)`` come from a ``lax.scan`` over ``k`` that multiplies by
+    ``e^{i x}`` (one complex product per coefficient instead of a trigonometric call;
+    rounding grows like ``k * eps``).
 
     Args:
-      loo: ``(n, K)`` leave-one-out products ``rho_{-A}(u_k)``.
-      u1: scalar, the first frequency.
+      u1: scalar first frequency ``pi / W``.
+      d_half: ``(n,)`` half range widths ``d_l / 2`` of the inputs.
       width_a: ``(n,)`` ``|w_A|``.
-      offset_i: ``(n, k_in)`` ``mu_{A,i} - L``.
-      bin_group: static ``(k_in,)`` int index of each bin's width in ``group_widths``.
-      group_widths: static ``(G,)`` the distinct input-bin widths (interior and end bins).
+      offset: ``(n, k_in)`` ``mu_{A,i} - L``.
+      bin_group: static ``(k_in,)`` index of each bin's width in ``group_widths``.
+      group_widths: static ``(G,)`` distinct input-bin widths (interior and end bins).
+      terms: static ``K``.
 
     Returns:
-      ``(n, k_in, K)`` coefficients ``X``.
+      ``(K, n, k_in)`` coefficients ``X``.
     """
-    terms = loo.shape[-1]
-    k = jnp.arange(1, terms + 1, dtype=loo.dtype)
-    base = (2.0 / jnp.pi) * loo / k                                            # (n, K)
-    phi = 0.5 * u1 * width_a[:, None] * jnp.asarray(group_widths)[None, :]      # (n, G)
-    spread = sinc_harmonics(phi, terms)[:, np.asarray(bin_group), :]           # (n, k_in, K)
-    phase, _ = harmonics(u1 * offset_i, terms)                                 # (n, k_in, K)
-    return base[:, None, :] * spread * phase
+    x_l = u1 * d_half                                                        # (n,)
+    x_g = 0.5 * u1 * width_a[:, None] * jnp.asarray(group_widths)[None, :]   # (n, G)
+    x_ai = u1 * offset                                                       # (n, k_in)
+    steps = tuple((jnp.cos(x), jnp.sin(x)) for x in (x_l, x_g, x_ai))
+    group = np.asarray(bin_group)
+
+    def body(carry, k):
+        z_l, z_g, z_ai = (_rotate(z, s) for z, s in zip(carry, steps))
+        loo = loo_products(_sinc_from(z_l[1], k * x_l))                      # (n,)
+        spread = _sinc_from(z_g[1], k * x_g)[:, group]                        # (n, k_in)
+        coef = (2.0 / (jnp.pi * k)) * loo[:, None] * spread * z_ai[0]
+        return (z_l, z_g, z_ai), coef
+
+    one = tuple((jnp.ones_like(x), jnp.zeros_like(x)) for x in (x_l, x_g, x_ai))
+    ks = jnp.arange(1, terms + 1, dtype=u1.dtype)
+    _, coef = jax.lax.scan(body, one, ks)
+    return coef
 
 
 # --- number of terms ------------------------------------------------------------------------
@@ -221,21 +206,21 @@ def cos_cdf_coefficients(loo, u1, width_a, offset_i, bin_group, group_widths):
 def _log_envelope(x):
     """A bound on ``log |sinc x|``: ``-x^2/6`` up to pi (Taylor coefficients all negative), ``-log x`` beyond."""
     x = np.abs(x)
-    return np.where(x <= np.pi, -x * x / 6.0, -np.log(np.maximum(x, 1e-300)))
+    return np.where(x <= np.pi, x * x * np.float32(-1.0 / 6.0), -np.log(np.maximum(x, 1e-30)))
 
 
-_GRID = np.unique(np.round(np.geomspace(1, MAX_TERMS * 2, 160)).astype(np.int64))
+_GRID = np.unique(np.round(np.geomspace(1, MAX_TERMS * 2, 128)).astype(np.int64))
 
 
 def _terms_for_widths(d, tol):
     """Fewest terms for the widths ``d (n, m)`` of each output column (n >= 2)."""
     half = np.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * np.sqrt((d * d).sum(0)))
     wid = np.where(half > 0, 2.0 * half, 1.0)                                       # (m,)
-    x = (_GRID[:, None, None] * np.pi / wid[None, None, :]) * (0.5 * d[None])       # (g, n, m)
-    env = _log_envelope(x)
-    loo = env.sum(1, keepdims=True) - env                                           # (g, n, m)
-    logb = loo.max(axis=1)                                                          # (g, m)
-    logb = np.maximum.accumulate(logb[::-1], axis=0)[::-1]                          # monotone
+    scale = ((np.pi / wid) * (0.5 * d)).astype(np.float32)                          # (n, m)
+    total = np.stack([_log_envelope(np.float32(g) * scale).sum(0, dtype=np.float64) for g in _GRID])              # (g, m)
+    # The bound on rho_{-A} that holds for every A leaves out the largest factor's envelope.
+    worst = np.stack([_log_envelope(np.float32(g) * scale.max(0)) for g in _GRID])             # (g, m)
+    logb = np.maximum.accumulate((total - worst)[::-1], axis=0)[::-1]              # monotone
     # Tail of sum_{k>K} 2 B(u_k) / (k pi): between two grid points the sum of 1/k is at most
     # log(k_{g+1} / k_g) + 1 / k_g.
     step = np.log(np.append(_GRID[1:], 2 * _GRID[-1]) / _GRID) + 1.0 / _GRID
