@@ -31,17 +31,17 @@ Example:
   >>> from bridges.deep_ei import topology_of, ei_parts
   >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
   <torch._C.Generator object at ...>
-  >>> network = nn.Sequential(nn.Linear(4, 3, bias=False), nn.Sigmoid())
-  >>> top = topology_of(network, input=torch.zeros((1, 4)))
+  >>> network = nn.Sequential(nn.Linear(3, 3, bias=False), nn.Sigmoid())
+  >>> top = topology_of(network, input=torch.zeros((1, 3)))
   >>> layer, _ = network
   >>> type(top.nodes[layer]["output"]["activation"]).__name__
   'Sigmoid'
   >>> torch.manual_seed(1)  # doctest: +ELLIPSIS
   <torch._C.Generator object at ...>
-  >>> a = ei_parts(layer, top, samples=20_000, in_range=(0, 1), in_bins=8, out_bins=8)
+  >>> a = ei_parts(layer, top, samples=20_000, in_range=(-1, 1), in_bins=8, out_bins=8)
   >>> torch.manual_seed(1)  # doctest: +ELLIPSIS
   <torch._C.Generator object at ...>
-  >>> a == ei_parts(layer, top, samples=20_000, in_range=(0, 1), in_bins=8, out_bins=8)
+  >>> a == ei_parts(layer, top, samples=20_000, in_range=(-1, 1), in_bins=8, out_bins=8)
   True
 """
 

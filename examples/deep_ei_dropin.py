@@ -2,7 +2,8 @@
 
 The code below is deep-ei 0.7.0's README, block by block, with ``from deep_ei import ...``
 changed to ``from bridges.deep_ei import ...``. Two additions, so that the two runs can be
-compared: ``torch.manual_seed`` before each network is built (the same weights in both runs),
+compared: ``torch.manual_seed`` before each network is built (the same weights in both runs;
+``--seed K`` builds other ones),
 and ``// S`` on the sample counts (``S = 1``; ``--fast`` sets ``S = 10`` for CI). One fix: the
 README's ``ei_parts_matrix(..., samles=50000, ...)`` is a typo that makes deep-ei itself raise
 ``TypeError``; it is spelled ``samples`` here.
@@ -24,6 +25,7 @@ def main(argv=None):
     p.add_argument("--fast", action="store_true", default=os.environ.get("EI_JAX_EXAMPLES_FAST") == "1",
                    help="a tenth of the samples (also: EI_JAX_EXAMPLES_FAST=1)")
     p.add_argument("--deep-ei", action="store_true", help="run deep-ei 0.7.0 itself (its own venv)")
+    p.add_argument("--seed", type=int, default=0, help="build other networks (seeds 10*seed + 1..6)")
     p.add_argument("--out", default=None, help="unused; accepted like the other examples")
     args = p.parse_args(argv)
     S = 10 if args.fast else 1
@@ -41,7 +43,7 @@ def main(argv=None):
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dtype = torch.float32
     torch.set_default_dtype(dtype)
-    torch.manual_seed(1)
+    torch.manual_seed(10 * args.seed + 1)
     network = nn.Linear(5, 5, bias=False).to(device)
     top = topology_of(network, input=torch.zeros((1, 5)).to(device))
     EI = ei(network, top,
@@ -56,7 +58,7 @@ def main(argv=None):
     results["ei"] = EI
 
     # --- README block 2: ranges and activations from the topology ----------------------------
-    torch.manual_seed(2)
+    torch.manual_seed(10 * args.seed + 2)
     network = nn.Sequential(
         nn.Linear(20, 10, bias=False),
         nn.Sigmoid(),
@@ -81,7 +83,7 @@ def main(argv=None):
     results["ei_layer1"], results["ei_layer2"] = EI_layer1, EI_layer2
 
     # --- README block 3: EI_parts with a fixed number of samples -----------------------------
-    torch.manual_seed(3)
+    torch.manual_seed(10 * args.seed + 3)
     network = nn.Linear(5, 5, bias=False).to(device)
     top = topology_of(network, input=torch.zeros((1, 5)).to(device))
     EI_parts = ei_parts(network, top,
@@ -96,7 +98,7 @@ def main(argv=None):
     results["ei_parts"] = EI_parts
 
     # --- README block 4: EI_parts in the automatic (threshold) mode --------------------------
-    torch.manual_seed(4)
+    torch.manual_seed(10 * args.seed + 4)
     network = nn.Linear(10, 10, bias=False).to(device)
     top = topology_of(network, input=torch.zeros((1, 10)).to(device))
     EI = ei_parts(network, top,
@@ -111,7 +113,7 @@ def main(argv=None):
     results["ei_parts_auto"] = EI
 
     # --- README block 5: sensitivity ---------------------------------------------------------
-    torch.manual_seed(5)
+    torch.manual_seed(10 * args.seed + 5)
     network = nn.Linear(10, 10, bias=False).to(device)
     top = topology_of(network, input=torch.zeros((1, 10)).to(device))
     sensitivity = sensitivity(network, top,
@@ -126,7 +128,7 @@ def main(argv=None):
     results["sensitivity"] = sensitivity
 
     # --- README block 6: the matrix of EI_parts' terms ---------------------------------------
-    torch.manual_seed(6)
+    torch.manual_seed(10 * args.seed + 6)
     network = nn.Linear(20, 10, bias=False).to(device)
     top = topology_of(network, input=torch.zeros((1, 20)).to(device))
     EI = ei_parts_matrix(network, top,

@@ -123,13 +123,16 @@ def check_batch_size(batch_size) -> None:
         )
 
 
-def _default(name, what, where, stacklevel):
-    if name is acts.UNKNOWN:
+def _default(name, what, where, stacklevel, fallback=None):
+    """deep-ei's default range for an activation name; warns where it is only a guess."""
+    if name is acts.UNKNOWN or fallback is not None:
+        value = (-10, 10) if name is acts.UNKNOWN else acts.RANGES[name]
+        source = fallback or "deep-ei's range for no activation"
         warnings.warn(
-            f"{where} has no known range, so {what} defaults to (-10, 10) (deep-ei's range for no "
-            f"activation). Pass {what}=(lo, hi) to match the activation.",
-            ei_jax.DefaultRangeWarning, stacklevel=stacklevel)
-        return (-10, 10)
+            f"{where} has no known range, so {what} defaults to {value} ({source}). Pass "
+            f"{what}=(lo, hi) to match the activation.", ei_jax.DefaultRangeWarning,
+            stacklevel=stacklevel)
+        return value
     return acts.RANGES[name]
 
 
@@ -215,9 +218,11 @@ def prepare(layer, topology, *, in_layer, in_range, out_range, in_bins, out_bins
         if act_range is not acts.UNKNOWN:
             out_range = act_range
         else:
-            where = f"activation={activation!r}" if activation is not None else repr(node_act)
-            node_name = _node_name(node_act) if activation is not None else acts.UNKNOWN
-            out_range = _default(node_name, "out_range", where, stacklevel)
+            if activation is None:  # an unusual activation module recorded in the topology
+                out_range = _default(acts.UNKNOWN, "out_range", repr(node_act), stacklevel)
+            else:                   # deep-ei: the range of the topology's activation
+                out_range = _default(_node_name(node_act), "out_range", f"activation={activation!r}",
+                                     stacklevel, fallback="deep-ei's default: the topology's activation's")
     if in_range is None:
         in_act = topology.nodes[span[0]]["input"]["activation"]
         in_range = _default(_node_name(in_act), "in_range", repr(in_act), stacklevel)

@@ -107,11 +107,11 @@ def _structure(module, inp, out) -> dict:
             "output": {"activation": None, "shape": out_shape}}
 
 
-def topology_of(network, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument name
-    """Runs ``network(input)`` once and returns deep-ei's graph of its layers.
+def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument names
+    """Runs ``model(input)`` once and returns deep-ei's graph of its layers.
 
     Args:
-      network: a ``torch.nn.Module``: an ``nn.Sequential``, a single layer, or a custom module
+      model: a ``torch.nn.Module``: an ``nn.Sequential``, a single layer, or a custom module
         whose ``forward`` calls its layers and activations (modules or functions) in turn.
       input: a valid input tensor, batch dimension first (e.g. ``torch.zeros((1, 20))``).
 
@@ -120,7 +120,7 @@ def topology_of(network, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argumen
       layers, ``top.nodes[layer]["input"/"output"]["activation"/"shape"]`` as in deep-ei.
 
     Raises:
-      bridges.UnsupportedModuleError: ``network`` is not a module, or runs a layer twice.
+      bridges.UnsupportedModuleError: ``model`` is not a module, or runs a layer twice.
 
     Example:
       >>> import torch, torch.nn as nn
@@ -132,7 +132,7 @@ def topology_of(network, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argumen
       >>> list(top.successors(layer1)) == [layer2]
       True
     """
-    calls, _ = trace(network, input)
+    calls, _ = trace(model, input)
     graph = nx.DiGraph()
     info = TraceInfo([], {}, {})
     prv = None          # deep-ei's `prv`: the last layer or activation that ran

@@ -104,7 +104,7 @@ def trace(model, x) -> tuple[list[Call], Any]:
 
     if not isinstance(model, torch.nn.Module):
         raise UnsupportedModuleError(
-            f"topology_of(network, input) needs a torch.nn.Module as network. Got "
+            f"topology_of(model, input) needs a torch.nn.Module as model. Got "
             f"{type(model).__name__}."
         )
     calls: list[Call] = []
