@@ -63,6 +63,7 @@ from bridges._src.deep_ei_errors import (  # noqa: E402
     SamplesRequiredError,
     SpanOrderError,
     TopologyTypeError,
+    UnrecognisedOperationWarning,
 )
 from bridges._src.deep_ei_measures import (  # noqa: E402
     ei,
@@ -83,6 +84,7 @@ __all__ = [
     "SamplesRequiredError",
     "SpanOrderError",
     "TopologyTypeError",
+    "UnrecognisedOperationWarning",
     "ei",
     "ei_parts",
     "ei_parts_matrix",

@@ -87,6 +87,8 @@ def test_lambda_and_torch_function_activations_equal_the_builtin_ones(one):
     # lambda x: x runs through torch on the host: the same samples give the same counts
     assert _seeded(ei_parts, layer, top, samples=N, activation=lambda x: x, **UNIT) == base
     assert _seeded(ei_parts, layer, top, samples=N, activation=nn.Identity(), **UNIT) == base
+    # a torch function the drop-in does not know also runs through torch: identity on (0, 1)
+    assert _seeded(ei_parts, layer, top, samples=N, activation=torch.nn.functional.leaky_relu, **UNIT) == base
     _set(layer, [[3.0]])
     sig = _seeded(ei_parts, layer, top, samples=N, activation=nn.Sigmoid(), **UNIT)
     for act in (torch.sigmoid, torch.nn.functional.sigmoid, torch.Tensor.sigmoid, "sigmoid"):
@@ -212,13 +214,26 @@ class _Branchy(nn.Module):
         return self.fc2(torch.relu(self.fc1(x)) + x)     # a skip connection
 
 
+class _Leaky(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return torch.nn.functional.leaky_relu(self.fc(x))
+
+
 def test_structure_deep_ei_cannot_express_is_refused_clearly():
     net = _Branchy()
     top = topology_of(net, input=torch.zeros((1, 2)))
     assert type(top.nodes[net.fc1]["output"]["activation"]) is nn.ReLU
-    with pytest.raises(bridges.UnsupportedModuleError, match="ran between them"):
+    with pytest.raises(bridges.UnsupportedModuleError, match=r"between Linear \(layer 0\) and Linear \(layer 1\), .*add.* ran in between"):
         ei_parts(net.fc2, top, in_layer=net.fc1, samples=N, **UNIT)
     ei_parts(net.fc2, top, samples=1000, in_range=(0, 1), in_bins=K, out_range=(-10, 10), out_bins=K)
+    hard = nn.Sequential(nn.Linear(2, 2), nn.Hardswish())      # a torch activation module: recorded
+    assert type(topology_of(hard, input=torch.zeros((1, 2))).nodes[hard[0]]["output"]["activation"]) is nn.Hardswish
+    with pytest.warns(deep_ei.UnrecognisedOperationWarning, match="leaky_relu"):
+        topology_of(_Leaky(), input=torch.zeros((1, 2)))       # a function it cannot name: warned
     shared = nn.Linear(2, 2)
     with pytest.raises(bridges.UnsupportedModuleError, match="more than once"):
         topology_of(nn.Sequential(shared, nn.Sigmoid(), shared), input=torch.zeros((1, 2)))

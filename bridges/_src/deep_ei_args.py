@@ -146,10 +146,13 @@ def _span_modules(topology, info, span):
     mods = []
     for j, m in enumerate(span):
         if j and info.breaks.get(m):
+            k = info.order.index(m)
             raise UnsupportedModuleError(
-                f"The span ends at {type(span[-1]).__name__} but {info.breaks[m]} (before the "
-                f"{type(m).__name__}); the drop-in applies only the layers and activations it "
-                "recorded, so it would measure a different map. Measure the layers one at a time."
+                f"The span from {type(span[0]).__name__} to {type(span[-1]).__name__} cannot be "
+                f"measured: between {type(info.order[k - 1]).__name__} (layer {k - 1}) and "
+                f"{type(m).__name__} (layer {k}), {info.breaks[m]}. The drop-in applies only the "
+                "layers and activations it recorded, so it would measure a different map. Measure "
+                "the layers one at a time."
             )
         if type(m) is nn.Linear and len(info.shapes[m][0]) != 2:
             raise UnsupportedModuleError(

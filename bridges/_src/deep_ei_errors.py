@@ -23,6 +23,7 @@ __all__ = [
     "SamplesRequiredError",
     "SpanOrderError",
     "TopologyTypeError",
+    "UnrecognisedOperationWarning",
 ]
 
 
@@ -57,3 +58,8 @@ class DeviceValueError(EIJaxError, ValueError, RuntimeError):
 class ActivationTypeError(UnknownActivationError, TypeError):
     """``activation=`` is neither None, a known name, nor a callable that maps a tensor to a
     tensor of the same shape (deep-ei: ``TypeError`` when it called it)."""
+
+
+class UnrecognisedOperationWarning(UserWarning):
+    """A layer's output goes through an operation ``topology_of`` does not recognise as an
+    activation (e.g. ``F.leaky_relu``): its measures use no activation unless one is passed."""

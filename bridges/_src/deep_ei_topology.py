@@ -24,13 +24,15 @@ holds what the measures need beyond deep-ei's layout (:class:`TraceInfo`).
 """
 
 import dataclasses
+import warnings
 from typing import Any
 
 import networkx as nx
 
 from bridges._src import deep_ei_activations as acts
-from ei_jax import UnsupportedModuleError
+from bridges._src.deep_ei_errors import UnrecognisedOperationWarning
 from bridges._src.torch_trace import trace
+from ei_jax import UnsupportedModuleError
 
 __all__ = ["INFO_KEY", "TraceInfo", "topology_of"]
 
@@ -138,6 +140,7 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
     prv = None          # deep-ei's `prv`: the last layer or activation that ran
     cur = None          # the tensor the chain of layers has reached
     between: list[str] = []
+    unread: list[str] = []   # a layer's output went first through an operation not recognised
     layer_types = _layer_types()
     for call in calls:
         on_chain = cur is None or call.inp is cur
@@ -152,9 +155,10 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
             node = _structure(module, call.inp, call.out)
             node["input"]["activation"] = prv if prv is not None and prv not in graph else None
             if info.order:
-                reason = None if on_chain else "its input is not the previous layer's output (a branch)"
+                reason = None if on_chain else ("the second one's input is not the first one's "
+                                                "output (a branch or skip connection)")
                 if between:
-                    reason = f"{', '.join(between)} ran between them"
+                    reason = f"{', '.join(between)} ran in between"
                 info.breaks[module] = reason
                 graph.add_edge(info.order[-1], module)
             graph.add_node(module, **node)
@@ -170,7 +174,16 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
                 graph.nodes[prv]["output"]["activation"] = act
             prv = act
         elif not _is_transparent(call) and info.order:
+            if prv is info.order[-1] and not between:
+                unread.append(f"{type(prv).__name__} {len(info.order) - 1} -> {_label(call)}")
             between.append(_label(call))
         cur = call.out if call.out is not None else cur
     graph.graph[INFO_KEY] = info
+    if unread:
+        warnings.warn(
+            f"These layers' outputs go through operations the drop-in does not recognise as "
+            f"activations: {'; '.join(unread)}. Their measures use no activation (as deep-ei's do) "
+            "unless you pass activation= (any callable of a tensor works, e.g. "
+            "activation=torch.nn.functional.leaky_relu) and out_range=.",
+            UnrecognisedOperationWarning, stacklevel=2)
     return graph
