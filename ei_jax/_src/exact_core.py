@@ -142,46 +142,50 @@ def _finish(mi, kept, empty, v):
     return jnp.where(empty | (kept <= 0), jnp.nan, out)
 
 
-def _column_parts(col, *, lo, hi, a, h, m, p, t, terms):
-    v, b = col
+def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms):
+    """Conditional CDFs ``(n_in, k_in, k_out + 1)`` of one output column at the thresholds."""
     n = v.shape[0]
-    if n == 1:
-        cdf = _cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
-    elif n <= 3:
-        cdf = _cdf_trapezoid(v, b, lo, hi, a, t)
-    else:
-        cdf = _cdf_series(v, b, lo, hi, m, h, t, terms)
-    mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
-    zmin = b + jnp.sum(jnp.minimum(v * lo, v * hi))
-    zmax = b + jnp.sum(jnp.maximum(v * lo, v * hi))
-    return _finish(mi, kept, _empty(zmin, zmax, t[0], t[-1]), v)
+    if which == "sensitivity" or n == 1:
+        return _cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
+    if n <= 3:
+        return _cdf_trapezoid(v, b, lo, hi, a, t)
+    return _cdf_series(v, b, lo, hi, m, h, t, terms)
 
 
-def _column_sensitivity(col, *, lo, hi, a, h, m, p, t, terms):
-    del h, m, terms
+def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms):
     v, b = col
-    cdf = _cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
+    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms)
     mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
-    zmin = b + jnp.minimum(v * lo, v * hi)
-    zmax = b + jnp.maximum(v * lo, v * hi)
-    return _finish(mi, kept, _empty(zmin, zmax, t[0], t[-1]), v)
+    lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
+    if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
+        lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
+    return _finish(mi, kept, _empty(b + lo_v, b + hi_v, t[0], t[-1]), v)
 
 
-@functools.partial(jax.jit, static_argnames=("which", "activation", "in_range", "in_bins",
-                                               "out_range", "out_bins", "terms"))
-def _matrix(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms):
+def _column_joint(col, *, which, lo, hi, a, h, m, p, t, terms):
+    v, b = col
+    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms)
+    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * jnp.asarray(p)[:, None]
+    kept = jnp.sum(joint, axis=(-2, -1), keepdims=True)
+    return joint / jnp.where(kept > 0, kept, jnp.nan)
+
+
+@functools.partial(jax.jit, static_argnames=("which", "tables", "activation", "in_range",
+                                               "in_bins", "out_range", "out_bins", "terms"))
+def _matrix(kernel, bias, *, which, tables, activation, in_range, in_bins, out_range, out_bins,
+            terms):
     lo, hi = in_range
     a, h, m, p = input_bins(in_range, in_bins)
     t = output_thresholds(activation, out_range, out_bins)
     kernel = kernel.astype(jnp.float64)
     bias = bias.astype(jnp.float64)
     n, k_in = kernel.shape[0], h.shape[0]
-    fn = _column_parts if which == "parts" else _column_sensitivity
-    fn = functools.partial(fn, lo=lo, hi=hi, a=a, h=h, m=m, p=p, t=t, terms=terms)
+    fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
+                           a=a, h=h, m=m, p=p, t=t, terms=terms)
     per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
     group = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
-    cols = jax.lax.map(fn, (kernel.T, bias), batch_size=group)                 # (n_out, n_in)
-    return cols.T
+    cols = jax.lax.map(fn, (kernel.T, bias), batch_size=group)        # (n_out, n_in, ...)
+    return jnp.moveaxis(cols, 0, 1)
 
 
 def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
@@ -215,13 +219,15 @@ def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
     return kernel, bias, activation, in_range, out_range, int(terms)
 
 
-def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms):
+def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms,
+         tables=False):
     out_dtype = jnp.zeros((), float).dtype          # the caller's default float
     kernel, bias, activation, in_range, out_range, terms = _prepare(
         kernel, bias, activation, in_range, out_range, terms, which=which)
     with jax.enable_x64(True):
-        mat = _matrix(kernel, bias, which=which, activation=activation, in_range=in_range,
-                      in_bins=int(in_bins), out_range=out_range, out_bins=int(out_bins), terms=terms)
+        mat = _matrix(kernel, bias, which=which, tables=tables, activation=activation,
+                      in_range=in_range, in_bins=int(in_bins), out_range=out_range,
+                      out_bins=int(out_bins), terms=terms)
     return mat.astype(out_dtype)
 
 
@@ -289,3 +295,27 @@ def exact_sensitivity_matrix(kernel, bias=None, *, activation, in_range, in_bins
     """
     return _run(kernel, bias, which="sensitivity", activation=activation, in_range=in_range,
                 in_bins=in_bins, out_range=out_range, out_bins=out_bins, terms=None)
+
+
+def exact_joint_tables(kernel, bias=None, *, activation, in_range, in_bins, out_range, out_bins,
+                       sensitivity=False, terms=None) -> jax.Array:
+    """The exact binned joint distribution of every pair, renormalised over the kept mass.
+
+    Args: as :func:`exact_ei_parts_matrix`; ``sensitivity=True`` gives the tables of the
+      sensitivity intervention (other inputs at 0).
+
+    Returns:
+      ``(n_in, n_out, in_bins, out_bins)`` probabilities (each pair's table sums to 1; NaN
+      for an all-dropped pair), in the default float dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax._src.exact_core import exact_joint_tables
+      >>> p = exact_joint_tables(jnp.ones((5, 2)), activation="sigmoid", in_range=(0, 1),
+      ...                        in_bins=4, out_range=(0, 1), out_bins=3)
+      >>> p.shape, bool(abs(float(p[0, 0].sum()) - 1) < 1e-6)
+      ((5, 2, 4, 3), True)
+    """
+    return _run(kernel, bias, which="sensitivity" if sensitivity else "parts", activation=activation,
+                in_range=in_range, in_bins=in_bins, out_range=out_range, out_bins=out_bins,
+                terms=terms, tables=True)
