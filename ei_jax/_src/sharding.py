@@ -1,8 +1,11 @@
-"""Sharding sample blocks over devices.
+"""Sharding sample blocks over devices, of one process or of several (``jax.distributed``).
 
 Device ``d`` of ``n`` handles loop steps ``t * n + d``: the set of blocks, hence of samples,
 is the same for any device count, and integer statistics are summed with ``psum``, so
-results are identical on 1 or N devices.
+results are identical on 1 or N devices. With several processes the mesh holds every
+process's devices: each process passes the same (replicated) key and parameters, the summed
+counts come back replicated on every device, and row codes are gathered from every process
+(:func:`on_first_device`), so every process gets the whole result.
 """
 
 import functools
@@ -15,10 +18,26 @@ AXIS = "blocks"
 
 @functools.lru_cache(maxsize=None)
 def mesh(n: int):
-    """A 1-d mesh over the first ``n`` of ``jax.devices()``, axis :data:`AXIS`."""
+    """A 1-d mesh of ``n`` devices, axis :data:`AXIS`.
+
+    Under ``jax.distributed`` (several processes), ``n`` up to this process's device count
+    takes its local devices (every process computes the whole measure, no communication);
+    ``n = jax.device_count()`` takes every process's devices, which share the blocks.
+    """
     from jax.sharding import Mesh
 
-    return Mesh(np.asarray(jax.devices()[:n]), (AXIS,))
+    local = jax.local_devices()
+    if n <= len(local):
+        return Mesh(np.asarray(local[:n]), (AXIS,))
+    if n != jax.device_count():
+        from ei_jax._src.errors import InvalidOptionError
+
+        raise InvalidOptionError(
+            f"With {jax.process_count()} processes, devices must be at most the "
+            f"{len(local)} devices of one process or all {jax.device_count()}. Got {n}; "
+            "pass devices=None to use all of them."
+        )
+    return Mesh(np.asarray(jax.devices()), (AXIS,))
 
 
 def step_ids(b0, t, m, n_dev, dev):
@@ -58,7 +77,24 @@ def sharded(loop, devices: int, args, *, gathered=()):
 
 
 def on_first_device(tree):
-    """Commits concrete arrays to one device, so a float stage after a sharded loop is one
-    and the same program for any device count (tracers pass through)."""
-    dev = jax.devices()[0]
-    return jax.tree.map(lambda a: a if isinstance(a, jax.core.Tracer) else jax.device_put(a, dev), tree)
+    """Concrete arrays as arrays of this process's first device (tracers pass through).
+
+    A float stage after a sharded loop is then one and the same program for any device
+    count. Outputs spanning other processes' devices are fetched first: replicated ones
+    from a local copy, device-sharded ones (row codes) gathered from every process.
+    """
+    dev = jax.local_devices()[0]
+
+    def one(a):
+        if isinstance(a, jax.core.Tracer):
+            return a
+        if not a.is_fully_addressable:
+            if a.is_fully_replicated:
+                a = a.addressable_data(0)
+            else:
+                from jax.experimental import multihost_utils
+
+                a = multihost_utils.process_allgather(a, tiled=True)
+        return jax.device_put(a, dev)
+
+    return jax.tree.map(one, tree)

@@ -1,0 +1,89 @@
+"""Multi-process: 2 processes x 2 CPU devices give, on every process, the numbers of 1 process
+with 1 device.
+
+The processes run JAX's own distributed runtime (``jax.distributed.initialize`` with a
+coordinator on 127.0.0.1, gloo collectives between CPU devices), exactly as one process per
+host does on a cluster. Every process runs the same script; each prints its results as JSON
+and they must equal the single-process run's to the last bit. The processes are bounded in
+time and killed if anything fails.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+TIMEOUT_S = 300
+
+SCRIPT = textwrap.dedent('''
+    import json, sys
+    import jax
+    port, pid, nproc, ndev = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    jax.config.update("jax_num_cpu_devices", ndev)
+    if nproc > 1:
+        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=nproc,
+                                   process_id=pid, initialization_timeout=120)
+    import jax.numpy as jnp, numpy as np, flax.linen as nn
+    import ei_jax
+    from ei_jax import core
+    net = nn.Sequential([nn.Dense(4, use_bias=False), nn.sigmoid, nn.Dense(3), nn.tanh])
+    x0 = jnp.zeros((1, 3))
+    top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+    key = jax.random.key(1)
+    kw = dict(in_bins=8, out_bins=8, in_range=(0, 1))
+    out = {"processes": jax.process_count(), "devices": jax.device_count()}
+    out["ei_parts"] = ei_jax.ei_parts(key, top, "layers_0", samples=20_001, **kw)
+    out["matrix"] = ei_jax.ei_parts_matrix(key, top, "layers_0", samples=20_001, **kw).tolist()
+    out["auto"] = ei_jax.ei_parts(key, top, "layers_0", threshold=0.2, **kw)
+    out["sensitivity"] = ei_jax.sensitivity(key, top, "layers_0", samples=3001, **kw)
+    out["ei"] = ei_jax.ei(key, top, "layers_2", samples=20_001, in_bins=8, out_bins=8)
+    out["groups"] = ei_jax.eis_between_groups(key, top, "layers_0", [((0, 1), (2,)), ((2,), (0, 3))],
+                                              samples=20_001, **kw)
+    out["both"] = ei_jax.vector_and_pairwise_ei(key, top, "layers_0", samples=20_001, **kw)
+
+    def measure(w, k):
+        return core.ei_parts(k, lambda q, x: jax.nn.sigmoid(x @ q), w, in_shape=(3,), in_range=(0, 1),
+                             in_bins=8, out_range=(0, 1), out_bins=8, samples=10_000)
+
+    ws = jax.random.normal(jax.random.key(2), (5, 3, 2))
+    out["map_params"] = np.asarray(core.map_params(measure, ws, key, group_size=2)).tolist()
+    print(json.dumps(out))
+''')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_all(runs) -> list[dict]:
+    """Starts every ``(port, process id, processes, devices)`` run at once; their JSON outputs."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, *map(str, run)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for run in runs]
+    try:
+        outs = [p.communicate(timeout=TIMEOUT_S) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return [json.loads(o.splitlines()[-1]) for o, _ in outs]  # (gloo prints lines first)
+
+
+def test_two_processes_of_two_devices_give_the_single_device_numbers():
+    port = _free_port()
+    single, *workers = _run_all([(0, 0, 1, 1), (port, 0, 2, 2), (port, 1, 2, 2)])
+    assert single.pop("processes") == 1 and single.pop("devices") == 1
+    for w in workers:
+        assert w.pop("processes") == 2 and w.pop("devices") == 4
+        assert w == single
+    # real measurements, not empty ones
+    assert single["ei_parts"] > 0 and single["ei"] > 0 and single["sensitivity"] > 0
+    assert min(single["map_params"]) > 0 and min(single["groups"]) > 0
