@@ -131,7 +131,7 @@ def _default(name, what, where, stacklevel, fallback=None):
         warnings.warn(
             f"{where} has no known range, so {what} defaults to {value} ({source}). Pass "
             f"{what}=(lo, hi) to match the activation.", ei_jax.DefaultRangeWarning,
-            stacklevel=stacklevel)
+            stacklevel=stacklevel + 1)
         return value
     return acts.RANGES[name]
 

@@ -28,11 +28,14 @@ def _run(fn, layer, topology, in_layer, in_range, in_bins, out_range, out_bins, 
     target = prepare(layer, topology, in_layer=in_layer, in_range=in_range, out_range=out_range,
                      in_bins=in_bins, out_bins=out_bins, activation=activation,
                      batch_size=batch_size, device=device, stacklevel=4)
-    with warnings.catch_warnings():
-        # ranges are always passed explicitly; the drop-in already reported its defaults
-        warnings.simplefilter("ignore", ei_jax.DefaultRangeWarning)
-        return fn(target.key, target.topology, target.layer, *args, **target.kwargs(in_bins, out_bins),
-                  **extra)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(target.key, target.topology, target.layer, *args,
+                    **target.kwargs(in_bins, out_bins), **extra)
+    for w in caught:  # re-issued at the caller's line (ei_jax's would point here)
+        if not issubclass(w.category, ei_jax.DefaultRangeWarning):  # ranges were passed explicitly
+            warnings.warn(w.message, w.category, stacklevel=3)
+    return result
 
 
 def _required(samples, name):
