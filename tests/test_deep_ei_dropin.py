@@ -234,6 +234,17 @@ def test_structure_deep_ei_cannot_express_is_refused_clearly():
     assert type(topology_of(hard, input=torch.zeros((1, 2))).nodes[hard[0]]["output"]["activation"]) is nn.Hardswish
     with pytest.warns(deep_ei.UnrecognisedOperationWarning, match="leaky_relu"):
         topology_of(_Leaky(), input=torch.zeros((1, 2)))       # a function it cannot name: warned
+    double = nn.Sequential(nn.Linear(2, 2), nn.Sigmoid(), nn.Tanh(), nn.Linear(2, 2))
+    dtop = topology_of(double, input=torch.zeros((1, 2)))   # deep-ei records the Sigmoid only
+    assert type(dtop.nodes[double[0]]["output"]["activation"]) is nn.Sigmoid
+    assert type(dtop.nodes[double[3]]["input"]["activation"]) is nn.Tanh
+    with pytest.raises(bridges.UnsupportedModuleError, match="Tanh ran in between"):
+        ei_parts(double[3], dtop, in_layer=double[0], samples=N, **UNIT)
+    train = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5), nn.Linear(2, 2))
+    with pytest.warns(deep_ei.UnrecognisedOperationWarning, match="Dropout"):
+        ttop = topology_of(train, input=torch.zeros((1, 2)))
+    with pytest.raises(bridges.UnsupportedModuleError, match=r"model.eval\(\)"):
+        ei_parts(train[2], ttop, in_layer=train[0], samples=N, **UNIT)
     shared = nn.Linear(2, 2)
     with pytest.raises(bridges.UnsupportedModuleError, match="more than once"):
         topology_of(nn.Sequential(shared, nn.Sigmoid(), shared), input=torch.zeros((1, 2)))

@@ -140,7 +140,7 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
     prv = None          # deep-ei's `prv`: the last layer or activation that ran
     cur = None          # the tensor the chain of layers has reached
     between: list[str] = []
-    unread: list[str] = []   # a layer's output went first through an operation not recognised
+    unread: list = []   # (layer, what): its output went first through an unrecognised operation
     layer_types = _layer_types()
     for call in calls:
         on_chain = cur is None or call.inp is cur
@@ -159,6 +159,8 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
                                                 "output (a branch or skip connection)")
                 if between:
                     reason = f"{', '.join(between)} ran in between"
+                    if "Dropout" in between:
+                        reason += " (Dropout in training mode: call model.eval() before topology_of)"
                 info.breaks[module] = reason
                 graph.add_edge(info.order[-1], module)
             graph.add_node(module, **node)
@@ -172,13 +174,16 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
         if act is not ...:
             if prv is not None and prv in graph:
                 graph.nodes[prv]["output"]["activation"] = act
+            elif info.order:  # a second activation in a row: deep-ei records only the first
+                between.append(_label(call))
             prv = act
         elif not _is_transparent(call) and info.order:
             if prv is info.order[-1] and not between:
-                unread.append(f"{type(prv).__name__} {len(info.order) - 1} -> {_label(call)}")
+                unread.append((prv, f"{type(prv).__name__} {len(info.order) - 1} -> {_label(call)}"))
             between.append(_label(call))
         cur = call.out if call.out is not None else cur
     graph.graph[INFO_KEY] = info
+    unread = [what for layer, what in unread if graph.nodes[layer]["output"]["activation"] is None]
     if unread:
         warnings.warn(
             f"These layers' outputs go through operations the drop-in does not recognise as "
