@@ -179,6 +179,16 @@ def test_spans_compose_the_recorded_activations():
     assert isinstance(info.value, AssertionError) and isinstance(info.value, ei_jax.LayerOrderError)
 
 
+def test_a_conv_layer_is_measured_over_one_receptive_field():
+    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 1))
+    top = topology_of(net, input=torch.zeros((1, 1, 4, 4)))
+    conv = net[0]
+    assert list(top) == [conv, net[2], net[3], net[4]]          # deep-ei's nodes and its conv shapes
+    assert top.nodes[conv]["input"]["shape"] == (1, 1, 1, 1) and top.nodes[conv]["output"]["shape"] == (1,)
+    _set(conv, [[[[1.0]]]])     # a 1x1 kernel of weight 1 with ReLU is the identity on (0, 1)
+    assert ei_parts(conv, top, samples=N, **UNIT) == pytest.approx(math.log2(K), abs=1e-3)
+
+
 class _Functional(nn.Module):
     def __init__(self):
         super().__init__()
