@@ -2,7 +2,12 @@
 
 The JAX/Flax successor of deep-ei 0.7.0 (Mattsson, Michaud & Hoel, Entropy 2020). See the
 README for a quick start and the differences from deep-ei.
+
+Set ``EI_JAX_CACHE_DIR`` (a directory, or empty for ``~/.cache/ei_jax/jax``) to keep JAX's
+compiled programs on disk: later runs of a script skip compiling them.
 """
+
+from ei_jax._src.compilation_cache import enable_from_environment as _enable_cache_from_env
 
 from ei_jax import core
 from ei_jax._src.errors import (
@@ -40,6 +45,8 @@ from ei_jax._src.vector_measures import ei, eis_between_groups, vector_and_pairw
 from ei_jax._src.topology import topology_of
 
 __version__ = "0.1.0"
+
+_enable_cache_from_env()
 
 __all__ = [
     "AvgPool",
