@@ -180,5 +180,9 @@ def from_torch(module, *, api: str = "linen"):
       >>> [top.nodes[n]["output"]["activation"] for n in top]
       ['sigmoid', 'tanh']
     """
+    from bridges._src import torch_rnn
+
+    if torch_rnn.is_rnn(module):  # a recurrent cell, not a layer stack
+        return torch_rnn.rnn_from_torch(module, api=api)
     flax_build.check_api(api)
     return flax_build.build(describe(module), api)

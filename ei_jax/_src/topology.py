@@ -67,7 +67,8 @@ def topology_of(model, *args):
     activations sigmoid, tanh and relu, and the structure layers :class:`ei_jax.Flatten`,
     :class:`ei_jax.AvgPool` and :class:`ei_jax.MaxPool` between them; a single
     ``Dense``/``Linear``; custom modules that call such layers one after another with those
-    activations between them. Anything else (skip connections, a layer used twice, attention,
+    activations between them; a ``SimpleCell`` (linen or NNX): its recurrent transition
+    ``h_t -> h_{t+1}`` as one dense layer (:func:`ei_jax._src.recurrent.cell_topology`). Anything else (skip connections, a layer used twice, attention,
     normalisation) raises :class:`UnsupportedModuleError` naming the module and the way out
     (the pure core :mod:`ei_jax.core` with your own ``apply_fn``). Pooling and flatten are kept
     as the ``"after"`` attribute of the layer they follow, and convolutions are measured over
@@ -123,6 +124,10 @@ def topology_of(model, *args):
     import flax.linen as nn
     from flax import nnx
 
+    from ei_jax._src import recurrent as _recurrent
+
+    if _recurrent.is_cell(model):  # a SimpleCell: its one-step transition (see recurrent.py)
+        return _recurrent.cell_topology(model, *args)
     if isinstance(model, nn.Module):
         if len(args) != 2:
             raise InvalidCallError(
