@@ -27,6 +27,7 @@ from ei_jax._src.errors import (
     NonFiniteParamsError,
     NotDifferentiableError,
     OutOfRangeWarning,
+    SampleLimitedWarning,
     ShapeMismatchError,
     UnknownActivationError,
     UnsupportedModuleError,
@@ -39,6 +40,7 @@ from ei_jax._src.estimators import (
     pairwise_mutual_information,
 )
 from ei_jax._src.layers import AvgPool, Flatten, MaxPool
+from ei_jax._src.estimate import Estimate
 from ei_jax._src.causal_plane import CausalPlanePoint, causal_plane, degeneracy, rotate_causal_plane
 from ei_jax._src.pairwise_measures import ei_parts, ei_parts_matrix, sensitivity, sensitivity_matrix
 from ei_jax._src.vector_measures import ei, eis_between_groups, vector_and_pairwise_ei
@@ -54,6 +56,7 @@ __all__ = [
     "DefaultRangeWarning",
     "EIJaxError",
     "EmptyHistogramError",
+    "Estimate",
     "ExactUnavailableError",
     "Flatten",
     "InvalidBinsError",
@@ -69,6 +72,7 @@ __all__ = [
     "NonFiniteParamsError",
     "NotDifferentiableError",
     "OutOfRangeWarning",
+    "SampleLimitedWarning",
     "ShapeMismatchError",
     "UnknownActivationError",
     "UnsupportedModuleError",

@@ -18,6 +18,12 @@ Example:
 """
 
 from ei_jax._src.batching import map_params
+from ei_jax._src.core_estimates import (
+    ei_parts_estimate,
+    ei_parts_matrix_estimate,
+    sensitivity_estimate,
+    sensitivity_matrix_estimate,
+)
 from ei_jax._src.core_measures import (
     ei_parts,
     ei_parts_matrix,
@@ -37,11 +43,15 @@ __all__ = [
     "PairStats",
     "VectorStats",
     "ei_parts",
+    "ei_parts_estimate",
     "ei_parts_matrix",
+    "ei_parts_matrix_estimate",
     "map_params",
     "pairwise_stats",
     "sensitivity",
+    "sensitivity_estimate",
     "sensitivity_matrix",
+    "sensitivity_matrix_estimate",
     "sensitivity_stats",
     "uniform_blocks",
     "vector_ei",

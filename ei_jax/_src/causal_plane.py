@@ -12,6 +12,7 @@ import numpy as np
 
 from ei_jax._src import checks
 from ei_jax._src.errors import DefaultRangeWarning
+from ei_jax._src.estimate import Estimate
 from ei_jax._src.pairwise_measures import ei_parts, sensitivity
 from ei_jax._src.vector_measures import ei
 
@@ -26,21 +27,28 @@ class CausalPlanePoint:
       ei: the EI it was computed against.
       versus: ``"parts"`` or ``"vector"``.
       x, y: the paper's 45-degree rotated coordinates, ``(S - D)/sqrt 2 = EI/sqrt 2`` and
-        ``(S + D)/sqrt 2``.
+        ``(S + D)/sqrt 2`` (of the corrected values when the fields are estimates).
+
+    With ``stderr=True`` the three fields are :class:`ei_jax.Estimate`; the standard error
+    of ``degeneracy`` combines those of S and EI as if they were independent.
     """
 
-    sensitivity: float
-    degeneracy: float
-    ei: float
+    sensitivity: float | Estimate
+    degeneracy: float | Estimate
+    ei: float | Estimate
     versus: str
+
+    def _xy(self):
+        s, d = (v.corrected if isinstance(v, Estimate) else v for v in (self.sensitivity, self.degeneracy))
+        return rotate_causal_plane(s, d)
 
     @property
     def x(self) -> float:
-        return rotate_causal_plane(self.sensitivity, self.degeneracy)[0]
+        return self._xy()[0]
 
     @property
     def y(self) -> float:
-        return rotate_causal_plane(self.sensitivity, self.degeneracy)[1]
+        return self._xy()[1]
 
 
 def rotate_causal_plane(sensitivity, degeneracy):
@@ -62,9 +70,19 @@ def rotate_causal_plane(sensitivity, degeneracy):
     return (s - d) / r, (s + d) / r
 
 
+def difference(s, e):
+    """``s - e`` of two floats, or of two :class:`ei_jax.Estimate` (standard errors added in
+    quadrature, as if independent)."""
+    if not isinstance(s, Estimate):
+        return s - e
+    return Estimate(s.value - e.value, s.corrected - e.corrected,
+                    math.sqrt(s.stderr ** 2 + e.stderr ** 2), e.samples, s.below, s.above)
+
+
 def causal_plane(key, topology, layer, *, versus="parts", in_layer=None, samples=None, threshold=0.05,
                  sensitivity_samples=None, batch_size=None, in_range=None, in_bins=64, out_range=None,
-                 out_bins=64, activation=None, clip=False, progress=None) -> CausalPlanePoint:
+                 out_bins=64, activation=None, clip=False, progress=None,
+                 stderr=False) -> CausalPlanePoint:
     """Sensitivity, degeneracy and EI of a layer: its point in the causal plane.
 
     Sensitivity is measured with ``key`` and ``sensitivity_samples`` samples per input
@@ -88,7 +106,7 @@ def causal_plane(key, topology, layer, *, versus="parts", in_layer=None, samples
     checks.check_choice("versus", versus, ("parts", "vector"))
     common = dict(in_layer=in_layer, batch_size=batch_size, in_range=in_range, in_bins=in_bins,
                   out_range=out_range, out_bins=out_bins, activation=activation, clip=clip,
-                  progress=progress)
+                  progress=progress, stderr=stderr)
     with warnings.catch_warnings():
         # The range default is reported once, by the first measure.
         s_samples = sensitivity_samples if sensitivity_samples is not None else (samples or 500)
@@ -96,13 +114,14 @@ def causal_plane(key, topology, layer, *, versus="parts", in_layer=None, samples
         warnings.simplefilter("ignore", DefaultRangeWarning)
         measure = ei_parts if versus == "parts" else ei
         e = measure(key, topology, layer, samples=samples, threshold=threshold, **common)
-    return CausalPlanePoint(s, s - e, e, versus)
+    return CausalPlanePoint(s, difference(s, e), e, versus)
 
 
-def degeneracy(key, topology, layer, *, versus="parts", **kwargs) -> float:
+def degeneracy(key, topology, layer, *, versus="parts", **kwargs):
     """Degeneracy = sensitivity - EI (``versus="parts"``: EI_parts; ``"vector"``: vector EI).
 
-    Same arguments as :func:`causal_plane`; returns a float (bits).
+    Same arguments as :func:`causal_plane`; returns a float (bits), or an
+    :class:`ei_jax.Estimate` with ``stderr=True``.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax

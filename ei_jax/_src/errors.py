@@ -31,6 +31,7 @@ __all__ = [
     "MissingDependencyError",
     "DefaultRangeWarning",
     "OutOfRangeWarning",
+    "SampleLimitedWarning",
 ]
 
 
@@ -127,6 +128,10 @@ class MissingDependencyError(EIJaxError, ImportError):
 
 class DefaultRangeWarning(UserWarning):
     """A range was filled in from a default the user probably did not mean."""
+
+
+class SampleLimitedWarning(UserWarning):
+    """An estimate is limited by its samples: its bias correction or ceiling dominates it."""
 
 
 class OutOfRangeWarning(UserWarning):

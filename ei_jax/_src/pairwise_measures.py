@@ -9,6 +9,9 @@ counts in int64 and takes the plug-in MI in float64 on the host (:mod:`reporting
 import numpy as np
 
 from ei_jax._src import checks, core_measures, reporting, sampling
+from ei_jax._src import pairwise_uncertainty as uncertainty
+from ei_jax._src.core_estimates import check_estimate_samples
+from ei_jax._src.errors import InvalidOptionError
 from ei_jax._src.problems import canonicalize_key, resolve
 
 
@@ -27,48 +30,78 @@ def _checked_mi(counts, problem):
     return mat
 
 
-def _ei_parts_counts(key, problem, kw, *, samples, threshold, extrapolate, max_samples, progress):
-    """``(int64 (counts, below, above), samples used, extrapolated value or None)``."""
+def _ei_parts_run(key, problem, kw, *, samples, threshold, extrapolate, max_samples, stderr,
+                  stderr_target, summed, progress):
+    """``(int64 (counts, below, above), samples used, extrapolated value or Estimate or None)``."""
     desc = f"EI_parts {problem.name}"
-    count = core_measures.pairwise_stats
+
+    def count(s, n):
+        return _counts(core_measures.pairwise_stats, key, problem, kw, s, n, progress=False, desc=desc)
+
+    def estimate(quarters, used):
+        return uncertainty.estimate(key, problem, kw, quarters, kind="parts", samples=used,
+                                    summed=summed, progress=progress, desc=desc)
+
     if samples is not None:
-        _, samples = checks.check_samples(samples)
-        return _counts(count, key, problem, kw, 0, samples, progress=progress, desc=desc), samples, None
-    total = None
+        _, samples = checks.check_samples(samples) if not stderr else check_estimate_samples(samples)
+        if not stderr:
+            return _counts(core_measures.pairwise_stats, key, problem, kw, 0, samples,
+                           progress=progress, desc=desc), samples, None
+        quarters = uncertainty.count_parts(count, 0, samples, 4)
+        return uncertainty.total(quarters), samples, estimate(quarters, samples)
     if extrapolate:
-        values = []
+        if stderr:
+            raise InvalidOptionError("extrapolate=True has no standard error; pass stderr=False, or "
+                                     "samples= / stderr_target= for a bias-corrected estimate.")
+        total, values = None, []
         for start, n in sampling.extrapolation_rounds():
-            total = sampling.add(total, _counts(count, key, problem, kw, start, n, progress=False,
-                                                desc=desc))
+            total = sampling.add(total, count(start, n))
             values.append(float(_checked_mi(total[0], problem).sum()))
         return total, start + n, sampling.extrapolate(values)
     rounds = sampling.AutoRounds(threshold, vector=False, max_samples=max_samples, desc=desc,
-                                 progress=progress)
+                                 progress=progress, stderr_target=stderr_target)
+    total, quarters, est = None, None, None
     for start, n in rounds:
-        total = sampling.add(total, _counts(count, key, problem, kw, start, n, progress=False, desc=desc))
-        rounds.record(_checked_mi(total[0], problem).sum())
-    return total, rounds.samples, None
+        if stderr:
+            quarters = uncertainty.doubled(quarters, uncertainty.count_parts(
+                count, start, n, 4 if quarters is None else 2))
+            total = uncertainty.total(quarters)
+        else:
+            total = sampling.add(total, count(start, n))
+        value = _checked_mi(total[0], problem).sum()
+        if stderr_target is not None:
+            est = estimate(quarters, start + n)
+            rounds.record(value, np.max(est.stderr))
+        else:
+            rounds.record(value)
+    if stderr and est is None:
+        est = estimate(quarters, rounds.samples)
+    return total, rounds.samples, est
 
 
 def _measured_ei_parts(key, topology, layer, *, in_layer, samples, threshold, extrapolate, max_samples,
                        batch_size, in_range, in_bins, out_range, out_bins, activation, clip, method,
-                       progress):
+                       progress, stderr, stderr_target, summed):
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation, stacklevel=5)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
-    (counts, below, above), used, extrapolated = _ei_parts_counts(
+    stderr = bool(stderr) or stderr_target is not None
+    (counts, below, above), used, extra = _ei_parts_run(
         canonicalize_key(key), problem, kw, samples=samples, threshold=threshold,
-        extrapolate=extrapolate, max_samples=max_samples, progress=progress)
+        extrapolate=extrapolate, max_samples=max_samples, stderr=stderr,
+        stderr_target=stderr_target, summed=summed, progress=progress)
     mat = _checked_mi(counts, problem)
     reporting.warn_out_of_range(problem.name, problem.out_range, below, above, used * below.size,
                                 clip, stacklevel=4)
-    return mat, extrapolated
+    if stderr:
+        return extra
+    return float(extra) if extrapolate else (float(mat.sum()) if summed else mat)
 
 
 def ei_parts_matrix(key, topology, layer, *, in_layer=None, samples=None, threshold=0.05,
                     max_samples=None, batch_size=None, in_range=None, in_bins=64, out_range=None,
-                    out_bins=64, activation=None, clip=False, method="auto",
-                    progress=None) -> np.ndarray:
+                    out_bins=64, activation=None, clip=False, method="auto", progress=None,
+                    stderr=False, stderr_target=None):
     """EI of every connection A -> B of a layer: ``I(x_A; y_B) | do(L1 = H^max)``.
 
     .. math::
@@ -93,9 +126,14 @@ def ei_parts_matrix(key, topology, layer, *, in_layer=None, samples=None, thresh
       clip: put out-of-range outputs in the edge bins instead of dropping them.
       method: counting kernel (``"auto"``, ``"onehot"``, ``"bits"``, ``"scatter"``).
       progress: show a progress bar (default: only for very long runs).
+      stderr: return an :class:`ei_jax.Estimate` (plug-in, bias-corrected value and standard
+        error of every entry) instead of the plug-in alone.
+      stderr_target: automatic mode until the largest entry's standard error is below this
+        (bits) instead of deep-ei's ``threshold`` rule; implies ``stderr=True``.
 
     Returns:
-      float64 ``(n_in, n_out)`` NumPy array of bits; rows are input neurons.
+      float64 ``(n_in, n_out)`` NumPy array of bits; rows are input neurons. With
+      ``stderr=True`` an :class:`ei_jax.Estimate` of such arrays.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -112,12 +150,13 @@ def ei_parts_matrix(key, topology, layer, *, in_layer=None, samples=None, thresh
         key, topology, layer, in_layer=in_layer, samples=samples, threshold=threshold,
         extrapolate=False, max_samples=max_samples, batch_size=batch_size, in_range=in_range,
         in_bins=in_bins, out_range=out_range, out_bins=out_bins, activation=activation, clip=clip,
-        method=method, progress=progress)[0]
+        method=method, progress=progress, stderr=stderr, stderr_target=stderr_target, summed=False)
 
 
 def ei_parts(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, extrapolate=False,
              max_samples=None, batch_size=None, in_range=None, in_bins=64, out_range=None,
-             out_bins=64, activation=None, clip=False, method="auto", progress=None) -> float:
+             out_bins=64, activation=None, clip=False, method="auto", progress=None, stderr=False,
+             stderr_target=None):
     """EI_parts of a layer: the sum over all (A, B) of ``I(x_A; y_B) | do(L1 = H^max)``.
 
     .. math::
@@ -132,9 +171,15 @@ def ei_parts(key, topology, layer, *, in_layer=None, threshold=0.05, samples=Non
       extrapolate: fit ``a / n**e + C`` to estimates at 100k..2M samples and report the limit.
       max_samples, batch_size, in_range, in_bins, out_range, out_bins, activation, clip,
         method, progress: as :func:`ei_parts_matrix`.
+      stderr: return an :class:`ei_jax.Estimate`: the plug-in, the bias-corrected value
+        and its standard error, which accounts for the pairs sharing samples (a second pass
+        over the same samples).
+      stderr_target: automatic mode until the standard error of the corrected value is
+        below this (bits) instead of deep-ei's ``threshold`` rule; implies ``stderr=True``.
 
     Returns:
-      float, bits. Unlike deep-ei, a value below 0.01 is returned as is (not as 0.0).
+      float, bits. Unlike deep-ei, a value below 0.01 is returned as is (not as 0.0). With
+      ``stderr=True`` an :class:`ei_jax.Estimate`.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -146,17 +191,43 @@ def ei_parts(key, topology, layer, *, in_layer=None, threshold=0.05, samples=Non
       >>> v > 0
       True
     """
-    mat, extrapolated = _measured_ei_parts(
+    return _measured_ei_parts(
         key, topology, layer, in_layer=in_layer, samples=samples, threshold=threshold,
         extrapolate=extrapolate, max_samples=max_samples, batch_size=batch_size, in_range=in_range,
         in_bins=in_bins, out_range=out_range, out_bins=out_bins, activation=activation, clip=clip,
-        method=method, progress=progress)
-    return float(extrapolated) if extrapolate else float(mat.sum())
+        method=method, progress=progress, stderr=stderr, stderr_target=stderr_target, summed=True)
+
+
+def _sensitivity(key, topology, layer, *, in_layer, samples, batch_size, in_range, in_bins, out_range,
+                 out_bins, activation, clip, baseline, method, progress, stderr, summed):
+    problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
+                      activation=activation, stacklevel=5)
+    _, samples = check_estimate_samples(samples) if stderr else checks.check_samples(samples)
+    kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method,
+                        baseline=baseline)
+    key, desc = canonicalize_key(key), f"sensitivity {problem.name}"
+
+    def count(s, n):
+        return _counts(core_measures.sensitivity_stats, key, problem, kw, s, n, progress=False, desc=desc)
+
+    if stderr:
+        quarters = uncertainty.count_parts(count, 0, samples, 4)
+        counts, below, above = uncertainty.total(quarters)
+    else:
+        counts, below, above = _counts(core_measures.sensitivity_stats, key, problem, kw, 0, samples,
+                                       progress=progress, desc=desc)
+    mat = _checked_mi(counts, problem)
+    reporting.warn_out_of_range(problem.name, problem.out_range, below, above, samples * below.size,
+                                clip, stacklevel=4)
+    if stderr:
+        return uncertainty.estimate(key, problem, kw, quarters, kind="sensitivity", samples=samples,
+                                    summed=summed, progress=progress, desc=desc)
+    return float(mat.sum()) if summed else mat
 
 
 def sensitivity_matrix(key, topology, layer, *, in_layer=None, samples=500, batch_size=None,
                        in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
-                       clip=False, baseline=0.0, method="auto", progress=None) -> np.ndarray:
+                       clip=False, baseline=0.0, method="auto", progress=None, stderr=False):
     """Sensitivity of every connection: ``I(x_A; y_B) | do(x_A = H^max)``, others at 0.
 
     .. math::
@@ -165,10 +236,11 @@ def sensitivity_matrix(key, topology, layer, *, in_layer=None, samples=500, batc
     Input A alone is set uniformly at random over ``in_range``; every other input is held at
     ``baseline`` (0, as in deep-ei). ``samples`` samples per input neuron (deep-ei's default 500).
 
-    Args: as :func:`ei_parts_matrix` (``samples`` is required to be fixed), plus ``baseline``.
+    Args: as :func:`ei_parts_matrix` (``samples`` is fixed: no automatic mode), plus
+      ``baseline``; ``stderr=True`` returns an :class:`ei_jax.Estimate` of the matrix.
 
     Returns:
-      float64 ``(n_in, n_out)`` NumPy array of bits.
+      float64 ``(n_in, n_out)`` NumPy array of bits (or an :class:`ei_jax.Estimate`).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -180,31 +252,25 @@ def sensitivity_matrix(key, topology, layer, *, in_layer=None, samples=500, batc
       ...                           activation="sigmoid").shape
       (4, 3)
     """
-    problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
-                      activation=activation)
-    _, samples = checks.check_samples(samples)
-    kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method,
-                        baseline=baseline)
-    counts, below, above = _counts(core_measures.sensitivity_stats, canonicalize_key(key), problem,
-                                   kw, 0, samples, progress=progress, desc=f"sensitivity {problem.name}")
-    mat = _checked_mi(counts, problem)
-    reporting.warn_out_of_range(problem.name, problem.out_range, below, above, samples * below.size,
-                                clip)
-    return mat
+    return _sensitivity(key, topology, layer, in_layer=in_layer, samples=samples, batch_size=batch_size,
+                        in_range=in_range, in_bins=in_bins, out_range=out_range, out_bins=out_bins,
+                        activation=activation, clip=clip, baseline=baseline, method=method,
+                        progress=progress, stderr=stderr, summed=False)
 
 
 def sensitivity(key, topology, layer, *, in_layer=None, samples=500, batch_size=None, in_range=None,
                 in_bins=64, out_range=None, out_bins=64, activation=None, clip=False, baseline=0.0,
-                method="auto", progress=None) -> float:
+                method="auto", progress=None, stderr=False):
     """Sensitivity of a layer: the sum of :func:`sensitivity_matrix`.
 
     .. math::
        Sensitivity(L_1 \\to L_2) = \\sum_{A, B} I(t_A; t_B) \\mid do(A = H^{\\max})
 
-    Args: as :func:`sensitivity_matrix`.
+    Args: as :func:`sensitivity_matrix`; with ``stderr=True`` the standard error sums the
+      inputs' independent parts, each accounting for its pairs sharing samples.
 
     Returns:
-      float, bits.
+      float, bits (or an :class:`ei_jax.Estimate`).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -216,7 +282,7 @@ def sensitivity(key, topology, layer, *, in_layer=None, samples=500, batch_size=
       >>> s > 0
       True
     """
-    return float(sensitivity_matrix(
-        key, topology, layer, in_layer=in_layer, samples=samples, batch_size=batch_size,
-        in_range=in_range, in_bins=in_bins, out_range=out_range, out_bins=out_bins,
-        activation=activation, clip=clip, baseline=baseline, method=method, progress=progress).sum())
+    return _sensitivity(key, topology, layer, in_layer=in_layer, samples=samples, batch_size=batch_size,
+                        in_range=in_range, in_bins=in_bins, out_range=out_range, out_bins=out_bins,
+                        activation=activation, clip=clip, baseline=baseline, method=method,
+                        progress=progress, stderr=stderr, summed=True)

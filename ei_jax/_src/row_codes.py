@@ -153,6 +153,14 @@ def _word_pair(codes, valid, hi: int) -> np.ndarray:
     return v
 
 
+def joint_codes(codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, xy)`` uint64 codes of rows ``(R, 4)`` of one group (all rows valid): the input
+    and output codes, and the 64-bit mix of both that :func:`vector_mi_numpy` counts."""
+    every = np.ones((codes.shape[0],), bool)
+    x, y = _word_pair(codes, every, 0), _word_pair(codes, every, 2)
+    return x, y, _mix64(y + np.uint64(0x9E3779B97F4A7C15)) ^ x
+
+
 def vector_mi_numpy(codes, valid):
     """Host twin of :func:`vector_mi_device`, in float64.
 

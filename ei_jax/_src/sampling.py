@@ -79,8 +79,10 @@ class AutoRounds:
     """deep-ei's automatic sample count, as an iterator of rounds.
 
     Iterate to get ``(start, n)`` rounds; after counting each one, :meth:`record` the
-    estimate of all samples so far. Iteration stops once the estimate has converged, or
-    (with a ``RuntimeWarning``) when the next round would pass ``max_samples``.
+    estimate of all samples so far. Iteration stops once the estimate has converged by
+    deep-ei's ``threshold`` rule -- or, with ``stderr_target`` (bits), once the recorded
+    standard error is below it -- or (with a ``RuntimeWarning``) when the next round would
+    pass ``max_samples``.
 
     Example:
       >>> rounds = AutoRounds(0.05, vector=True, max_samples=10**6, desc="EI")
@@ -90,19 +92,26 @@ class AutoRounds:
       20000
     """
 
-    def __init__(self, threshold, *, vector: bool, max_samples=None, desc: str = "", progress=None):
+    def __init__(self, threshold, *, vector: bool, max_samples=None, desc: str = "", progress=None,
+                 stderr_target=None):
         self.threshold = check_threshold(threshold)
+        self.stderr_target = None if stderr_target is None else check_threshold(stderr_target)
         self.vector = vector
         self.max_samples = check_max_samples(max_samples)
         self.desc, self.progress = desc, progress
         self.values: list[float] = []
+        self.stderrs: list[float] = []
         self.samples = 0
 
-    def record(self, value) -> None:
-        """The estimate after the latest round."""
+    def record(self, value, stderr=None) -> None:
+        """The estimate after the latest round (and its standard error, with ``stderr_target``)."""
         self.values.append(float(value))
+        if self.stderr_target is not None:
+            self.stderrs.append(float(stderr))
 
     def _converged(self, interval: int) -> bool:
+        if self.stderr_target is not None:
+            return self.stderrs[-1] < self.stderr_target
         if len(self.values) < 2:
             return False
         prev, last = self.values[-2], self.values[-1]
@@ -128,10 +137,12 @@ class AutoRounds:
                     return
                 interval = self.samples * (AUTO_MULTIPLIER - 1)
                 if self.samples + interval > self.max_samples:
+                    goal = (f"stderr_target={self.stderr_target}" if self.stderr_target is not None
+                            else f"threshold={self.threshold}")
                     warnings.warn(
-                        f"{self.desc}: not converged to threshold={self.threshold} after "
+                        f"{self.desc}: not converged to {goal} after "
                         f"{self.samples} samples (max_samples={self.max_samples}); returning the "
-                        "last estimate. Raise threshold or max_samples, or pass samples=.",
+                        "last estimate. Relax the target, raise max_samples, or pass samples=.",
                         RuntimeWarning,
                         stacklevel=3,
                     )

@@ -10,6 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax._src import checks, core_measures, reporting, row_codes, sampling
+from ei_jax._src import pairwise_uncertainty, vector_uncertainty
+from ei_jax._src.core_estimates import check_estimate_samples
 from ei_jax._src.errors import EmptyHistogramError
 from ei_jax._src.problems import canonicalize_key, resolve
 
@@ -35,26 +37,67 @@ def _rows_of(run):
     return codes[valid]
 
 
-def _auto_ei(key, problem, kw, *, threshold, max_samples, progress):
+def _quarter_runs(key, problem, kw, start, samples, parts, **extra):
+    """``parts`` consecutive runs of :func:`core_measures.vector_rows`: their valid rows
+    ``(R, G, 4)``, int64 out-of-range counts and pair statistics."""
+    out = []
+    for s, n in pairwise_uncertainty.split(start, samples, parts):
+        run = core_measures.vector_rows(key, problem.apply_fn, problem.params, samples=n, start=s,
+                                        **kw, **extra)
+        out.append((_rows_of(run), *(np.asarray(a, np.int64) for a in run[2:4]), run[4]))
+    return out
+
+
+def _mi_of_rows(problem, rows) -> float:
+    _check_rows(problem, len(rows))
+    return float(row_codes.vector_mi(jnp.asarray(rows), jnp.ones((len(rows),), bool))[0])
+
+
+def _estimate(problem, quarters, samples, stacklevel=4):
+    rows = [q[0] for q in quarters]
+    _check_rows(problem, sum(len(r) for r in rows))
+    below, above = (sum(q[i] for q in quarters) for i in (1, 2))
+    return vector_uncertainty.estimates(rows, samples, below, above, name=problem.name,
+                                        stacklevel=stacklevel)
+
+
+def _merge(a, b):
+    """Two runs' rows and counts as one run."""
+    return np.concatenate([a[0], b[0]]), a[1] + b[1], a[2] + b[2], None
+
+
+def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stderr_target):
+    """Automatic mode: ``(float or Estimate, (below, above), samples used)``.
+
+    Without ``stderr`` the rows of every round are kept as one run; with it, as the four
+    quarters of the samples so far (the first round in four, every later one in two).
+    """
     rounds = sampling.AutoRounds(threshold, vector=True, desc=f"EI {problem.name}", progress=progress,
-                                 max_samples=VECTOR_MAX_SAMPLES if max_samples is None else max_samples)
-    kept, total = [], None
+                                 max_samples=VECTOR_MAX_SAMPLES if max_samples is None else max_samples,
+                                 stderr_target=stderr_target)
+    runs, est = None, None
     for start, n in rounds:
-        run = core_measures.vector_rows(key, problem.apply_fn, problem.params, samples=n, start=start,
-                                        **kw)
-        kept.append(_rows_of(run))
-        total = sampling.add(total, run[2:4])
-        rows = np.concatenate(kept)
-        kept = [rows]
-        _check_rows(problem, len(rows))
-        mi = row_codes.vector_mi(jnp.asarray(rows), jnp.ones((len(rows),), bool))
-        rounds.record(float(mi[0]))
-    return rounds.values[-1], total, rounds.samples
+        if not stderr:
+            part = _quarter_runs(key, problem, kw, start, n, 1)
+            runs = part if runs is None else [_merge(runs[0], part[0])]
+        else:
+            parts = _quarter_runs(key, problem, kw, start, n, 4 if runs is None else 2)
+            runs = parts if runs is None else [_merge(runs[0], runs[1]), _merge(runs[2], runs[3]), *parts]
+        value = _mi_of_rows(problem, np.concatenate([r[0] for r in runs]))
+        if stderr_target is not None:
+            est = _estimate(problem, runs, start + n, stacklevel=5)[0]
+            rounds.record(value, est.stderr)
+        else:
+            rounds.record(value)
+    below, above = (sum(r[i] for r in runs) for i in (1, 2))
+    if stderr and est is None:
+        est = _estimate(problem, runs, rounds.samples, stacklevel=5)[0]
+    return (est if stderr else rounds.values[-1]), (below, above), rounds.samples
 
 
 def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max_samples=None,
        batch_size=None, in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
-       clip=False, method="auto", progress=None) -> float:
+       clip=False, method="auto", progress=None, stderr=False, stderr_target=None):
     """Vector EI of a layer: ``I(L1; L2) | do(L1 = H^max)`` over whole binned activation vectors.
 
     .. math::
@@ -69,10 +112,15 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
       samples: a fixed number of samples instead.
       max_samples: automatic mode stops (with a warning) before passing this many samples;
         default :data:`VECTOR_MAX_SAMPLES` (``2**28``, whose row codes take 4 GiB).
+      stderr: return an :class:`ei_jax.Estimate` (plug-in, bias-corrected value, standard
+        error); warns (:class:`ei_jax.SampleLimitedWarning`) when the samples are too few
+        for the occupied cells, i.e. when neither number has converged.
+      stderr_target: automatic mode until the standard error is below this (bits);
+        implies ``stderr=True``.
       Others as :func:`ei_jax.ei_parts_matrix`.
 
     Returns:
-      float, bits.
+      float, bits (or an :class:`ei_jax.Estimate`).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -88,6 +136,13 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
+    stderr = bool(stderr) or stderr_target is not None
+    if samples is not None and stderr:
+        _, samples = check_estimate_samples(samples)
+        quarters = _quarter_runs(key, problem, kw, 0, samples, 4)
+        est = _estimate(problem, quarters, samples)[0]
+        _report(problem, est.below, est.above, samples, clip)
+        return est
     if samples is not None:
         _, samples = checks.check_samples(samples)
         st = core_measures.vector_stats(key, problem.apply_fn, problem.params, samples=samples, **kw)
@@ -95,14 +150,15 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
         _report(problem, st.below, st.above, samples, clip)
         return float(st.mi[0])
     value, (below, above), used = _auto_ei(key, problem, kw, threshold=threshold,
-                                          max_samples=max_samples, progress=progress)
+                                          max_samples=max_samples, progress=progress, stderr=stderr,
+                                          stderr_target=stderr_target)
     _report(problem, below, above, used, clip)
     return value
 
 
 def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, batch_size=None,
                        in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
-                       clip=False) -> list[float]:
+                       clip=False, stderr=False) -> list:
     """Vector EI between subsets of input and output neurons, all from one sample.
 
     Args:
@@ -110,9 +166,10 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
       samples: number of samples (required, as in deep-ei).
       Others as :func:`ei`. A sample is dropped for every group if any of the layer's
       values is out of range (as deep-ei does), unless ``clip=True``.
+      stderr: one :class:`ei_jax.Estimate` per group instead of floats (see :func:`ei`).
 
     Returns:
-      list of floats (bits), one per group.
+      list of floats (bits), one per group (or of :class:`ei_jax.Estimate`).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -126,10 +183,16 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
     """
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
+    kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip)
+    if stderr:
+        _, samples = check_estimate_samples(samples)
+        quarters = _quarter_runs(canonicalize_key(key), problem, kw, 0, samples, 4, groups=groups)
+        out = _estimate(problem, quarters, samples)
+        _report(problem, out[0].below, out[0].above, samples, clip)
+        return out
     _, samples = checks.check_samples(samples)
     st = core_measures.vector_stats(canonicalize_key(key), problem.apply_fn, problem.params,
-                                    samples=samples, groups=groups,
-                                    **problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip))
+                                    samples=samples, groups=groups, **kw)
     _check_rows(problem, st.rows)
     _report(problem, st.below, st.above, samples, clip)
     return [float(v) for v in np.asarray(st.mi)]
@@ -137,13 +200,15 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
 
 def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batch_size=None,
                            in_range=None, in_bins=64, out_range=None, out_bins=64, activation=None,
-                           clip=False, method="auto") -> tuple[float, float]:
+                           clip=False, method="auto", stderr=False) -> tuple:
     """``(vector EI, EI_parts)`` computed from the same samples.
 
     Each uses its own deep-ei binning (vector edges for the first, pairwise for the second).
+    ``stderr=True`` returns two :class:`ei_jax.Estimate` (see :func:`ei` and
+    :func:`ei_jax.ei_parts`).
 
     Returns:
-      tuple of two floats, bits.
+      tuple of two floats, bits (or of two :class:`ei_jax.Estimate`).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
@@ -158,11 +223,22 @@ def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batc
     """
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
+    key = canonicalize_key(key)
+    kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
+    if stderr:
+        _, samples = check_estimate_samples(samples)
+        quarters = _quarter_runs(key, problem, kw, 0, samples, 4, with_pairs=True)
+        vec = _estimate(problem, quarters, samples)[0]
+        _report(problem, vec.below, vec.above, samples, clip)
+        pairs = [tuple(np.asarray(a, np.int64) for a in q[3]) for q in quarters]
+        mat = reporting.mi_matrix(pairwise_uncertainty.total(pairs)[0])
+        reporting.raise_if_empty(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}")
+        pair_kw = {k: v for k, v in kw.items()}
+        return vec, pairwise_uncertainty.estimate(key, problem, pair_kw, pairs, kind="parts",
+                                                  samples=samples, summed=True)
     _, samples = checks.check_samples(samples)
-    st = core_measures.vector_stats(canonicalize_key(key), problem.apply_fn, problem.params,
-                                    samples=samples, with_pairs=True,
-                                    **problem.kwargs(in_bins, out_bins, batch_size=batch_size,
-                                                     clip=clip, method=method))
+    st = core_measures.vector_stats(key, problem.apply_fn, problem.params, samples=samples,
+                                    with_pairs=True, **kw)
     _check_rows(problem, st.rows)
     _report(problem, st.below, st.above, samples, clip)
     mat = reporting.mi_matrix(np.asarray(st.pairs.counts, np.int64))

@@ -1,0 +1,116 @@
+"""The second pass of the delta method: per-sample influence on a sum over pairs.
+
+The pairs of EI_parts share their samples, so the variance of the sum is not the sum of the
+pairs' variances. :func:`pair_influence_loop` replays the same key-derived samples (same
+blocks, same noise) and, for every sample ``s``, sums over all pairs ``(A, B)`` its influence
+``c_AB(s)`` looked up in the tables of :func:`ei_jax._src.estimate.influence_tables` (the
+whole run's, the sample's half's and its quarter's), then adds ``(sum_AB c_AB(s))^2``. For
+sensitivity each input is intervened on with its own noise column, so the inputs are
+independent and :func:`sensitivity_influence_loop` returns one sum of squares per input.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from ei_jax._src import binning as _b
+from ei_jax._src import sharding
+from ei_jax._src.interventions import one_at_a_time, sample_indices
+from ei_jax._src.pairwise_stats import block_range, noise
+from ei_jax._src.spec import Spec, forward
+
+
+def padded(tables):
+    """Influence tables ``(7, n_in, n_out, kx, ky)`` as float32 ``(7, n_in, n_out, kx*ky + 1)``
+    with a last slot of zeros where samples outside the range look up."""
+    t = jnp.asarray(tables, jnp.float32)
+    t = t.reshape(*t.shape[:3], -1)
+    return jnp.concatenate([t, jnp.zeros((*t.shape[:3], 1), jnp.float32)], axis=-1)
+
+
+def _quarter(s, bounds):
+    """Quarter 0..3 of each sample index ``s`` from the five quarter boundaries."""
+    return jnp.sum(s[:, None] >= bounds[None, 1:4], axis=1, dtype=jnp.int32)
+
+
+def _lookup(tables, a, q, cell):
+    """``c_{a,B}(s)`` for every sample and output: ``(C, n_out)``."""
+    n_out = tables.shape[2]
+    b = jnp.arange(n_out)[None, :]
+    full = tables[0, a][b, cell]
+    half = tables[(1 + q // 2)[:, None], a, b, cell]
+    return full + half + tables[(3 + q)[:, None], a, b, cell]
+
+
+def _cells(spec: Spec, ia, va, iy, vy):
+    """Flat cell of each (sample, output) pair for one input column; the zero slot if invalid."""
+    cells = spec.bx.bins * spec.by.bins
+    return jnp.where(va[:, None] & vy, ia[:, None] * spec.by.bins + iy, cells)
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def pair_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec):
+    """``sum_s (sum_AB c_AB(s))^2`` over samples ``[start, stop)``: float32 scalar.
+
+    Args:
+      tables: float32 ``(7, n_in, n_out, kx*ky + 1)`` from :func:`padded`.
+      bounds: int32 ``(5,)`` quarter boundaries of the whole run.
+    """
+    m = spec.blocks_per_step
+
+    def loop(key, params, tables, bounds, start, stop, n_dev, dev):
+        b0, n_steps = block_range(start, stop, m * n_dev)
+
+        def body(t, acc):
+            ids = sharding.step_ids(b0, t, m, n_dev, dev)
+            x, w = noise(spec, key, ids, start, stop)
+            y = forward(spec, params, x)
+            ix, vx, _ = _b.bin_values(x.reshape(x.shape[0], -1), spec.bx)
+            iy, vy, _ = _b.bin_values(y, spec.by)
+            vy = vy & w[:, None]
+            q = _quarter(sample_indices(ids), bounds)
+
+            def per_input(a, h):
+                ia = jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False)
+                va = jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False)
+                return h + jnp.sum(_lookup(tables, a, q, _cells(spec, ia, va, iy, vy)), axis=1)
+
+            h = jax.lax.fori_loop(0, spec.n_in, per_input, jnp.zeros((x.shape[0],), jnp.float32))
+            return acc + jnp.sum(h * h)
+
+        return (jax.lax.fori_loop(0, n_steps, body, jnp.float32(0)),)
+
+    return sharding.sharded(loop, spec.devices, (key, params, tables, bounds, start, stop))[0]
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "baseline"))
+def sensitivity_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec,
+                               baseline: float):
+    """``sum_s (sum_B c_AB(s))^2`` for every input A under do(x_A = H^max): float32 ``(n_in,)``."""
+    m = spec.blocks_per_step
+    n_in = spec.n_in
+
+    def loop(key, params, tables, bounds, start, stop, n_dev, dev):
+        b0, n_steps = block_range(start, stop, m * n_dev)
+
+        def body(t, acc):
+            ids = sharding.step_ids(b0, t, m, n_dev, dev)
+            u, w = noise(spec, key, ids, start, stop)
+            u = u.reshape(u.shape[0], n_in)
+            ix, vx, _ = _b.bin_values(u, spec.bx)
+            q = _quarter(sample_indices(ids), bounds)
+
+            def per_input(a):
+                xa = one_at_a_time(u, a, baseline).reshape(u.shape[0], *spec.in_shape)
+                iy, vy, _ = _b.bin_values(forward(spec, params, xa), spec.by)
+                ia = jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False)
+                va = jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False)
+                h = jnp.sum(_lookup(tables, a, q, _cells(spec, ia, va, iy, vy & w[:, None])), axis=1)
+                return jnp.sum(h * h)
+
+            return acc + jax.lax.map(per_input, jnp.arange(n_in))
+
+        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((n_in,), jnp.float32)),)
+
+    return sharding.sharded(loop, spec.devices, (key, params, tables, bounds, start, stop))[0]
