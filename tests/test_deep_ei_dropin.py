@@ -77,7 +77,8 @@ def test_identity_layer_set_after_topology_of_has_ei_parts_log2_k(one):
     assert value == pytest.approx(math.log2(K), abs=1e-3)
     layer.weight.data[0, 0] = 1.0  # .data assignment also counts
     m = ei_parts_matrix(layer, top, samples=N, **UNIT)
-    assert isinstance(m, np.ndarray) and m.shape == (1, 1) and m[0, 0] == pytest.approx(math.log2(K), abs=1e-3)
+    assert isinstance(m, np.ndarray) and m.shape == (1, 1)
+    assert m[0, 0] == pytest.approx(math.log2(K), abs=1e-3)
 
 
 def test_lambda_and_torch_function_activations_equal_the_builtin_ones(one):
@@ -180,7 +181,8 @@ def test_spans_compose_the_recorded_activations():
 
 
 def test_a_conv_layer_is_measured_over_one_receptive_field():
-    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 1))
+    net = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(4, 1))
     top = topology_of(net, input=torch.zeros((1, 1, 4, 4)))
     conv = net[0]
     assert list(top) == [conv, net[2], net[3], net[4]]          # deep-ei's nodes and its conv shapes
@@ -237,11 +239,13 @@ def test_structure_deep_ei_cannot_express_is_refused_clearly():
     net = _Branchy()
     top = topology_of(net, input=torch.zeros((1, 2)))
     assert type(top.nodes[net.fc1]["output"]["activation"]) is nn.ReLU
-    with pytest.raises(bridges.UnsupportedModuleError, match=r"between Linear \(layer 0\) and Linear \(layer 1\), .*add.* ran in between"):
+    words = r"between Linear \(layer 0\) and Linear \(layer 1\), .*add.* ran in between"
+    with pytest.raises(bridges.UnsupportedModuleError, match=words):
         ei_parts(net.fc2, top, in_layer=net.fc1, samples=N, **UNIT)
     ei_parts(net.fc2, top, samples=1000, in_range=(0, 1), in_bins=K, out_range=(-10, 10), out_bins=K)
     hard = nn.Sequential(nn.Linear(2, 2), nn.Hardswish())      # a torch activation module: recorded
-    assert type(topology_of(hard, input=torch.zeros((1, 2))).nodes[hard[0]]["output"]["activation"]) is nn.Hardswish
+    htop = topology_of(hard, input=torch.zeros((1, 2)))
+    assert type(htop.nodes[hard[0]]["output"]["activation"]) is nn.Hardswish
     with pytest.warns(deep_ei.UnrecognisedOperationWarning, match="leaky_relu"):
         topology_of(_Leaky(), input=torch.zeros((1, 2)))       # a function it cannot name: warned
     double = nn.Sequential(nn.Linear(2, 2), nn.Sigmoid(), nn.Tanh(), nn.Linear(2, 2))
@@ -275,8 +279,8 @@ def test_bad_input_raises_deep_ei_compatible_typed_errors(one, eye3):
          "needs samples"),
         (lambda: vector_and_pairwise_ei(layer, top), deep_ei.SamplesRequiredError, ei_jax.InvalidSamplesError,
          "needs samples"),
-        (lambda: ei_parts(layer, top, samples=N, out_range="dynamic"), deep_ei.DynamicBinningError, ValueError,
-         "'dynamic'"),
+        (lambda: ei_parts(layer, top, samples=N, out_range="dynamic"), deep_ei.DynamicBinningError,
+         ValueError, "'dynamic'"),
         (lambda: ei(layer, top, samples=N, in_range="dynamic"), deep_ei.DynamicBinningError, ValueError,
          "in_range"),
         (lambda: ei_parts(layer, top, samples=N, device="gpu7"), deep_ei.DeviceValueError, RuntimeError,

@@ -71,15 +71,16 @@ def describe(top):
     index = {id(m): i for i, m in enumerate(mods)}
     act = lambda a: None if a is None else type(a).__name__
     nodes = [[type(m).__name__, list(top.nodes[m]["input"]["shape"]), list(top.nodes[m]["output"]["shape"]),
-              act(top.nodes[m]["input"]["activation"]), act(top.nodes[m]["output"]["activation"])] for m in mods]
+              act(top.nodes[m]["input"]["activation"]), act(top.nodes[m]["output"]["activation"])]
+             for m in mods]
     edges = sorted([index[id(a)], index[id(b)]] for a, b in top.edges if a is not None)
     return {"nodes": nodes, "edges": edges}
 '''
 
 REFERENCE = NETS + '''
 import inspect, json, deep_ei
-sigs = {name: [[p.name, str(p.kind), repr(p.default)] for p in inspect.signature(getattr(deep_ei, name)).parameters.values()]
-        for name in %r}
+params = lambda name: inspect.signature(getattr(deep_ei, name)).parameters.values()
+sigs = {name: [[p.name, str(p.kind), repr(p.default)] for p in params(name)] for name in %r}
 tops = {name: describe(deep_ei.topology_of(net, input=x)) for name, (net, x) in nets().items()}
 print(json.dumps({"signatures": sigs, "topologies": tops}))
 ''' % (FUNCTIONS,)
@@ -167,7 +168,8 @@ def test_topology_equals_deep_ei(reference):
     net, x = ns["nets"]()["readme2"]
     top = deep_ei.topology_of(net, input=x)
     layer1, act1, layer2, act2 = net
-    assert top.nodes[layer1]["output"]["activation"] is act1 and top.nodes[layer2]["input"]["activation"] is act1
+    assert top.nodes[layer1]["output"]["activation"] is act1
+    assert top.nodes[layer2]["input"]["activation"] is act1
     assert top.nodes[layer2]["output"]["activation"] is act2 and list(top) == [layer1, layer2]
 
 
@@ -205,7 +207,8 @@ def _agree(label, ours, theirs):
     ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
     se = float(np.sqrt(ours.var(ddof=1) / ours.size + theirs.var(ddof=1) / theirs.size))
     diff = ours.mean() - theirs.mean()
-    assert abs(diff) <= 6.5 * se + 1e-6, f"{label}: drop-in {ours.mean():.4f} vs deep-ei {theirs.mean():.4f} (SE {se:.4f})"
+    assert abs(diff) <= 6.5 * se + 1e-6, (
+        f"{label}: drop-in {ours.mean():.4f} vs deep-ei {theirs.mean():.4f} (SE {se:.4f})")
 
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[c[0] for c in CASES])

@@ -26,7 +26,6 @@ from bridges._src.deep_ei_errors import (
     TopologyTypeError,
 )
 from bridges._src.deep_ei_topology import INFO_KEY
-from ei_jax import UnsupportedModuleError
 
 __all__ = ["Target", "key_from_torch", "prepare"]
 
@@ -147,7 +146,7 @@ def _span_modules(topology, info, span):
     for j, m in enumerate(span):
         if j and info.breaks.get(m):
             k = info.order.index(m)
-            raise UnsupportedModuleError(
+            raise ei_jax.UnsupportedModuleError(
                 f"The span from {type(span[0]).__name__} to {type(span[-1]).__name__} cannot be "
                 f"measured: between {type(info.order[k - 1]).__name__} (layer {k - 1}) and "
                 f"{type(m).__name__} (layer {k}), {info.breaks[m]}. The drop-in applies only the "
@@ -155,7 +154,7 @@ def _span_modules(topology, info, span):
                 "the layers one at a time."
             )
         if type(m) is nn.Linear and len(info.shapes[m][0]) != 2:
-            raise UnsupportedModuleError(
+            raise ei_jax.UnsupportedModuleError(
                 f"Linear {m} gets an input of shape {info.shapes[m][0]}; the drop-in measures Linear "
                 "layers on (batch, features) inputs only."
             )
@@ -164,7 +163,7 @@ def _span_modules(topology, info, span):
             act = topology.nodes[m]["output"]["activation"]
             name = _node_name(act)
             if name is acts.UNKNOWN:
-                raise UnsupportedModuleError(
+                raise ei_jax.UnsupportedModuleError(
                     f"The span's inner activation {act!r} (after {type(m).__name__}) is not sigmoid, "
                     "tanh or ReLU; inside a span only those can be converted. Measure the layers "
                     "one at a time."
@@ -206,7 +205,7 @@ def prepare(layer, topology, *, in_layer, in_range, out_range, in_bins, out_bins
     span = info.order[i0:i1 + 1]
     for end in (span[0], span[-1]):
         if type(end) not in (nn.Linear, nn.Conv2d):
-            raise UnsupportedModuleError(
+            raise ei_jax.UnsupportedModuleError(
                 f"{type(end).__name__} is not a layer with weights; measure a Linear or Conv2d layer "
                 "(pooling and Flatten are applied as part of a span, not measured on their own)."
             )
