@@ -330,3 +330,25 @@ def test_docstring_examples_run(module):
         warnings.simplefilter("error")  # the examples must not warn
         failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)[:2]
     assert tried > 0 and failures == 0
+
+
+def test_without_torch_the_import_says_what_to_install():
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(name, name=name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "import bridges\n"
+        "try:\n"
+        "    import bridges.deep_ei\n"
+        "except bridges.MissingDependencyError as e:\n"
+        "    print('MissingDependencyError', isinstance(e, ImportError), e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("MissingDependencyError True") and "pip install 'ei-jax[torch]'" in out.stdout
