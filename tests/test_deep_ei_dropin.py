@@ -75,6 +75,8 @@ def test_identity_layer_set_after_topology_of_has_ei_parts_log2_k(one):
     value = ei_parts(layer, top, samples=N, **UNIT)
     assert isinstance(value, float)
     assert value == pytest.approx(math.log2(K), abs=1e-3)
+    # deep-ei's precedence: extrapolate=True ignores samples (4 samples could give at most 2 bits)
+    assert ei_parts(layer, top, samples=4, extrapolate=True, **UNIT) == pytest.approx(math.log2(K), abs=5e-3)
     layer.weight.data[0, 0] = 1.0  # .data assignment also counts
     m = ei_parts_matrix(layer, top, samples=N, **UNIT)
     assert isinstance(m, np.ndarray) and m.shape == (1, 1)

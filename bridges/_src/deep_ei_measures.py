@@ -63,7 +63,8 @@ def ei_parts(layer, topology, threshold=0.05, samples=None, extrapolate=False, b
       threshold: automatic mode (``samples=None``): double the samples from 10,000 until
         doubling again would change EI_parts by less than ``threshold`` of its value.
       samples: a fixed number of samples instead.
-      extrapolate: fit ``a / n**e + C`` to estimates at 100k..2M samples; report the limit.
+      extrapolate: fit ``a / n**e + C`` to estimates at 100k..2M samples; report the limit
+        (``samples`` is then ignored, as in deep-ei).
       batch_size: checked (a positive int) but unused: ei_jax picks its chunks, same result.
       in_layer: first module of a span ``in_layer .. layer`` (default ``layer``).
       in_range, out_range: ``(lo, hi)``; default from the activations (deep-ei's ranges).
@@ -87,7 +88,8 @@ def ei_parts(layer, topology, threshold=0.05, samples=None, extrapolate=False, b
       3.0
     """
     return _run(ei_jax.ei_parts, layer, topology, in_layer, in_range, in_bins, out_range, out_bins,
-                activation, batch_size, device, threshold=threshold, samples=samples,
+                activation, batch_size, device, threshold=threshold,
+                samples=None if extrapolate else samples,  # deep-ei: extrapolate wins over samples
                 extrapolate=extrapolate)
 
 
