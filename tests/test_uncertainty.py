@@ -167,3 +167,39 @@ def test_estimate_is_a_pytree():
     est = ei_jax.Estimate(jnp.ones(2), jnp.zeros(2), jnp.ones(2), 100)
     doubled = jax.tree.map(lambda a: a * 2, est)
     assert doubled.samples == 100 and float(doubled.value[0]) == 2.0
+
+
+DEVICE_SCRIPT = """
+import json, sys
+import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+net = nn.Sequential([nn.Dense(3, use_bias=False), nn.sigmoid])
+x0 = jnp.zeros((1, 4))
+top = ei_jax.topology_of(net, net.init(jax.random.key(3), x0), x0)
+kw = dict(in_range=(0, 1), in_bins=8, out_bins=8, stderr=True)
+out = [jax.device_count()]
+for est in (ei_jax.ei_parts(1, top, "layers_0", samples=20_001, **kw),
+            ei_jax.sensitivity(1, top, "layers_0", samples=3001, **kw),
+            ei_jax.ei(1, top, "layers_0", samples=20_001, **kw)):
+    out.append([est.value, est.corrected, est.stderr, est.below, est.above])
+json.dump(out, sys.stdout)
+"""
+
+
+def test_same_key_same_estimate_on_one_or_three_devices():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(devices):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                   PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        proc = subprocess.run([sys.executable, "-c", DEVICE_SCRIPT], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    one, three = run(1), run(3)
+    assert one.pop(0) == 1 and three.pop(0) == 3
+    assert one == three  # bit for bit, standard errors included

@@ -13,9 +13,10 @@ import jax.numpy as jnp
 from ei_jax._src import checks
 from ei_jax._src.errors import InvalidSamplesError
 from ei_jax._src.estimate import Estimate, influence_tables, quarter_bounds
-from ei_jax._src.influence import padded, pair_influence_loop, sensitivity_influence_loop
+from ei_jax._src.influence import buffer_blocks, padded, pair_influence_loop, sensitivity_influence_loop
 from ei_jax._src.pairwise_stats import pair_loop, sensitivity_loop
 from ei_jax._src.spec import make_spec, sample_hint
+from ei_jax._src.vector_stats import spanned_blocks
 
 #: Fewest samples a run with a standard error takes (four quarters of at least 4).
 MIN_SAMPLES = 16
@@ -57,7 +58,7 @@ def _pair_estimates(key, apply_fn, params, kind, *, in_shape, in_range, in_bins,
         return Estimate(value, corrected, jnp.sqrt(variance), hi - lo, below, above)
     second = sensitivity_influence_loop if kind == "sensitivity" else pair_influence_loop
     squares = second(key, params, padded(tables), jnp.asarray(bounds, jnp.int32), jnp.int32(lo),
-                     jnp.int32(hi), **static)
+                     jnp.int32(hi), blocks=buffer_blocks(spanned_blocks(lo, hi)), **static)
     return Estimate(jnp.sum(value), jnp.sum(corrected), jnp.sqrt(jnp.sum(squares)), hi - lo,
                     below, above)
 
@@ -148,8 +149,9 @@ def influence_squares(key, apply_fn, params, tables, bounds, *, kind, in_shape, 
       kind: ``"parts"`` or ``"sensitivity"``. Others as :func:`ei_parts_estimate`.
 
     Returns:
-      float32: ``sum_s (sum_AB c_AB(s))^2`` (a scalar), or one such sum per input ``(n_in,)``
-      for sensitivity. Pieces of a run add up.
+      float32 ``(blocks,)`` of ``sum_s (sum_AB c_AB(s))^2`` per sample block (``(n_in, blocks)``
+      for sensitivity, one row per input), from block ``start // BLOCK`` on; identical for
+      any batch size or device count, so that their sum in a fixed order is too.
     """
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
@@ -158,6 +160,7 @@ def influence_squares(key, apply_fn, params, tables, bounds, *, kind, in_shape, 
     lo, hi = checks.check_samples(samples, start)
     params = checks.measured_params(params)
     args = (key, params, padded(tables), jnp.asarray(bounds, jnp.int32), jnp.int32(lo), jnp.int32(hi))
+    blocks = buffer_blocks(spanned_blocks(lo, hi))
     if kind == "sensitivity":
-        return sensitivity_influence_loop(*args, spec=spec, baseline=float(baseline))
-    return pair_influence_loop(*args, spec=spec)
+        return sensitivity_influence_loop(*args, spec=spec, baseline=float(baseline), blocks=blocks)
+    return pair_influence_loop(*args, spec=spec, blocks=blocks)

@@ -7,6 +7,11 @@ blocks, same noise) and, for every sample ``s``, sums over all pairs ``(A, B)`` 
 whole run's, the sample's half's and its quarter's), then adds ``(sum_AB c_AB(s))^2``. For
 sensitivity each input is intervened on with its own noise column, so the inputs are
 independent and :func:`sensitivity_influence_loop` returns one sum of squares per input.
+
+The loops return one float32 partial sum per sample *block*, each written at its block's
+place in a buffer that is psummed over devices (every place is written by one device, so the
+sum is exact): the same key gives the same block sums for any chunk size or device count,
+and the caller adds them in a fixed order.
 """
 
 import functools
@@ -16,6 +21,7 @@ import jax.numpy as jnp
 
 from ei_jax._src import binning as _b
 from ei_jax._src import sharding
+from ei_jax._src.interface import BLOCK
 from ei_jax._src.interventions import one_at_a_time, sample_indices
 from ei_jax._src.pairwise_stats import block_range, noise
 from ei_jax._src.spec import Spec, forward
@@ -49,13 +55,32 @@ def _cells(spec: Spec, ia, va, iy, vy):
     return jnp.where(va[:, None] & vy, ia[:, None] * spec.by.bins + iy, cells)
 
 
-@functools.partial(jax.jit, static_argnames=("spec",))
-def pair_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec):
-    """``sum_s (sum_AB c_AB(s))^2`` over samples ``[start, stop)``: float32 scalar.
+def buffer_blocks(blocks: int) -> int:
+    """Static length of the block-sum buffer for a run spanning ``blocks`` blocks (a power of
+    two, so that few sizes compile)."""
+    return 1 << max(0, (blocks - 1).bit_length())
+
+
+def _per_block(v, spec):
+    """Sums of ``v (..., C)`` over each block of the chunk: ``(..., m)``."""
+    return jnp.sum(v.reshape(*v.shape[:-1], spec.blocks_per_step, BLOCK), axis=-1)
+
+
+def _write(acc, sums, t, n_dev, dev, m):
+    return jax.lax.dynamic_update_slice_in_dim(acc, sums, (t * n_dev + dev) * m, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "blocks"))
+def pair_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec, blocks: int):
+    """``sum_s (sum_AB c_AB(s))^2`` of every block of samples ``[start, stop)``.
 
     Args:
       tables: float32 ``(7, n_in, n_out, kx*ky + 1)`` from :func:`padded`.
       bounds: int32 ``(5,)`` quarter boundaries of the whole run.
+      blocks: :func:`buffer_blocks` of the blocks the samples span.
+
+    Returns:
+      float32 ``(blocks,)``: entry ``i`` is block ``start // BLOCK + i``'s sum (0 past the run).
     """
     m = spec.blocks_per_step
 
@@ -77,17 +102,19 @@ def pair_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec)
                 return h + jnp.sum(_lookup(tables, a, q, _cells(spec, ia, va, iy, vy)), axis=1)
 
             h = jax.lax.fori_loop(0, spec.n_in, per_input, jnp.zeros((x.shape[0],), jnp.float32))
-            return acc + jnp.sum(h * h)
+            return _write(acc, _per_block(h * h, spec), t, n_dev, dev, m)
 
-        return (jax.lax.fori_loop(0, n_steps, body, jnp.float32(0)),)
+        size = blocks + m * n_dev  # room for the last step's spare blocks
+        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((size,), jnp.float32))[:blocks],)
 
     return sharding.sharded(loop, spec.devices, (key, params, tables, bounds, start, stop))[0]
 
 
-@functools.partial(jax.jit, static_argnames=("spec", "baseline"))
+@functools.partial(jax.jit, static_argnames=("spec", "baseline", "blocks"))
 def sensitivity_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec,
-                               baseline: float):
-    """``sum_s (sum_B c_AB(s))^2`` for every input A under do(x_A = H^max): float32 ``(n_in,)``."""
+                               baseline: float, blocks: int):
+    """``sum_s (sum_B c_AB(s))^2`` for every input A under do(x_A = H^max) and every block:
+    float32 ``(n_in, blocks)`` (as :func:`pair_influence_loop`)."""
     m = spec.blocks_per_step
     n_in = spec.n_in
 
@@ -107,10 +134,11 @@ def sensitivity_influence_loop(key, params, tables, bounds, start, stop, *, spec
                 ia = jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False)
                 va = jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False)
                 h = jnp.sum(_lookup(tables, a, q, _cells(spec, ia, va, iy, vy & w[:, None])), axis=1)
-                return jnp.sum(h * h)
+                return _per_block(h * h, spec)
 
-            return acc + jax.lax.map(per_input, jnp.arange(n_in))
+            return _write(acc, jax.lax.map(per_input, jnp.arange(n_in)), t, n_dev, dev, m)
 
-        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((n_in,), jnp.float32)),)
+        size = blocks + m * n_dev
+        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((n_in, size), jnp.float32))[:, :blocks],)
 
     return sharding.sharded(loop, spec.devices, (key, params, tables, bounds, start, stop))[0]

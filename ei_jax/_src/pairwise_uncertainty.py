@@ -11,6 +11,7 @@ import numpy as np
 
 from ei_jax._src import core_estimates, sampling
 from ei_jax._src.estimate import Estimate, influence_tables
+from ei_jax._src.interface import BLOCK
 
 
 def split(start: int, samples: int, parts: int):
@@ -48,10 +49,16 @@ def estimate(key, problem, kw, quarters, *, kind: str, samples: int, summed: boo
     if not summed:
         return Estimate(value, corrected, np.sqrt(variance), samples, below, above)
     bounds = tuple(b for b, _ in split(0, samples, 4)) + (samples,)
-    squares = 0.0
+    # Per-block sums of a piece, added in block order in float64: the same for any batch size
+    # or device count. A block cut by a piece boundary is summed from both pieces' parts.
+    blocks = {}
     for s, n in sampling.pieces(0, samples, progress=progress, desc=f"{desc} (stderr)"):
-        part = core_estimates.influence_squares(key, problem.apply_fn, problem.params, tables, bounds,
-                                                kind=kind, samples=n, start=s, **kw)
-        squares = squares + np.asarray(part, np.float64)
-    return Estimate(float(value.sum()), float(corrected.sum()), float(np.sqrt(np.sum(squares))),
+        part = np.asarray(core_estimates.influence_squares(
+            key, problem.apply_fn, problem.params, tables, bounds, kind=kind, samples=n, start=s,
+            **kw), np.float64)
+        first = s // BLOCK
+        for i in range(-(-(s + n) // BLOCK) - first):
+            blocks[first + i] = blocks.get(first + i, 0.0) + part[..., i]
+    squares = sum(np.sum(blocks[b]) for b in sorted(blocks))
+    return Estimate(float(value.sum()), float(corrected.sum()), float(np.sqrt(squares)),
                     samples, int(np.sum(below)), int(np.sum(above)))
