@@ -6,9 +6,17 @@ rebuilds every one of them as a chain of dense layers with one rebuild,
 ``bridges._src.ir.linear_stack`` + ``flax_build``: a Flax kernel ``[in, out]`` is the
 transpose of a torch Linear weight ``[out, in]``. The library (``ei_jax._src``) never imports
 bridges; only the command line needs "load any checkpoint".
+
+Several checkpoints (files, folders of them, globs) of one architecture are loaded and
+stacked layer by layer for ``ei_jax._src.measure_rows.measure_stack``. A Flax checkpoint
+written by ``ei-jax reproduce`` takes its activation from the run's ``measurements.json``;
+any other checkpoint of weights needs ``--activation``: nothing is guessed.
 """
 
 import dataclasses
+import functools
+import glob
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +24,17 @@ import numpy as np
 from bridges._src import flax_build, ir
 from bridges._src.checkpoints import read_state_dict
 from ei_jax._src.checkpoints import read_flax_checkpoint
-from ei_jax._src.errors import CheckpointError, CheckpointNotFoundError, EIJaxError
+from ei_jax._src.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CheckpointShapeError,
+    EIJaxError,
+)
 
 #: File names read with bridges (anything else is tried as Flax msgpack first).
 TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+#: Files a folder of checkpoints is made of.
+CHECKPOINT_SUFFIXES = (".msgpack", *TORCH_SUFFIXES)
 #: What a user of a Flax checkpoint does when it is not a plain Dense chain.
 FLAX_REMEDY = "measure it from Python with ei_jax.topology_of(model, variables, x)"
 
@@ -141,3 +156,96 @@ def load_any_checkpoint(path, *, activation) -> Loaded:
         except (EIJaxError, OSError):
             raise flax_error from None
     return dense_chain(tree, activation, source=str(path))
+
+
+# --- many checkpoints ---------------------------------------------------------------------------
+
+def _is_folder_of_checkpoints(directory: Path) -> bool:
+    return any(p.is_file() and p.suffix in CHECKPOINT_SUFFIXES for p in directory.iterdir())
+
+
+def expand(arguments) -> list[Path]:
+    """The checkpoint paths named by command-line arguments, in order.
+
+    An argument is a checkpoint (file or orbax directory), a folder of checkpoint files
+    (every ``.msgpack/.pt/.pth/.bin/.ckpt/.safetensors`` in it, in natural order), or a glob
+    pattern (``'runs/iris/checkpoints/epoch_*.msgpack'``, matches in natural order).
+
+    Example:
+      >>> import os, tempfile
+      >>> d = tempfile.mkdtemp()
+      >>> for n in ("epoch_10.msgpack", "epoch_9.msgpack", "notes.txt"):
+      ...     open(os.path.join(d, n), "w").close()
+      >>> [p.name for p in expand([d])] == [p.name for p in expand([os.path.join(d, "epoch_*")])]
+      True
+      >>> [p.name for p in expand([d])]
+      ['epoch_9.msgpack', 'epoch_10.msgpack']
+    """
+    out = []
+    for arg in arguments:
+        path = Path(arg)
+        if not path.exists() and glob.has_magic(str(arg)):
+            found = sorted(glob.glob(str(arg)), key=ir.natural_key)
+            if not found:
+                raise CheckpointNotFoundError(f"No checkpoint matches {str(arg)!r}.")
+            out += [Path(f) for f in found]
+        elif path.is_dir() and _is_folder_of_checkpoints(path):
+            out += sorted((p for p in path.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES),
+                          key=lambda p: ir.natural_key(p.name))
+        elif not path.exists():
+            raise CheckpointNotFoundError(f"Checkpoint {path} does not exist.")
+        else:
+            out.append(path)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _run_document(path: str):
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    model = doc.get("model") if isinstance(doc, dict) else None
+    return doc if isinstance(model, dict) and isinstance(model.get("activation"), str) else None
+
+
+def run_settings(checkpoint) -> dict | None:
+    """The ``measurements.json`` of the ``ei-jax reproduce`` run that wrote ``checkpoint``
+    (``RUN/checkpoints/epoch_N.msgpack`` -> ``RUN/measurements.json``), or None."""
+    path = Path(checkpoint).absolute()
+    if path.parent.name != "checkpoints" or path.suffix != ".msgpack":
+        return None
+    return _run_document(str(path.parent.parent / "measurements.json"))
+
+
+def activation_of(checkpoint, given):
+    """``given`` if not None, else the activation its ``reproduce`` run stored, else None."""
+    if given is not None:
+        return given
+    doc = run_settings(checkpoint)
+    return None if doc is None else doc["model"]["activation"]
+
+
+def _signature(net: Loaded):
+    return [(k, _shapes(v)) for k, v in net.variables["params"].items()]
+
+
+def _shapes(tree) -> dict:
+    """``{leaf name: shape}`` of one layer's parameters."""
+    return {k: tuple(np.shape(v)) for k, v in tree.items()}
+
+
+def stack(nets, paths) -> dict:
+    """``{layer: params with a leading axis of len(nets)}``; all nets must have one architecture.
+
+    Raises:
+      CheckpointShapeError: a checkpoint whose layers or shapes differ from the first's.
+    """
+    first = _signature(nets[0])
+    for net, path in zip(nets[1:], paths[1:]):
+        if _signature(net) != first:
+            raise CheckpointShapeError(
+                f"{path} has layers {_signature(net)}, but {paths[0]} has {first}: measure "
+                "checkpoints of one architecture together (one command per architecture).")
+    return {layer: {leaf: np.stack([np.asarray(n.variables["params"][layer][leaf]) for n in nets])
+                    for leaf in shapes} for layer, shapes in first}

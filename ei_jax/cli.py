@@ -6,11 +6,13 @@ status 2, and writes nothing.
 """
 
 import argparse
-import math
 import shlex
 import sys
 import textwrap
-import warnings
+
+from ei_jax import _cli_args as A
+from ei_jax import _cli_measure as M
+from ei_jax import _cli_setup
 
 EPILOG_REPRODUCE = """\
 examples:
@@ -31,15 +33,19 @@ and --bins, prints the same numbers.
 EPILOG_MEASURE = """\
 examples:
   ei-jax measure runs/iris/checkpoints/epoch_004000.msgpack
-  ei-jax measure model.msgpack --activation tanh --in-range -1 1 --json ei.json
-  ei-jax measure model.safetensors --samples 1e6
+  ei-jax measure runs/iris/checkpoints/ --csv iris.csv        # every checkpoint of a run, one table
+  ei-jax measure 'runs/iris/checkpoints/epoch_00*.msgpack' --json ei.json
+  ei-jax measure model.safetensors --activation sigmoid,tanh --in-range -1 1 --samples 1e6
 
-CHECKPOINT is a Flax msgpack file (flax.serialization), an orbax checkpoint directory, or
-a PyTorch (.pt/.pth/.bin/.ckpt, state_dict) or safetensors file (converted by `bridges`).
-A Flax checkpoint is rebuilt as a chain of Dense layers (in the natural order of their
-names) with --activation after each layer.
+CHECKPOINT is a Flax msgpack file (flax.serialization), an orbax checkpoint directory, a
+PyTorch (.pt/.pth/.bin/.ckpt, state_dict) or safetensors file (converted by `bridges`), a
+folder of such files, or a glob pattern. Each is rebuilt as a chain of dense layers (in the
+natural order of their names). A checkpoint stores weights, not the activations between
+the layers: give --activation, except for the checkpoints of an `ei-jax reproduce` run,
+whose measurements.json says them. Several checkpoints of one architecture are measured
+together, every layer of all of them in one compiled call (same key: each gets the numbers
+it gets alone).
 """
-
 
 def _fill(*paragraphs) -> str:
     return "\n\n".join(textwrap.fill(p, 88) for p in paragraphs)
@@ -52,67 +58,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _count(text: str) -> int:
-    """A positive integer, also written as 1e7 or 10_000_000."""
-    try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(value)
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**32), got {text!r}")
-    return value
-
-
-def _number(text: str, *, positive: bool) -> float:
-    what = "a positive number" if positive else "a finite number"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if not (math.isfinite(value) and (value > 0 or not positive)):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    return _number(text, positive=True)
-
-
-def _finite(text: str) -> float:
-    return _number(text, positive=False)
-
-
-MAX_BINS = 1024
-
-
-def _bins(text: str) -> int:
-    value = _count(text)
-    if value > MAX_BINS:
-        raise argparse.ArgumentTypeError(f"expected at most {MAX_BINS} bins, got {value}")
-    return value
-
-
 def _measure_options(p, *, samples_default):
     g = p.add_argument_group("measurement (all in bits)")
-    g.add_argument("--samples", type=_count, default=None, metavar="N",
+    g.add_argument("--samples", type=A.count, default=None, metavar="N",
                    help="noise samples for EI_parts and vector EI of each layer "
                         f"(default {samples_default:,}; the paper: 1e7)")
-    g.add_argument("--sensitivity-samples", type=_count, default=None, metavar="N",
+    g.add_argument("--sensitivity-samples", type=A.count, default=None, metavar="N",
                    help="samples per input neuron for sensitivity (default and the paper: 5000)")
-    g.add_argument("--bins", type=_bins, default=None, metavar="N",
+    g.add_argument("--bins", type=A.bins, default=None, metavar="N",
                    help="bins per neuron, inputs and outputs (default and the paper: 8)")
-    g.add_argument("--seed", type=_seed, default=0, help="random seed of the run (default 0)")
+    g.add_argument("--seed", type=A.seed, default=0, help="random seed of the run (default 0)")
     return g
+
+
+def _runtime_options(p):
+    g = p.add_argument_group("runtime")
+    g.add_argument("--devices", type=A.count, default=None, metavar="N",
+                   help="CPU devices JAX shares the samples over (default: one per core, here "
+                        f"{_cli_setup.core_count()}); the numbers do not depend on it")
+    g.add_argument("--no-cache", action="store_true",
+                   help="do not turn on JAX's persistent compilation cache (~/.cache/ei_jax/jax; "
+                        f"also: {_cli_setup.NO_CACHE_ENV}=1)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(Mattsson, Michaud & Hoel, Entropy 2020), in JAX.",
         epilog="Run `ei-jax reproduce --help` or `ei-jax measure --help` for details.",
     )
+    parser.add_argument("--version", action="version", version=_cli_setup.versions())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     rp = sub.add_parser(
@@ -138,15 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_REPRODUCE, formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("dataset", choices=("iris", "digits"), help="which experiment")
     g = rp.add_argument_group("training")
-    g.add_argument("--epochs", type=_count, default=None, metavar="N",
+    g.add_argument("--epochs", type=A.count, default=None, metavar="N",
                    help="training epochs (default: 4000 iris as the paper; 2000 digits, "
                         "500 with --mnist as the paper)")
-    g.add_argument("--every", type=_count, default=None, metavar="N",
+    g.add_argument("--every", type=A.count, default=None, metavar="N",
                    help="measure every N epochs (default: 50 iris as the paper; 40 digits, "
                         "10 with --mnist as the paper)")
-    g.add_argument("--lr", type=_positive_float, default=0.01, metavar="LR",
+    g.add_argument("--lr", type=A.positive_float, default=0.01, metavar="LR",
                    help="SGD learning rate (default and the paper: 0.01)")
-    g.add_argument("--batch-size", type=_count, default=None, metavar="N",
+    g.add_argument("--batch-size", type=A.count, default=None, metavar="N",
                    help="minibatch size (default and the paper: 10 iris, 50 digits)")
     g.add_argument("--mnist", metavar="PATH", default=None,
                    help="digits only: use local MNIST idx files (a directory with "
@@ -157,38 +125,34 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the paper's measurement settings: --samples 1e7 (explicit flags win)")
     o = rp.add_argument_group("output")
     o.add_argument("--out", metavar="DIR", default=None, help="output directory (default runs/DATASET)")
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--force", action="store_true",
+                   help="replace the run already in --out (default: refuse to overwrite it)")
+    _runtime_options(rp)
     rp.set_defaults(func=_reproduce)
 
     mp = sub.add_parser(
-        "measure", help="measure every layer of a Flax or PyTorch checkpoint",
+        "measure", help="measure every layer of Flax or PyTorch checkpoints",
         description=_fill("Measure EI_parts, vector EI, sensitivity and degeneracy of every layer "
-                          "of a checkpoint and print them as a table."),
+                          "of one or many checkpoints and print them as one table."),
         epilog=EPILOG_MEASURE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mp.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or orbax directory")
+    mp.add_argument("checkpoint", metavar="CHECKPOINT", nargs="+",
+                    help="checkpoint file, orbax directory, folder of checkpoints, or glob")
     g = _measure_options(mp, samples_default=100_000)
-    g.add_argument("--activation", default="sigmoid",
-                   choices=("sigmoid", "tanh", "relu", "identity"),
-                   help="activation after every layer (checkpoints do not store it; default sigmoid)")
-    g.add_argument("--in-range", type=_finite, nargs=2, default=(0.0, 1.0), metavar=("LO", "HI"),
-                   help="range of the network's inputs, the first layer's noise range (default 0 1)")
-    mp.add_argument("--json", metavar="PATH", default=None, help="also save the table as JSON")
-    mp.set_defaults(func=_measure)
+    g.add_argument("--activation", type=A.activation, default=None, metavar="NAME[,NAME...]",
+                   help=f"activation after every layer ({', '.join(A.ACTIVATIONS)}), or one per "
+                        "layer (sigmoid,tanh); required unless the checkpoint is from `ei-jax reproduce`")
+    g.add_argument("--in-range", type=A.finite, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="range of the network's inputs, the first layer's noise range (default: "
+                        "the reproduce run's, else 0 1)")
+    o = mp.add_argument_group("output")
+    o.add_argument("--json", metavar="PATH", default=None, help="also save the table as JSON")
+    o.add_argument("--csv", metavar="PATH", default=None, help="also save the table as CSV")
+    _runtime_options(mp)
+    mp.set_defaults(func=M.measure)
     return parser
 
 
 # --- commands -------------------------------------------------------------------------------
-
-def _settings(args, base):
-    from ei_jax._src import experiments as ex
-
-    return ex.MeasureSettings(
-        samples=args.samples or base.samples,
-        sensitivity_samples=args.sensitivity_samples or base.sensitivity_samples,
-        bins=args.bins or base.bins,
-        in_range=tuple(getattr(args, "in_range", base.in_range)),
-    )
-
 
 def _reproduce(args, parser) -> int:
     if args.mnist is not None and args.dataset != "digits":
@@ -201,19 +165,20 @@ def _reproduce(args, parser) -> int:
             preset[name] = getattr(args, name)
     preset["lr"] = args.lr
     base = ex.PAPER_MEASURE if args.paper else ex.MeasureSettings()
-    config = ex.ReproduceConfig(args.dataset, seed=args.seed, measure=_settings(args, base),
+    config = ex.ReproduceConfig(args.dataset, seed=args.seed, measure=M.measure_settings(args, base),
                                 mnist=args.mnist, **preset)
-    out = ex.check_out_dir(args.out or f"runs/{args.dataset}")
+    out = ex.check_out_dir(args.out or f"runs/{args.dataset}", force=args.force)
     data = ex.load_dataset(config, ex.run_keys(config.seed)[1])
     n = len(config.measured_epochs())
     print(f"ei-jax: training {args.dataset} {'-'.join(map(str, config.widths))} for {config.epochs} "
           f"epochs, measuring {len(config.widths) - 1} layers at {n} epochs "
           f"({config.measure.samples:,} samples, {config.measure.bins} bins)", file=sys.stderr)
     command = "ei-jax " + " ".join(shlex.quote(a) for a in args.argv)
-    run = ex.reproduce(config, out, progress=not args.no_progress, command=command, data=data)
+    run = ex.reproduce(config, out, progress=not args.no_progress, command=command, data=data,
+                       force=args.force)
     first, last = min(r["epoch"] for r in run.rows), max(r["epoch"] for r in run.rows)
     print(f"{run.meta['dataset']['name']}: final training loss {run.rows[-1]['train_loss']:.4g}, "
-          f"test accuracy {100 * run.rows[-1]['test_accuracy']:.1f}%")
+          f"test accuracy {100 * run.rows[-1]['test_accuracy']:.1f}%; {M.describe(config.measure, args.seed)}")
     header = ("layer", "", f"EI_parts@{first}", f"EI_parts@{last}", f"vector EI@{last}",
               f"sensitivity@{last}", f"degeneracy@{last}")
     table = []
@@ -222,73 +187,20 @@ def _reproduce(args, parser) -> int:
         r1 = next(r for r in run.rows if r["layer"] == layer["name"] and r["epoch"] == last)
         table.append((layer["label"], layer["name"], r0["ei_parts"], r1["ei_parts"],
                       r1["vector_ei"], r1["sensitivity"], r1["degeneracy"]))
-    _print_table(header, table)
+    M.print_table(header, table)
     print(f"wrote {out}/: measurements.csv, measurements.json, ei_over_training.png, "
           f"causal_plane.png, checkpoints/ ({n} files) in {run.seconds:.0f} s")
     return 0
 
 
-def _measure(args, parser) -> int:
-    import jax
-    import numpy as np
-
-    import ei_jax
-    from ei_jax._src import experiments as ex
-
-    lo, hi = args.in_range
-    if not lo < hi:
-        parser.error(f"--in-range needs LO < HI, got {lo:g} {hi:g}")
-    if args.json is not None:
-        ex.check_writable(args.json)
-    settings = _settings(args, ex.MeasureSettings())
-    from ei_jax import _cli_loader
-
-    net = _cli_loader.load_any_checkpoint(args.checkpoint, activation=args.activation)
-    top = ei_jax.topology_of(net.model, net.variables, np.zeros((1, net.n_in), np.float32))
-    names = net.names
-    key = ex.run_keys(args.seed)[3]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rows = ex.measure_network(key, top, settings)
-    for w in {str(w.message) for w in caught}:
-        print(f"ei-jax: warning: {w}", file=sys.stderr)
-    for r, name in zip(rows, names):
-        r["checkpoint_name"] = name
-    header = ("layer", "shape", "EI_parts", "vector EI", "sensitivity", "degeneracy",
-              "plane x", "plane y")
-    _print_table(header, [(r["checkpoint_name"], f"{r['n_in']}→{r['n_out']}", r["ei_parts"],
-                           r["vector_ei"], r["sensitivity"], r["degeneracy"], r["plane_x"],
-                           r["plane_y"]) for r in rows])
-    print(f"bits; {settings.samples:,} samples ({settings.sensitivity_samples:,} per input for "
-          f"sensitivity), {settings.bins} bins, activation {args.activation}, first-layer "
-          f"in_range ({lo:g}, {hi:g}), seed {args.seed}")
-    if args.json is not None:
-        import json
-
-        doc = dict(checkpoint=str(args.checkpoint), activation=args.activation, seed=args.seed,
-                   measure=dict(samples=settings.samples,
-                                sensitivity_samples=settings.sensitivity_samples,
-                                bins=settings.bins, in_range=list(settings.in_range)),
-                   ei_jax_version=ei_jax.__version__, jax_version=jax.__version__, layers=rows)
-        ex.atomic_write(args.json, json.dumps(doc, indent=1))
-        print(f"wrote {args.json}")
-    return 0
-
-
-def _print_table(header, rows):
-    cells = [list(header)] + [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    for i, c in enumerate(cells):
-        print("  ".join(v.ljust(w) if j < 2 else v.rjust(w) for j, (v, w) in enumerate(zip(c, widths))))
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in text:
-        text += f": {e.filename}"
-    return text
+    """One line for the user: an OS error as ``PATH: reason`` (no errno), others as their text."""
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+        return f"{where}: {e.strerror}"
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def main(argv=None) -> int:
@@ -298,6 +210,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     sub = parser._subparsers._group_actions[0].choices[args.command]  # for one-line errors
+    # Before JAX starts: one CPU device per core (or --devices), and the compilation cache.
+    note = _cli_setup.set_cpu_devices(args.devices or _cli_setup.core_count(),
+                                      explicit=args.devices is not None)
+    if note:
+        print(f"ei-jax: note: {note}", file=sys.stderr)
+    note = _cli_setup.enable_compilation_cache(disabled=args.no_cache)[1]
+    if note:
+        print(f"ei-jax: note: {note}", file=sys.stderr)
     from ei_jax._src.errors import EIJaxError
 
     try:

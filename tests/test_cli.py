@@ -1,14 +1,28 @@
-"""The ``ei-jax`` command: help, end-to-end runs, and one-line errors for bad input."""
+"""The ``ei-jax`` command: help, end-to-end runs, batch measurement, runtime setup, and
+one-line errors for bad input."""
 
+import csv
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
-from ei_jax import cli
+from ei_jax import _cli_setup, cli
 from ei_jax._src import experiments as ex
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch):
+    """In this process JAX has started (the device count is fixed) and no cache is turned on."""
+    jax.devices()
+    monkeypatch.setenv(_cli_setup.NO_CACHE_ENV, "1")
 
 # The sample counts of tests/test_experiments.py: the compiled measures are shared.
 SMALL = ["--samples", "20000", "--sensitivity-samples", "500"]
@@ -27,7 +41,8 @@ def test_help(capsys):
     text = capsys.readouterr().out
     for words in ("reproduce", "measure", "--samples", "--paper", "--mnist", "--out", "--seed",
                   "--every", "--epochs", "--bins", "--json", "--activation", "--in-range", "1e7",
-                  "scikit-learn", "bits"):
+                  "scikit-learn", "bits", "--devices", "--no-cache", "--force", "--csv", "glob",
+                  "sigmoid,tanh"):
         assert words in text, words
 
 
@@ -60,7 +75,7 @@ def test_measure_reproduces_the_table(cli_run, tmp_path, capsys):
     assert run_cli("measure", str(ckpt), *SMALL, "--seed", "7", "--json", str(out_json)) == 0
     printed = capsys.readouterr().out
     assert "layers_0" in printed and "EI_parts" in printed and "bits" in printed
-    got = json.loads(out_json.read_text())["layers"]
+    got = json.loads(out_json.read_text())["rows"]
     table = [r for r in ex.read_table_csv(cli_run / "measurements.csv") if r["epoch"] == 20]
     for g, t in zip(got, table, strict=True):
         for k in ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y"):
@@ -76,9 +91,9 @@ def test_measure_safetensors_through_bridges(tmp_path, capsys):
     path = tmp_path / "net.safetensors"
     save_file({"0.weight": rng.normal(size=(5, 4)).astype(np.float32),
                "2.weight": rng.normal(size=(3, 5)).astype(np.float32)}, str(path))
-    assert run_cli("measure", str(path), *SMALL) == 0
+    assert run_cli("measure", str(path), *SMALL, "--activation", "sigmoid") == 0
     out = capsys.readouterr().out
-    assert "4→5" in out and "5→3" in out
+    assert "4→5" in out and "5→3" in out and "8 bins" in out
 
 
 BAD = [
@@ -99,7 +114,11 @@ BAD = [
     (["measure", "CKPT", "--in-range", "0", "nan"], "finite"),
     (["measure", "CKPT", "--activation", "softmax"], "invalid choice"),
     (["measure", "CKPT", "--json", "/does/not/exist/m.json"], "does not exist"),
-    (["measure", "CORRUPT"], "not a Flax msgpack"),
+    (["measure", "CORRUPT", "--activation", "sigmoid"], "not a Flax msgpack"),
+    (["measure", "CORRUPT"], "--activation"),  # weights only: the activations are not guessed
+    (["measure", "CKPT", "--activation", "sigmoid,gelu"], "invalid choice 'gelu'"),
+    (["measure", "/does/not/*.msgpack"], "No checkpoint matches"),
+    (["reproduce", "iris", "--out", "RUN"], "already holds a run"),
     (["frobnicate"], "invalid choice"),
 ]
 
@@ -109,7 +128,7 @@ def test_bad_input_one_line_error_no_output(argv, message, cli_run, tmp_path, ca
     monkeypatch.chdir(tmp_path)
     (tmp_path / "CORRUPT").write_bytes(b"\x93NUMPY not a checkpoint")
     ckpt = str(cli_run / "checkpoints/epoch_000000.msgpack")
-    argv = [ckpt if a == "CKPT" else a for a in argv]
+    argv = [{"CKPT": ckpt, "RUN": str(cli_run)}.get(a, a) for a in argv]
     try:
         rc = cli.main(argv)
     except SystemExit as e:  # argparse errors
@@ -137,3 +156,125 @@ def test_console_script_errors_without_traceback(tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and "invalid choice" in p.stderr, p.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ei-jax 0.1.0 (jax ") and jax.__version__ in out
+
+
+def test_batch_equals_each_checkpoint_alone(cli_run, tmp_path, capsys):
+    """A run's checkpoints/ folder in one command: the table is, row for row, what measuring
+    each checkpoint alone gives (same key); a glob gives the same; CSV = JSON."""
+    args = (*SMALL, "--seed", "7")
+    assert run_cli("measure", str(cli_run / "checkpoints"), *args, "--json", str(tmp_path / "all.json"),
+                   "--csv", str(tmp_path / "all.csv")) == 0
+    captured = capsys.readouterr()
+    assert "3 layers of 3 checkpoints" in captured.out and "8 bins" in captured.out
+    assert "measuring 3 checkpoints" in captured.err and "\r" not in captured.err  # not a terminal
+    batch = json.loads((tmp_path / "all.json").read_text())
+    assert batch["checkpoints"] == [str(cli_run / f"checkpoints/epoch_0000{e:02d}.msgpack") for e in (0, 10, 20)]
+    assert batch["activation"] == "sigmoid"  # from the run's measurements.json
+    alone = []
+    for path in batch["checkpoints"]:
+        assert run_cli("measure", path, *args, "--json", str(tmp_path / "one.json")) == 0
+        alone += json.loads((tmp_path / "one.json").read_text())["rows"]
+    assert batch["rows"] == alone and len(alone) == 9
+    table = [r for r in ex.read_table_csv(cli_run / "measurements.csv")]
+    for r, t in zip(alone, table, strict=True):  # and what the run itself measured
+        assert (r["ei_parts"], r["vector_ei"], r["sensitivity"]) == (t["ei_parts"], t["vector_ei"], t["sensitivity"])
+    with open(tmp_path / "all.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["ei_parts"]) for r in rows] == [r["ei_parts"] for r in alone]
+    assert run_cli("measure", str(cli_run / "checkpoints/epoch_*.msgpack"), *args, "--json",
+                   str(tmp_path / "glob.json")) == 0
+    assert json.loads((tmp_path / "glob.json").read_text())["rows"] == batch["rows"]
+
+
+def _sigmoid_tanh(tmp_path):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "net.safetensors"
+    save_file({"0.weight": rng.normal(0, 2, (6, 4)).astype(np.float32),
+               "1.weight": rng.normal(0, 2, (5, 6)).astype(np.float32)}, str(path))
+    return path
+
+
+def test_activation_per_layer_is_not_guessed(tmp_path, capsys):
+    """sigmoid,tanh: the second layer is measured as tanh (range (-1, 1)), as bridges builds it."""
+    pytest.importorskip("safetensors")
+    import bridges
+    import ei_jax
+
+    path = _sigmoid_tanh(tmp_path)
+    with pytest.raises(SystemExit) as e:  # argparse-style usage error
+        run_cli("measure", str(path), *SMALL)
+    assert e.value.code == 2 and "--activation" in capsys.readouterr().err
+    got = {}
+    for act in ("sigmoid,tanh", "sigmoid"):
+        assert run_cli("measure", str(path), *SMALL, "--activation", act, "--json", str(tmp_path / "m.json")) == 0
+        got[act] = json.loads((tmp_path / "m.json").read_text())["rows"]
+    model, variables = bridges.load_checkpoint(path, activation=("sigmoid", "tanh"))
+    top = ei_jax.topology_of(model, variables, np.zeros((1, 4), np.float32))
+    want = ex.measure_network(ex.run_keys(0)[3], top, ex.MeasureSettings(samples=20_000, sensitivity_samples=500))
+    assert [top.nodes[n]["output"]["activation"] for n in top] == ["sigmoid", "tanh"]
+    assert [r["ei_parts"] for r in got["sigmoid,tanh"]] == [r["ei_parts"] for r in want]
+    assert got["sigmoid,tanh"][1]["ei_parts"] != got["sigmoid"][1]["ei_parts"]
+
+
+def test_reproduce_force_and_unwritable_out(cli_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(cli_run, run)
+    before = (run / "measurements.json").read_text()
+    assert run_cli("reproduce", "iris", "--out", str(run), "--epochs", "10", "--every", "10",
+                   *SMALL, "--no-progress", "--force") == 0
+    after = json.loads((run / "measurements.json").read_text())
+    assert after["training"]["epochs"] == 10 and (run / "measurements.json").read_text() != before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_000000.msgpack",
+                                                                      "epoch_000010.msgpack"]
+    # An existing --out that cannot be written fails at once, before any training.
+    (tmp_path / "ro").mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p).name == "ro" else real_access(p, mode))
+    monkeypatch.setattr(ex, "reproduce", None)  # training would fail loudly: it must not start
+    capsys.readouterr()
+    assert run_cli("reproduce", "iris", "--out", str(tmp_path / "ro"), "--no-progress") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a writable directory" in err[0]
+
+
+def test_os_errors_are_one_line_without_errno():
+    e = PermissionError(13, "Permission denied", "/runs/iris/measurements.csv")
+    assert cli._one_line(e) == "/runs/iris/measurements.csv: Permission denied"
+    e = OSError(18, "Invalid cross-device link", "/a", None, "/b")
+    assert cli._one_line(e) == "/a -> /b: Invalid cross-device link"
+    assert cli._one_line(FileExistsError("--out x exists")) == "--out x exists"
+
+
+def _measure_process(ckpt, out_json, env, *extra):
+    env = {k: v for k, v in {**os.environ, **env}.items()
+           if k not in ("EI_JAX_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR", "XLA_FLAGS", _cli_setup.NO_CACHE_ENV)}
+    env["PYTHONPATH"] = str(REPO)
+    p = subprocess.run([sys.executable, "-m", "ei_jax.cli", "measure", str(ckpt), *SMALL, "--json",
+                        str(out_json), *extra], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    return json.loads(Path(out_json).read_text()), p.stderr
+
+
+def test_devices_and_compilation_cache(cli_run, tmp_path):
+    """Processes: --devices 1 and the default (one device per core) give the same table; the cache fills a writable directory,
+    and a directory that cannot be written only turns it off (with a note)."""
+    ckpt = cli_run / "checkpoints/epoch_000020.msgpack"
+    one, _ = _measure_process(ckpt, tmp_path / "one.json", {"XDG_CACHE_HOME": str(tmp_path / "cache")},
+                              "--devices", "1")
+    two, err = _measure_process(ckpt, tmp_path / "two.json", {"XDG_CACHE_HOME": "/dev/null/cache"})
+    assert (one["devices"], two["devices"]) == (1, _cli_setup.core_count())  # default: every core
+    assert one["rows"] == two["rows"]
+    assert any((tmp_path / "cache").rglob("*")), "the compilation cache wrote nothing"
+    assert "compilation cache" in err and "Traceback" not in err

@@ -16,6 +16,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 @pytest.fixture
 def example(monkeypatch):
     monkeypatch.setenv("EI_JAX_EXAMPLES_FAST", "1")
+    monkeypatch.setenv("EI_JAX_NO_CACHE", "1")  # checkpoint_stack runs ei-jax in this process
 
     def load(name):
         return runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"example_{name}")["main"]

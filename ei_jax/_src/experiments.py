@@ -32,6 +32,7 @@ from ei_jax._src.measure_rows import (
     key_data,
     measure_layer,
     measure_network,
+    measure_stack,
 )
 from ei_jax._src.paper_nets import (
     ACTIVATION,
@@ -52,6 +53,7 @@ from ei_jax._src.reproduce import (
     read_table_csv,
     reproduce,
     run_keys,
+    table_csv,
 )
 
 __all__ = [
@@ -83,6 +85,7 @@ __all__ = [
     "make_trainer",
     "measure_layer",
     "measure_network",
+    "measure_stack",
     "mlp",
     "paper_init",
     "paper_network",
@@ -91,4 +94,5 @@ __all__ = [
     "reproduce",
     "run_keys",
     "save_checkpoint",
+    "table_csv",
 ]

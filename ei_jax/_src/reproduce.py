@@ -78,9 +78,10 @@ class Run:
     seconds: float
 
 
-def _csv_text(rows) -> str:
+def table_csv(rows, columns=TABLE_COLUMNS) -> str:
+    """The rows as CSV text with ``columns`` (a row's ``key`` as two space-separated ints)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, TABLE_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, columns, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in rows:
         w.writerow({**r, "key": " ".join(str(k) for k in r["key"])})
@@ -140,26 +141,45 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
     return rows, list(top), labels
 
 
-def check_out_dir(out) -> Path:
-    """Raises ``OSError`` if ``out`` cannot become the output directory."""
+def _writable_dir(path: Path) -> bool:
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def check_out_dir(out, *, force: bool = False) -> Path:
+    """``out`` as a Path, or ``OSError`` now (before any training) if the run cannot be written.
+
+    The run is staged beside ``out`` and moved into it, so the nearest existing parent must be
+    writable, and ``out`` and ``out/checkpoints`` too if they exist. A directory that already
+    holds a run (``measurements.json``) is refused unless ``force``.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a directory.")
+        raise FileExistsError(f"--out {out} exists and is not a directory; choose another --out.")
+    if (out / "measurements.json").exists() and not force:
+        raise FileExistsError(f"--out {out} already holds a run (measurements.json); pass --force to "
+                              "replace it, or choose another --out.")
+    for d in (out, out / "checkpoints"):
+        if d.exists() and not _writable_dir(d):
+            raise PermissionError(f"Cannot write into {d}: it is not a writable directory; choose "
+                                  "another --out or fix its permissions.")
     p = out.absolute().parent
     while not p.exists():
         p = p.parent
-    if not p.is_dir() or not os.access(p, os.W_OK):
-        raise PermissionError(f"Cannot create {out}: {p} is not a writable directory.")
+    if not _writable_dir(p):
+        raise PermissionError(f"Cannot create {out}: {p} is not a writable directory; choose "
+                              "another --out.")
     return out
 
 
 def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: str = "",
-              on_measure=None, data: Dataset | None = None, plots: bool = True) -> Run:
+              on_measure=None, data: Dataset | None = None, plots: bool = True,
+              force: bool = False) -> Run:
     """Trains the paper's network on ``config.dataset`` and measures its layers over training.
 
     Writes into ``out``: ``measurements.csv`` and ``measurements.json`` (one row per measured
     epoch and layer; the JSON also holds the settings), ``ei_over_training.png``,
-    ``causal_plane.png`` (only if ``plots``) and ``checkpoints/epoch_NNNNNN.msgpack``. ``data``
+    ``causal_plane.png`` (only if ``plots``) and ``checkpoints/epoch_NNNNNN.msgpack``. An
+    ``out`` that already holds a run is refused (``FileExistsError``) unless ``force``. ``data``
     defaults to :func:`load_dataset` with the run's data key. Everything is first written to
     a temporary directory beside ``out`` and moved into place (``os.replace``) only when the
     run has succeeded, so a failed or interrupted run leaves no partial output.
@@ -171,7 +191,7 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
     from ei_jax._src import plotting
 
     t0 = time.perf_counter()
-    out = check_out_dir(out)
+    out = check_out_dir(out, force=force)
     if data is None:
         data = load_dataset(config, run_keys(config.seed)[1])
     if data.x_train.shape[1] != config.widths[0]:
@@ -199,7 +219,7 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
             layers=[dict(name=n, label=lb) for n, lb in zip(layers, labels)],
         )
         title = f"{data.name}: {' → '.join(map(str, config.widths))}, {ACTIVATION}, seed {config.seed}"
-        atomic_write(staging / "measurements.csv", _csv_text(rows))
+        atomic_write(staging / "measurements.csv", table_csv(rows))
         atomic_write(staging / "measurements.json", json.dumps({**meta, "rows": rows}, indent=1))
         if plots:
             atomic_write(staging / "ei_over_training.png", plotting.ei_over_training_png(rows, title))

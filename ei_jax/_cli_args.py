@@ -1,0 +1,73 @@
+"""Argument types of the ``ei-jax`` command: each turns a string into a checked value or
+raises ``argparse.ArgumentTypeError`` with a one-line reason (argparse prints it, exit 2)."""
+
+import argparse
+import math
+
+#: Most bins per neuron the command accepts.
+MAX_BINS = 1024
+#: Activation names ``--activation`` accepts (one, or one per layer separated by commas).
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+
+
+def count(text: str) -> int:
+    """A positive integer, also written as 1e7 or 10_000_000."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed >= 0, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2**32), got {text!r}")
+    return value
+
+
+def _number(text: str, *, positive: bool) -> float:
+    what = "a positive number" if positive else "a finite number"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not (math.isfinite(value) and (value > 0 or not positive)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    return _number(text, positive=True)
+
+
+def finite(text: str) -> float:
+    return _number(text, positive=False)
+
+
+def bins(text: str) -> int:
+    value = count(text)
+    if value > MAX_BINS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_BINS} bins, got {value}")
+    return value
+
+
+def activation(text: str):
+    """One activation name (used after every layer), or a tuple of one name per layer."""
+    names = [t.strip().lower() for t in text.split(",")]
+    for name in names:
+        if name not in ACTIVATIONS:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice {name!r}: expected one of {', '.join(ACTIVATIONS)}, or one per "
+                "layer separated by commas (e.g. sigmoid,tanh)")
+    return names[0] if len(names) == 1 else tuple(names)
+
+
+def display(activation_value) -> str:
+    """How an :func:`activation` value is printed: ``sigmoid`` or ``sigmoid,tanh``."""
+    return activation_value if isinstance(activation_value, str) else ",".join(activation_value)

@@ -1,0 +1,118 @@
+"""``ei-jax measure`` (one checkpoint, or many of one architecture in one go) and the tables
+both commands print. Called by :mod:`ei_jax.cli`, which parses and checks the arguments."""
+
+import sys
+import warnings
+
+from ei_jax import _cli_args as A
+
+
+def measure_settings(args, base, in_range=None):
+    from ei_jax._src import experiments as ex
+
+    return ex.MeasureSettings(
+        samples=args.samples or base.samples,
+        sensitivity_samples=args.sensitivity_samples or base.sensitivity_samples,
+        bins=args.bins or base.bins,
+        in_range=tuple(in_range or base.in_range),
+    )
+
+
+def describe(settings, seed) -> str:
+    return (f"bits; {settings.bins} bins per neuron, {settings.samples:,} samples "
+            f"({settings.sensitivity_samples:,} per input for sensitivity), seed {seed}")
+
+
+def print_table(header, rows, text=2):
+    """Prints a table: the first ``text`` columns left-aligned, numbers with 4 decimals."""
+    cells = [list(header)] + [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    for i, c in enumerate(cells):
+        print("  ".join(v.ljust(w) if j < text else v.rjust(w) for j, (v, w) in enumerate(zip(c, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _load(args, parser):
+    """``(paths, nets, activation, in_range)`` of the command's checkpoints."""
+    from ei_jax import _cli_loader as loader
+    from ei_jax._src.progress import progress_bar
+
+    paths = loader.expand(args.checkpoint)
+    acts = {A.display(loader.activation_of(p, args.activation) or "") for p in paths}
+    if "" in acts:
+        parser.error(f"{next(p for p in paths if not loader.activation_of(p, None))} stores weights, "
+                     "not the activations between its layers: pass --activation NAME (after every "
+                     "layer, e.g. --activation sigmoid) or one per layer (--activation sigmoid,tanh)")
+    if len(acts) > 1:
+        parser.error(f"the checkpoints' runs used different activations ({', '.join(sorted(acts))}); "
+                     "measure them separately or pass --activation")
+    activation = A.activation(acts.pop())
+    run = loader.run_settings(paths[0])
+    in_range = args.in_range or (run["measure"]["in_range"] if run and "measure" in run else (0.0, 1.0))
+    if not in_range[0] < in_range[1]:
+        parser.error(f"--in-range needs LO < HI, got {in_range[0]:g} {in_range[1]:g}")
+    nets = []
+    with progress_bar(len(paths), enabled=len(paths) > 1 and not args.no_progress, desc="loading",
+                      unit="checkpoint") as bar:
+        for path in paths:
+            nets.append(loader.load_any_checkpoint(path, activation=activation))
+            bar.update(1)
+    return paths, nets, activation, tuple(in_range)
+
+
+def measure(args, parser) -> int:
+    import jax
+    import numpy as np
+
+    import ei_jax
+    from ei_jax import _cli_loader as loader
+    from ei_jax._src import experiments as ex
+
+    for out in (args.json, args.csv):
+        if out is not None:
+            ex.check_writable(out)
+    paths, nets, activation, in_range = _load(args, parser)
+    settings = measure_settings(args, ex.MeasureSettings(), in_range)
+    top = ei_jax.topology_of(nets[0].model, nets[0].variables, np.zeros((1, nets[0].n_in), np.float32))
+    key = ex.run_keys(args.seed)[3]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if len(nets) == 1:
+            per_checkpoint = [ex.measure_network(key, top, settings)]
+        else:
+            per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
+                                              labels=[str(p) for p in paths],
+                                              progress=not args.no_progress)
+    for w in {str(w.message) for w in caught}:
+        print(f"ei-jax: warning: {w}", file=sys.stderr)
+    rows = [dict(checkpoint=str(path), checkpoint_name=name, **r)
+            for path, net, layer_rows in zip(paths, nets, per_checkpoint)
+            for name, r in zip(net.names, layer_rows)]
+    print(f"ei-jax measure: {len(top)} layers of {len(paths)} checkpoint{'s' * (len(paths) > 1)}; "
+          f"{describe(settings, args.seed)}; activation {A.display(activation)}, first-layer "
+          f"in_range ({in_range[0]:g}, {in_range[1]:g})")
+    many = len(paths) > 1
+    header = (("checkpoint",) * many + ("layer", "shape", "EI_parts", "vector EI", "sensitivity",
+                                        "degeneracy", "plane x", "plane y"))
+    print_table(header, [(r["checkpoint"],) * many + (
+        r["checkpoint_name"], f"{r['n_in']}→{r['n_out']}", r["ei_parts"], r["vector_ei"],
+        r["sensitivity"], r["degeneracy"], r["plane_x"], r["plane_y"]) for r in rows], text=2 + many)
+    meta = dict(checkpoints=[str(p) for p in paths], activation=A.display(activation), seed=args.seed,
+                measure=dict(samples=settings.samples, sensitivity_samples=settings.sensitivity_samples,
+                             bins=settings.bins, in_range=list(settings.in_range)),
+                devices=jax.device_count(), ei_jax_version=ei_jax.__version__,
+                jax_version=jax.__version__)
+    if args.json is not None:
+        import json
+
+        ex.atomic_write(args.json, json.dumps({**meta, "rows": rows}, indent=1))
+        print(f"wrote {args.json}")
+    if args.csv is not None:
+        ex.atomic_write(args.csv, ex.table_csv(rows, MEASURE_COLUMNS))
+        print(f"wrote {args.csv}")
+    return 0
+
+
+MEASURE_COLUMNS = ("checkpoint", "checkpoint_name", "layer", "n_in", "n_out", "ei_parts", "vector_ei",
+                   "sensitivity", "degeneracy", "degeneracy_vector", "plane_x", "plane_y", "key")
