@@ -48,7 +48,7 @@ def mi_from_conditionals(p, cdf):
     Returns:
       ``(mi, kept)``: bits ``(...)`` (clamped at 0) and the kept mass ``(...)``.
     """
-    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * p[:, None]
+    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * p.reshape((1,) * (cdf.ndim - 2) + (-1, 1))
     kept = jnp.sum(joint, axis=(-2, -1))
     pn = joint / jnp.where(kept > 0, kept, 1.0)[..., None, None]
     h = (jnp.sum(_xlogx(pn), axis=(-2, -1)) - jnp.sum(_xlogx(jnp.sum(pn, -1)), -1)
@@ -60,13 +60,16 @@ def _at_thresholds(t, fn):
     """``fn(t_finite)`` with 0 / 1 at thresholds of -inf / +inf (NaN-free gradients)."""
     fin = np.isfinite(t)
     val = fn(jnp.asarray(np.where(fin, t, 0.0)))
-    return jnp.where(jnp.asarray(t == np.inf), 1.0, jnp.where(jnp.asarray(fin), val, 0.0))
+    lead = (1,) * (val.ndim - 1)
+    pos_inf = jnp.asarray(t == np.inf).reshape(lead + (-1,))
+    return jnp.where(pos_inf, 1.0, jnp.where(jnp.asarray(fin).reshape(lead + (-1,)), val, 0.0))
 
 
 def _uniform_cdf(zlo, zhi, t):
     """CDF at ``t (T,)`` of uniforms on ``[zlo, zhi]`` ``(..., )`` (point masses if equal)."""
     width = zhi - zlo
     ok = width > 0
+    t = t.reshape((1,) * zlo.ndim + (-1,))
     frac = jnp.clip((t - zlo[..., None]) / jnp.where(ok, width, 1.0)[..., None], 0.0, 1.0)
     return jnp.where(ok[..., None], frac, (t > zlo[..., None]).astype(t.dtype))
 
@@ -127,7 +130,7 @@ def _cdf_series(v, b, lo, hi, m, h, t, terms):
     def fn(tt):
         tau = jnp.clip(tt - lower, 0.0, width)                                  # (T,)
         basis = jnp.sin(u[:, None] * tau[None, :])                              # (K, T)
-        return tau / width + jnp.einsum("kni,kt->nit", coef, basis)
+        return (tau / width)[None, None, :] + jnp.einsum("kni,kt->nit", coef, basis)
 
     return _at_thresholds(t, fn)
 
@@ -165,7 +168,7 @@ def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms):
 def _column_joint(col, *, which, lo, hi, a, h, m, p, t, terms):
     v, b = col
     cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms)
-    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * jnp.asarray(p)[:, None]
+    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * jnp.asarray(p)[None, :, None]
     kept = jnp.sum(joint, axis=(-2, -1), keepdims=True)
     return joint / jnp.where(kept > 0, kept, jnp.nan)
 
@@ -183,7 +186,9 @@ def _matrix(kernel, bias, *, which, tables, activation, in_range, in_bins, out_r
     fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
                            a=a, h=h, m=m, p=p, t=t, terms=terms)
     per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
-    group = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
+    most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
+    # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
+    group = max(g for g in range(1, most + 1) if kernel.shape[1] % g == 0)
     cols = jax.lax.map(fn, (kernel.T, bias), batch_size=group)        # (n_out, n_in, ...)
     return jnp.moveaxis(cols, 0, 1)
 
@@ -224,11 +229,27 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
     out_dtype = jnp.zeros((), float).dtype          # the caller's default float
     kernel, bias, activation, in_range, out_range, terms = _prepare(
         kernel, bias, activation, in_range, out_range, terms, which=which)
-    with jax.enable_x64(True):
-        mat = _matrix(kernel, bias, which=which, tables=tables, activation=activation,
-                      in_range=in_range, in_bins=int(in_bins), out_range=out_range,
-                      out_bins=int(out_bins), terms=terms)
-    return mat.astype(out_dtype)
+    inner = functools.partial(_matrix, which=which, tables=tables, activation=activation,
+                              in_range=in_range, in_bins=int(in_bins), out_range=out_range,
+                              out_bins=int(out_bins), terms=terms)
+
+    # The float64 scope must also cover the backward pass, which jax.grad runs after this
+    # function has returned: a custom VJP re-enters the scope and recomputes the forward.
+    @jax.custom_vjp
+    def fn(k, b):
+        with jax.enable_x64(True):
+            return inner(k, b).astype(out_dtype)
+
+    def fwd(k, b):
+        return fn(k, b), (k, b)
+
+    def bwd(res, g):
+        with jax.enable_x64(True):
+            _, vjp = jax.vjp(inner, *res)
+            return vjp(g.astype(jnp.float64))
+
+    fn.defvjp(fwd, bwd)
+    return fn(kernel, bias)
 
 
 def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, out_range, out_bins,

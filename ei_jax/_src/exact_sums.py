@@ -135,7 +135,7 @@ def window_half_width(widths):
       squared widths at most ``sum d^2``, so its Hoeffding window fits inside.
     """
     s2 = jnp.sum(widths * widths, axis=0)
-    root = jnp.sqrt(jnp.where(s2 > 0, s2, 1.0)) * (s2 > 0)
+    root = jnp.where(s2 > 0, jnp.sqrt(jnp.where(s2 > 0, s2, 1.0)), 0.0)
     hoeffding = 0.5 * jnp.max(widths, axis=0) + HOEFFDING * root
     return jnp.minimum(0.5 * jnp.sum(widths, axis=0), hoeffding)
 
