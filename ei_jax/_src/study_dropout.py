@@ -54,7 +54,9 @@ def run(out, *, seeds: int | None = None, fast: bool = False, progress: bool = T
              f"on the hidden activations with p in {list(RATES)}; EI measured on the deterministic "
              f"network every {settings.every} steps: exact EI_parts and sensitivity "
              f"({settings.bins} bins), sampled vector EI ({settings.vector_samples:,} samples) for "
-             f"layers with at most {settings.vector_max_out} outputs.")
+             f"layers with at most {settings.vector_max_out} outputs (the last; with "
+             f"{settings.bins} ** n_in input cells it is sample-limited, ei_jax's warning "
+             "silenced: compare it across arms, not as an absolute value).")
     meta = dict(widths=list(widths), rates=list(RATES), seeds=seeds, settings=dataclasses.asdict(settings))
     return write_study(
         out, name="dropout", title="Dropout and EI", question=QUESTION, setup=setup, meta=meta,

@@ -12,6 +12,7 @@ Switching a study to another estimator is a change here only.
 
 import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ import numpy as np
 
 import ei_jax
 from ei_jax._src.activations import default_range
+from ei_jax._src.errors import SampleLimitedWarning
 from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
 
 
@@ -113,10 +115,14 @@ def sampled_ei(key, top, layer, *, in_layer=None, in_range, bins, samples) -> tu
       True
     """
     kw = dict(in_layer=in_layer, in_range=in_range, in_bins=bins, out_bins=bins, samples=samples)
-    if _supports_stderr():
-        est = ei_jax.ei(key, top, layer, stderr=True, **kw)
-        return float(est.value), float(est.stderr)
-    return float(ei_jax.ei(key, top, layer, **kw)), math.nan
+    with warnings.catch_warnings():
+        # Wide layers' vector EI is sample-limited by construction (bins ** n_in input cells);
+        # a study measures thousands of them, so it says so once, in its summary, instead.
+        warnings.simplefilter("ignore", SampleLimitedWarning)
+        if _supports_stderr():
+            est = ei_jax.ei(key, top, layer, stderr=True, **kw)
+            return float(est.value), float(est.stderr)
+        return float(ei_jax.ei(key, top, layer, **kw)), math.nan
 
 
 def sampled_ei_parts(key, top, layer, *, in_layer=None, in_range, bins, samples) -> float:

@@ -57,7 +57,7 @@ def logits(params, xs, hidden):
     h = jnp.zeros((xs.shape[0], hidden), xs.dtype)
     for t in range(xs.shape[1]):
         h, _ = cell.apply({"params": params["cell"]}, h, xs[:, t])
-    return h @ params["readout"]["kernel"] + params["readout"]["bias"]
+    return h @ params["readout"]["kernel"] + params["readout"]["bias"][None, :]
 
 
 def task(key, n, length):
@@ -134,7 +134,8 @@ def train_and_measure(key, s: RecurrentSettings, seeds: int, staging) -> list[di
     rows, done = [], 0
     for step in s.measured_steps():
         if step > done:
-            params, opt_state = train(params, opt_state, keys, done, step - done)
+            with jax.numpy_dtype_promotion("standard"):  # optax Adam: float ** int32 count
+                params, opt_state = train(params, opt_state, keys, done, step - done)
             done = step
         ckpt = f"checkpoints/rnn/step_{step:06d}.msgpack"
         save_checkpoint(staging / ckpt, {"params": params})

@@ -76,7 +76,7 @@ def forward(params, x, *, activation: str, dropout: float = 0.0, key=None):
     act = function_of(activation)
     names = layer_names(params)
     for i, n in enumerate(names):
-        x = x @ params[n]["kernel"] + params[n]["bias"]
+        x = x @ params[n]["kernel"] + params[n]["bias"][None, :]
         if i == len(names) - 1:
             return x
         x = act(x)
@@ -199,8 +199,11 @@ def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, stagin
     rows, done = [], 0
     for step in settings.measured_steps():
         if step > done:
-            params, opt_state = seg(params, opt_state, keys, done, step - done, x, y,
-                                    jnp.float32(arm.dropout))
+            # optax's Adam raises its int32 step count to a float power: scoped standard
+            # promotion lets it run under a user's strict dtype promotion.
+            with jax.numpy_dtype_promotion("standard"):
+                params, opt_state = seg(params, opt_state, keys, done, step - done, x, y,
+                                        jnp.float32(arm.dropout))
             done = step
         ckpt = f"checkpoints/{arm.name}/step_{step:06d}.msgpack"
         save_checkpoint(staging / ckpt, {"params": params})

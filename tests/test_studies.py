@@ -1,0 +1,134 @@
+"""`ei-jax study NAME --fast`: outputs, sanity of every measured value, and the table equal to
+re-measuring the saved checkpoints."""
+
+import argparse
+import json
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ei_jax._src import study_measure as sm
+from ei_jax._src import study_report as rep
+from ei_jax._src import study_runs
+from ei_jax._src.checkpoints import read_flax_checkpoint
+from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax._src.recurrent import cell_topology
+from ei_jax._src.study_cli import add_study_parser, run_study
+
+MEASURES = ("ei_parts", "sensitivity")
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    add_study_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+@pytest.fixture(scope="module", params=["dropout", "memorization", "depth", "recurrent"])
+def study(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param)
+    args = _parse(["study", request.param, "--fast", "--no-progress", "--out", str(out)])
+    assert run_study(args) == 0
+    return request.param, out
+
+
+def test_outputs_and_the_summary(study, capsys):
+    name, out = study
+    for f in ("table.csv", "table.json", "summary.md", "over_training.png", "causal_plane.png"):
+        assert (out / f).stat().st_size > 0, f
+    doc = json.loads((out / "table.json").read_text())
+    rows = rep.read_csv(out / "table.csv")
+    assert len(rows) == len(doc["rows"]) > 0 and doc["study"] == name
+    for a, b in zip(rows, doc["rows"]):
+        assert a["ei_parts"] == pytest.approx(b["ei_parts"], rel=1e-12)
+    summary = (out / "summary.md").read_text()
+    assert "## Question" in summary and "![" in summary and "(over_training.png)" in summary
+    assert all(f in summary for f in doc["findings"]) and " ± " in summary
+    assert {r["seed"] for r in rows} == {0, 1}
+
+
+def test_every_value_is_sane(study):
+    _, out = study
+    for r in rep.read_csv(out / "table.csv"):
+        assert 0.0 <= r["ei_parts"] <= r["max_ei_parts"] + 1e-6, r
+        assert r["max_ei_parts"] == pytest.approx(r["n_in"] * r["n_out"] * math.log2(
+            8 if r["label"] != "h_0 → h_T" else 4))
+        if not math.isnan(r["sensitivity"]):
+            assert 0.0 <= r["sensitivity"] <= r["max_ei_parts"] + 1e-6
+            assert r["degeneracy"] == pytest.approx(r["sensitivity"] - r["ei_parts"], abs=1e-9)
+            x, y = r["plane_x"], r["plane_y"]
+            assert x == pytest.approx(r["ei_parts"] / math.sqrt(2), abs=1e-6)
+            assert y == pytest.approx((2 * r["sensitivity"] - r["ei_parts"]) / math.sqrt(2), abs=1e-6)
+        if not math.isnan(r["vector_ei"]):
+            # Plug-in vector EI is at most the output's entropy ceiling n_out log2(bins).
+            assert 0.0 <= r["vector_ei"] <= r["n_out"] * math.log2(8) + 1e-6
+            assert r["vector_ei_stderr"] >= 0.0 or math.isnan(r["vector_ei_stderr"])
+        assert 0.0 <= r["train_accuracy"] <= 1.0
+
+
+def _independent(kernel, bias, activation, in_range):
+    """Exact measures straight from the core, one layer at a time (no vmap, no study code)."""
+    kw = dict(activation=activation, in_range=in_range, in_bins=8, out_range=in_range
+              if activation == "tanh" else (0.0, 1.0), out_bins=8)
+    parts = np.nansum(np.asarray(exact_ei_parts_matrix(kernel, bias, **kw)))
+    sens = np.nansum(np.asarray(exact_sensitivity_matrix(kernel, bias, **kw)))
+    return float(parts), float(sens)
+
+
+def test_table_equals_remeasuring_the_checkpoints(study):
+    name, out = study
+    rows = rep.read_csv(out / "table.csv")
+    last = rep.final_step(rows)
+    exact_rows = [r for r in rows if not math.isnan(r["sensitivity"])]
+    smallest = min(r["n_in"] for r in exact_rows)  # one layer shape: one compilation
+    checked = 0
+    for r in exact_rows:
+        if r["step"] != last or r["seed"] != 1 or r["n_in"] != smallest:
+            continue
+        params = read_flax_checkpoint(out / r["checkpoint"])["params"]
+        one = jax.tree.map(lambda a: jnp.asarray(a[1]), params)
+        if name == "recurrent":
+            cell = nn.SimpleCell(r["n_out"])
+            top = cell_topology(cell, {"params": one["cell"]}, jnp.zeros((1, 1)),
+                                intervene_input=r["n_in"] > r["n_out"])
+            p = top.nodes["step_1"]["params"]
+            got = _independent(jnp.asarray(p["kernel"]), jnp.asarray(p["bias"]), "tanh", (-1.0, 1.0))
+        else:
+            p = one[r["layer"]]
+            got = _independent(p["kernel"], p["bias"], "sigmoid", (0.0, 1.0))
+        assert got[0] == pytest.approx(r["ei_parts"], rel=2e-4, abs=2e-4), r
+        assert got[1] == pytest.approx(r["sensitivity"], rel=2e-4, abs=2e-4), r
+        checked += 1
+    assert checked >= 1
+
+
+def test_measure_checkpoint_reproduces_the_rows(study):
+    """The study's own re-measuring path gives the stored numbers bit for bit (all seeds)."""
+    name, out = study
+    rows = rep.read_csv(out / "table.csv")
+    sel = [r for r in rows if r["arm"] == rows[0]["arm"] and r["step"] == 0]
+    if name == "recurrent":
+        params = read_flax_checkpoint(out / sel[0]["checkpoint"])["params"]["cell"]
+        got = [sm.exact_layer(params["h"]["kernel"], params["i"]["bias"], activation="tanh",
+                              in_range=(-1.0, 1.0), bins=8)]
+        sel = [r for r in sel if r["label"] == "h_t → h_t+1"]
+        index = {r["layer"]: 0 for r in sel}
+    else:
+        widths = tuple([sel[0]["n_in"]] + [r["n_out"] for r in sel if r["seed"] == 0])
+        got = study_runs.measure_checkpoint(out / sel[0]["checkpoint"], widths=widths,
+                                            activation="sigmoid", bins=8)
+        index = {r["layer"]: int(r["layer"].split("_")[1]) // 2 for r in sel}
+    assert len(sel) >= 2
+    for r in sel:
+        for f in MEASURES:
+            assert got[index[r["layer"]]][f][r["seed"]] == r[f]
+
+
+def test_cli_rejects_one_seed():
+    with pytest.raises(SystemExit):
+        _parse(["study", "dropout", "--seeds", "1"])
+    assert _parse(["study", "depth", "--seeds", "3"]).seeds == 3
