@@ -13,6 +13,7 @@ from ei_jax._src import (
     causal_plane,
     core_measures,
     estimators,
+    interventions,
     layer_maps,
     layers,
     pairwise_measures,
@@ -23,11 +24,19 @@ from ei_jax._src import (
     vector_measures,
 )
 
-PUBLIC = [getattr(ei_jax, n) for n in ei_jax.__all__
-          if inspect.isfunction(getattr(ei_jax, n))]
+import bridges
+
+NAMESPACES = (ei_jax, ei_jax.core, bridges)
+PUBLIC = [getattr(m, n) for m in NAMESPACES for n in m.__all__ if inspect.isfunction(getattr(m, n))]
+CLASSES = [getattr(m, n) for m in NAMESPACES for n in m.__all__ if inspect.isclass(getattr(m, n))]
 
 
-@pytest.mark.parametrize("fn", PUBLIC, ids=[f.__name__ for f in PUBLIC])
+@pytest.mark.parametrize("cls", CLASSES, ids=[c.__name__ for c in CLASSES])
+def test_public_classes_have_a_docstring(cls):
+    assert len((cls.__doc__ or "").strip()) > 20, f"{cls.__name__} needs a docstring"
+
+
+@pytest.mark.parametrize("fn", PUBLIC, ids=[f"{f.__module__}.{f.__name__}" for f in PUBLIC])
 def test_public_functions_are_documented_with_an_example(fn):
     doc = inspect.getdoc(fn) or ""
     assert len(doc) > 80, f"{fn.__name__} needs a docstring"
@@ -36,7 +45,7 @@ def test_public_functions_are_documented_with_an_example(fn):
 
 
 @pytest.mark.parametrize("module", [activation_inference, batching, causal_plane, core_measures,
-                                    estimators, layer_maps, layers, pairwise_measures, recording,
+                                    estimators, interventions, layer_maps, layers, pairwise_measures, recording,
                                     reporting, sampling, topology, vector_measures, ei_jax.core],
                          ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):

@@ -24,6 +24,14 @@ def uniform_blocks(key, block_ids, shape, lo, hi):
     Returns:
       float32 ``(m * BLOCK, *shape)``: sample ``j`` of block ``b`` at row ``i * BLOCK + j``
       where ``block_ids[i] == b``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> u = uniform_blocks(jax.random.key(0), jnp.array([0, 7], jnp.int32), (3,), 0.0, 1.0)
+      >>> u.shape
+      (2048, 3)
+      >>> bool(jnp.all(u[1024:] == uniform_blocks(jax.random.key(0), jnp.array([7], jnp.int32), (3,), 0.0, 1.0)))
+      True
     """
 
     def one(b):
