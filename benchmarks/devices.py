@@ -37,7 +37,7 @@ def main(argv=None):
     for wid in ids:
         wl = bench.WORKLOADS[wid]
         spec = dict(workload=wid, weights=str(weights), bins=wl["bins"],
-                    samples=wl["quick" if args.quick else "samples"], threshold=wl.get("threshold"),
+                    samples=wl.get("quick" if args.quick else "samples"), threshold=wl.get("threshold"),
                     batch_size=None)
         runs = {n: [] for n in counts}
         for rep in range(args.reps):

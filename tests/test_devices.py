@@ -34,6 +34,11 @@ SCRIPT = textwrap.dedent('''
                                          in_shape=(5,), in_range=(0, 1), in_bins=8, out_range=(0, 1),
                                          out_bins=8, samples=10_000))
     out["vmapped"] = np.asarray(f(w)).tolist()
+    # a vector measure under map_params: its host entropy must not deadlock the devices
+    g = lambda p, k: core.vector_ei(k, lambda q, x: jax.nn.sigmoid(x @ q), p, in_shape=(5,),
+                                    in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4,
+                                    samples=10_000)
+    out["vector_mapped"] = np.asarray(core.map_params(g, w[:3], jax.random.key(3), group_size=2)).tolist()
     json.dump(out, sys.stdout)
 ''')
 
@@ -43,7 +48,7 @@ def _run(devices: int) -> dict:
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600)  # (a deadlock between devices ends here, as a failure)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -53,3 +58,4 @@ def test_four_devices_give_identical_results_to_one():
     assert one.pop("devices") == 1 and four.pop("devices") == 4
     assert one == four
     assert one["layers_2"]["ei"] > 0 and one["layers_0"]["ei_parts"] > 0
+    assert min(one["vector_mapped"]) > 0

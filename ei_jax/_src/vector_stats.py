@@ -6,6 +6,7 @@ the codes of every sample must be kept (16 bytes per row and group). A run cover
 ``[start, stop)``, so rounds of an automatic run add codes instead of recounting.
 """
 
+import dataclasses
 import functools
 
 import jax
@@ -124,6 +125,13 @@ def vector_codes(key, spec: Spec, params, start: int, stop: int, *, groups, pair
     pairs)``, with codes compacted on GPU/TPU and committed to the first device."""
     blocks = spanned_blocks(start, stop)
     params = checks.measured_params(params)
+    traced = any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((key, params)))
+    if traced and spec.devices > 1 and jax.default_backend() == "cpu":
+        # Under the caller's jit/vmap the CPU entropy (a host callback on one device) would
+        # sit in the same program as the other devices' collectives and deadlock them: the
+        # loop runs on this process's first device instead (the same rows, the same number).
+        spec = dataclasses.replace(spec, devices=1)
+        pair_spec = None if pair_spec is None else dataclasses.replace(pair_spec, devices=1)
     codes, valid, below, above, pairs = vector_loop(
         key, params, jnp.int32(start), jnp.int32(stop), spec=spec, pair_spec=pair_spec,
         n_steps=capacity_steps(blocks, spec.blocks_per_step, spec.devices), groups=groups,
