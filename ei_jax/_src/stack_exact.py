@@ -1,0 +1,121 @@
+"""Exact EI_parts and sensitivity of every layer of N checkpoints, one vmapped call per layer.
+
+The pure exact core (:func:`ei_jax._src.exact_core.exact_ei_parts_matrix` and
+:func:`~ei_jax._src.exact_core.exact_sensitivity_matrix`) is ``jax.vmap``-able over the
+kernel and bias, so a stack of checkpoints of one architecture is measured in one compiled
+call per layer and measure. The series length for EI_parts (``n_in >= 4``) is the largest any
+checkpoint needs, so each value is within the core's 1e-8 truncation bound of what
+:mod:`ei_jax.exact` gives for that checkpoint alone. The sampled columns (vector EI, and
+layers where exact does not apply) are measured elsewhere (``measure_stack``).
+"""
+
+import jax
+import numpy as np
+
+from ei_jax._src import exact_core
+from ei_jax._src import exact_sums as sums
+from ei_jax._src.errors import (
+    EmptyHistogramError,
+    ExactUnavailableError,
+    NonFiniteParamsError,
+    ShapeMismatchError,
+)
+from ei_jax._src.exact_measures import exact_layer
+
+
+def _stacked_kernel_bias(params, layer, n: int):
+    kernel = np.asarray(params["kernel"], np.float64)
+    if kernel.ndim < 3 or kernel.shape[0] != n:
+        raise ShapeMismatchError(f"Layer {layer!r}: the stacked kernel needs shape (N={n}, ..., n_out). "
+                                 f"Got {kernel.shape}.")
+    kernel = kernel.reshape(n, -1, kernel.shape[-1])       # conv: the receptive field's Dense kernel
+    bias = params.get("bias")
+    bias = np.zeros((n, kernel.shape[2])) if bias is None else np.asarray(bias, np.float64)
+    if bias.shape != (n, kernel.shape[2]):
+        raise ShapeMismatchError(f"Layer {layer!r}: the stacked bias needs shape {(n, kernel.shape[2])}. "
+                                 f"Got {bias.shape}.")
+    finite = np.isfinite(kernel).reshape(n, -1).all(1) & np.isfinite(bias).all(1)
+    if not finite.all():
+        raise NonFiniteParamsError(f"Layer {layer!r} of checkpoint {int(np.argmin(finite))} has NaN or "
+                                   "infinite parameters; measure checkpoints with finite weights.")
+    return kernel, bias
+
+
+def _terms(kernel, problem) -> int:
+    """The series terms every checkpoint's EI_parts needs (raises if one needs too many)."""
+    if kernel.shape[1] <= 3:
+        return 1
+    need = max(sums.choose_terms(k, problem.in_range) for k in kernel)
+    if need > sums.MAX_TERMS:
+        raise ExactUnavailableError(f"Layer {problem.name!r}: a checkpoint's weights need more than "
+                                    f"{sums.MAX_TERMS} series terms; use the sampled measure.")
+    return need
+
+
+def _sums(fn, kernel, bias, problem, bins, labels, what, **extra):
+    batched = jax.vmap(lambda k, b: fn(k, b, activation=problem.activation, in_range=problem.in_range,
+                                       in_bins=bins, out_range=problem.out_range, out_bins=bins, **extra))
+    with jax.enable_x64(True):
+        mats = np.asarray(batched(kernel, bias), np.float64)              # (N, n_in, n_out)
+    empty = np.isnan(mats).reshape(len(mats), -1).any(1)
+    if empty.any():
+        raise EmptyHistogramError(
+            f"Layer {problem.name!r} of {labels[int(np.argmax(empty))]}: every output of some "
+            f"input/output pair lies outside out_range={problem.out_range} ({what}). Widen out_range.")
+    return mats.sum(axis=(1, 2))
+
+
+def stack_values(top, stacked: dict, *, bins: int, in_range, labels=None) -> dict:
+    """Exact EI_parts and sensitivity of every layer of N checkpoints of one architecture.
+
+    Layer ``i`` is resolved as :func:`ei_jax._src.layer_values.layer_values` resolves it for
+    the first layer with ``in_range`` and the later ones with their preceding activation's
+    range (as ``measure_network``); its ranges and activation come from ``top``, its weights
+    from ``stacked``.
+
+    Args:
+      top: ``ei_jax.topology_of`` of one of the networks (structure, activations, names).
+      stacked: ``{layer: {"kernel": (N, ..., n_out), "bias": (N, n_out) (optional)}}`` for the
+        layers of ``top`` (Flax layout, a conv kernel ``(N, kh, kw, c_in, c_out)``).
+      bins: bins per neuron, inputs and outputs; in_range: the first layer's input range.
+      labels: N names for messages (default ``checkpoint j``).
+
+    Returns:
+      ``{layer: {"ei_parts": (N,) or None, "sensitivity": (N,) or None}}``: float64 bits, or
+      None where exact does not apply to that measure of that layer (measure it sampled).
+
+    Raises:
+      ShapeMismatchError: parameters without the leading axis N. NonFiniteParamsError: NaN or
+      infinite weights. EmptyHistogramError: a pair with every output outside ``out_range``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+      >>> net = nn.Sequential([nn.Dense(2), nn.sigmoid])
+      >>> x0 = jnp.zeros((1, 3))
+      >>> nets = [net.init(jax.random.key(j), x0)["params"]["layers_0"] for j in range(3)]
+      >>> top = ei_jax.topology_of(net, {"params": {"layers_0": nets[0]}}, x0)
+      >>> stacked = {"layers_0": jax.tree.map(lambda *a: jnp.stack(a), *nets)}
+      >>> v = stack_values(top, stacked, bins=8, in_range=(0, 1))["layers_0"]
+      >>> v["ei_parts"].shape, v["sensitivity"].shape
+      ((3,), (3,))
+    """
+    out = {}
+    for i, layer in enumerate(top):
+        params = stacked[layer]
+        n = int(np.shape(params["kernel"])[0])
+        names = list(labels) if labels is not None else [f"checkpoint {j}" for j in range(n)]
+        try:
+            problem = exact_layer(top, layer, in_range=in_range if i == 0 else None)
+        except ExactUnavailableError:
+            out[layer] = {"ei_parts": None, "sensitivity": None}
+            continue
+        kernel, bias = _stacked_kernel_bias(params, layer, n)
+        try:
+            parts = _sums(exact_core.exact_ei_parts_matrix, kernel, bias, problem, bins, names,
+                          "EI_parts", terms=_terms(kernel, problem))
+        except ExactUnavailableError:
+            parts = None
+        sens = _sums(exact_core.exact_sensitivity_matrix, kernel, bias, problem, bins, names,
+                     "sensitivity")
+        out[layer] = {"ei_parts": parts, "sensitivity": sens}
+    return out

@@ -1,0 +1,144 @@
+"""Table rows with exact columns where exact applies, sampled ones with standard errors.
+
+Exact values are checked against the sampled estimator on the same layer (an independent
+method); sampled rows against today's ``measure_layer``; the stacked exact part against each
+checkpoint measured alone; the plots render with and without the new columns.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ei_jax
+from ei_jax import exact
+from ei_jax._src import plotting
+from ei_jax._src.exact_core import exact_ei_parts_matrix
+from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS, layer_values, method_summary, table_note
+from ei_jax._src.measure_rows import MeasureSettings, measure_layer
+from ei_jax._src.stack_exact import stack_values
+
+SETTINGS = MeasureSettings(samples=4_000, sensitivity_samples=400, bins=4, in_range=(0.0, 1.0))
+KW = dict(samples=SETTINGS.samples, sensitivity_samples=SETTINGS.sensitivity_samples,
+          bins=SETTINGS.bins, in_range=SETTINGS.in_range)
+# |corrected - exact| <= 5 stderr: chance failure 5.7e-7 per comparison if the stderr is right
+# (the uncertainty tests measure its coverage); the plug-in's own bias is within that here.
+Z = 5.0
+
+
+def _top(kernel, bias=None):
+    kernel = jnp.asarray(kernel, jnp.float32)
+    net = nn.Sequential([nn.Dense(kernel.shape[1], use_bias=bias is not None), nn.sigmoid])
+    x0 = jnp.zeros((1, kernel.shape[0]))
+    p = {"kernel": kernel} | ({} if bias is None else {"bias": jnp.asarray(bias, jnp.float32)})
+    return ei_jax.topology_of(net, {"params": {"layers_0": p}}, x0)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    top = _top([[2.0, -1.5, 3.0], [1.0, 2.5, -2.0]], [0.1, -0.2, 0.0])
+    key = jax.random.key(7)
+    return dict(top=top, key=key,
+                exact=layer_values(key, top, "layers_0", **KW),
+                sampled=layer_values(key, top, "layers_0", **KW, sampled=True),
+                today=measure_layer(key, top, "layers_0", SETTINGS, first=True))
+
+
+def test_exact_columns_are_ei_jax_exact_and_agree_with_sampling(rows):
+    r, s = rows["exact"], rows["sampled"]
+    assert set(r) == set(ROW_FIELDS)
+    kw = dict(in_range=(0, 1), in_bins=4, out_bins=4)
+    assert r["ei_parts"] == exact.ei_parts(rows["top"], "layers_0", **kw)
+    assert r["sensitivity"] == exact.sensitivity(rows["top"], "layers_0", **kw)
+    for col in ("ei_parts", "sensitivity", "degeneracy", "plane_x", "plane_y"):
+        assert r[f"{col}_method"] == "exact" and r[f"{col}_stderr"] == 0.0
+        assert r[f"{col}_corrected"] == r[col]
+        # independent method: the sampled estimate of the same layer covers the exact value
+        assert abs(s[f"{col}_corrected"] - r[col]) <= Z * s[f"{col}_stderr"], col
+    assert r["degeneracy"] == pytest.approx(r["sensitivity"] - r["ei_parts"], abs=1e-12)
+    assert r["plane_x"] == pytest.approx(r["ei_parts"] / math.sqrt(2), abs=1e-12)
+    # vector EI stays sampled, from the same samples as the sampled row's
+    assert r["vector_ei_method"] == r["degeneracy_vector_method"] == "sampled"
+    assert r["vector_ei"] == s["vector_ei"] and r["vector_ei_stderr"] == s["vector_ei_stderr"] > 0
+
+
+def test_sampled_row_is_todays_measure_layer_with_errors(rows):
+    s, today = rows["sampled"], rows["today"]
+    for col in COLUMNS:
+        # the same samples and counts; today's vector EI is float32 on the device, the
+        # Estimate's is float64 on the host: equal to float32 rounding
+        assert s[col] == pytest.approx(today[col], rel=1e-6, abs=1e-9), col
+        assert s[f"{col}_method"] == "sampled"
+        assert s[f"{col}_stderr"] > 0, col
+    # derived columns: errors of independent parts added in quadrature
+    assert s["degeneracy_stderr"] == pytest.approx(math.hypot(s["sensitivity_stderr"], s["ei_parts_stderr"]))
+    assert s["plane_x_stderr"] == pytest.approx(s["ei_parts_stderr"] / math.sqrt(2))
+    assert s["degeneracy_corrected"] == pytest.approx(s["sensitivity_corrected"] - s["ei_parts_corrected"])
+
+
+def test_a_layer_without_an_exact_form_falls_back_to_sampling():
+    # 5 inputs, nearly all spread in one: the exact series would need > MAX_TERMS terms
+    top = _top([[6.0], [1e-7], [1e-7], [1e-7], [1e-7]])
+    key = jax.random.key(3)
+    r = layer_values(key, top, "layers_0", **KW)
+    assert r["ei_parts_method"] == "sampled" and r["ei_parts_stderr"] > 0
+    assert r["sensitivity_method"] == "exact"           # sensitivity's closed form still applies
+    assert r["degeneracy_method"] == "sampled"
+    # independent: the tiny weights carry ~0 bits, so EI_parts is the 1 -> 1 layer's exact value
+    with jax.enable_x64(True):
+        one = float(exact_ei_parts_matrix(np.array([[6.0]]), activation="sigmoid", in_range=(0, 1),
+                                          in_bins=4, out_range=(0, 1), out_bins=4)[0, 0])
+    assert abs(r["ei_parts_corrected"] - one) <= Z * r["ei_parts_stderr"] + 1e-3
+    exact_row = {f"{c}_method": "exact" for c in ("ei_parts", "sensitivity", "degeneracy")}
+    assert method_summary([r, exact_row]) == (
+        "Exact (infinite-sample) values: sensitivity; exact where the layer allows, sampled "
+        "elsewhere: EI_parts, degeneracy; sampled: vector EI.")
+
+
+def _run_rows(row, extra):
+    out = []
+    for epoch, scale in ((0, 1.0), (10, 1.1)):
+        base = {c: row[c] * scale for c in COLUMNS}
+        out.append(dict(row, **base, **extra, epoch=epoch, layer="layers_0", label="L1", train_loss=1.0 / (1 + epoch),
+                        test_loss=float("nan"), test_accuracy=0.5))
+    return out
+
+
+def test_plots_render_with_and_without_the_new_columns(rows):
+    new = _run_rows(rows["sampled"], {})
+    keep = set(COLUMNS) | {"epoch", "layer", "label", "train_loss", "test_loss", "test_accuracy"}
+    old = [{k: v for k, v in r.items() if k in keep} for r in new]      # a run from before
+    assert not any(k.endswith("_stderr") for k in old[0]) and "ei_parts" in old[0]
+    for rs in (new, old):
+        for fn in (plotting.ei_over_training_png, plotting.causal_plane_png):
+            assert fn(rs, "t").startswith(b"\x89PNG\r\n\x1a\n")
+            assert fn(rs, "t", settings=SETTINGS).startswith(b"\x89PNG\r\n\x1a\n")
+    text = plotting.caption(new, SETTINGS)
+    for part in ("4 bins", "4,000 samples", "400 per input", "1.96", "bin edge", "negative",
+                 "Sampled: EI_parts, sensitivity, degeneracy, vector EI"):
+        assert part in text, part
+    note = table_note(SETTINGS, [rows["exact"]])
+    assert note.startswith("Exact (infinite-sample) values: EI_parts, sensitivity, degeneracy; "
+                           "sampled: vector EI.")
+
+
+def test_stacked_exact_part_equals_each_checkpoint_alone():
+    net = nn.Sequential([nn.Dense(5), nn.sigmoid, nn.Dense(3), nn.tanh])
+    x0 = jnp.zeros((1, 4))
+    nets = [net.init(jax.random.key(j), x0) for j in range(3)]
+    nets[2] = jax.tree.map(lambda a: 3.0 * a, nets[2])     # larger weights: other term counts
+    stacked = {f"layers_{i}": jax.tree.map(lambda *a: jnp.stack(a), *[v["params"][f"layers_{i}"] for v in nets])
+               for i in (0, 2)}
+    top = ei_jax.topology_of(net, nets[0], x0)
+    got = stack_values(top, stacked, bins=8, in_range=(0.0, 1.0))
+    for j, v in enumerate(nets):
+        top_j = ei_jax.topology_of(net, v, x0)
+        for i, layer in enumerate(top_j):
+            alone = exact.layer_values(top_j, layer, in_range=(0.0, 1.0) if i == 0 else None, in_bins=8,
+                                       out_bins=8)
+            for col in ("ei_parts", "sensitivity"):
+                # the stack's series is as long as its longest member needs: 1e-8 truncation each
+                assert got[layer][col][j] == pytest.approx(alone[col], abs=1e-7), (j, layer, col)
