@@ -70,6 +70,32 @@ def _write(acc, sums, t, n_dev, dev, m):
     return jax.lax.dynamic_update_slice_in_dim(acc, sums, (t * n_dev + dev) * m, axis=-1)
 
 
+def _blocks_loop(spec: Spec, blocks: int, lead: tuple, step, args):
+    """The loop both passes share: replays the run's sample blocks, and writes the per-block
+    sums ``step(x, w, q, ix, vx) -> (*lead, m)`` of each step at the blocks' places."""
+    m = spec.blocks_per_step
+
+    def loop(key, params, tables, bounds, start, stop, n_dev, dev):
+        b0, n_steps = block_range(start, stop, m * n_dev)
+
+        def body(t, acc):
+            ids = sharding.step_ids(b0, t, m, n_dev, dev)
+            x, w = noise(spec, key, ids, start, stop)
+            ix, vx, _ = _b.bin_values(x.reshape(x.shape[0], -1), spec.bx)
+            sums = step(params, tables, x, w, _quarter(sample_indices(ids), bounds), ix, vx)
+            return _write(acc, sums, t, n_dev, dev, m)
+
+        size = blocks + m * n_dev  # room for the last step's spare blocks
+        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((*lead, size), jnp.float32))[..., :blocks],)
+
+    return sharding.sharded(loop, spec.devices, args)[0]
+
+
+def _column(ix, vx, a):
+    return (jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False),
+            jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False))
+
+
 @functools.partial(jax.jit, static_argnames=("spec", "blocks"))
 def pair_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec, blocks: int):
     """``sum_s (sum_AB c_AB(s))^2`` of every block of samples ``[start, stop)``.
@@ -82,32 +108,18 @@ def pair_influence_loop(key, params, tables, bounds, start, stop, *, spec: Spec,
     Returns:
       float32 ``(blocks,)``: entry ``i`` is block ``start // BLOCK + i``'s sum (0 past the run).
     """
-    m = spec.blocks_per_step
 
-    def loop(key, params, tables, bounds, start, stop, n_dev, dev):
-        b0, n_steps = block_range(start, stop, m * n_dev)
+    def step(params, tables, x, w, q, ix, vx):
+        iy, vy, _ = _b.bin_values(forward(spec, params, x), spec.by)
+        vy = vy & w[:, None]
 
-        def body(t, acc):
-            ids = sharding.step_ids(b0, t, m, n_dev, dev)
-            x, w = noise(spec, key, ids, start, stop)
-            y = forward(spec, params, x)
-            ix, vx, _ = _b.bin_values(x.reshape(x.shape[0], -1), spec.bx)
-            iy, vy, _ = _b.bin_values(y, spec.by)
-            vy = vy & w[:, None]
-            q = _quarter(sample_indices(ids), bounds)
+        def per_input(a, h):
+            return h + jnp.sum(_lookup(tables, a, q, _cells(spec, *_column(ix, vx, a), iy, vy)), axis=1)
 
-            def per_input(a, h):
-                ia = jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False)
-                va = jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False)
-                return h + jnp.sum(_lookup(tables, a, q, _cells(spec, ia, va, iy, vy)), axis=1)
+        h = jax.lax.fori_loop(0, spec.n_in, per_input, jnp.zeros((x.shape[0],), jnp.float32))
+        return _per_block(h * h, spec)
 
-            h = jax.lax.fori_loop(0, spec.n_in, per_input, jnp.zeros((x.shape[0],), jnp.float32))
-            return _write(acc, _per_block(h * h, spec), t, n_dev, dev, m)
-
-        size = blocks + m * n_dev  # room for the last step's spare blocks
-        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((size,), jnp.float32))[:blocks],)
-
-    return sharding.sharded(loop, spec.devices, (key, params, tables, bounds, start, stop))[0]
+    return _blocks_loop(spec, blocks, (), step, (key, params, tables, bounds, start, stop))
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "baseline", "blocks"))
@@ -115,30 +127,18 @@ def sensitivity_influence_loop(key, params, tables, bounds, start, stop, *, spec
                                baseline: float, blocks: int):
     """``sum_s (sum_B c_AB(s))^2`` for every input A under do(x_A = H^max) and every block:
     float32 ``(n_in, blocks)`` (as :func:`pair_influence_loop`)."""
-    m = spec.blocks_per_step
     n_in = spec.n_in
 
-    def loop(key, params, tables, bounds, start, stop, n_dev, dev):
-        b0, n_steps = block_range(start, stop, m * n_dev)
+    def step(params, tables, u, w, q, ix, vx):
+        u = u.reshape(u.shape[0], n_in)
 
-        def body(t, acc):
-            ids = sharding.step_ids(b0, t, m, n_dev, dev)
-            u, w = noise(spec, key, ids, start, stop)
-            u = u.reshape(u.shape[0], n_in)
-            ix, vx, _ = _b.bin_values(u, spec.bx)
-            q = _quarter(sample_indices(ids), bounds)
+        def per_input(a):
+            xa = one_at_a_time(u, a, baseline).reshape(u.shape[0], *spec.in_shape)
+            iy, vy, _ = _b.bin_values(forward(spec, params, xa), spec.by)
+            cells = _cells(spec, *_column(ix, vx, a), iy, vy & w[:, None])
+            h = jnp.sum(_lookup(tables, a, q, cells), axis=1)
+            return _per_block(h * h, spec)
 
-            def per_input(a):
-                xa = one_at_a_time(u, a, baseline).reshape(u.shape[0], *spec.in_shape)
-                iy, vy, _ = _b.bin_values(forward(spec, params, xa), spec.by)
-                ia = jax.lax.dynamic_index_in_dim(ix, a, 1, keepdims=False)
-                va = jax.lax.dynamic_index_in_dim(vx, a, 1, keepdims=False)
-                h = jnp.sum(_lookup(tables, a, q, _cells(spec, ia, va, iy, vy & w[:, None])), axis=1)
-                return _per_block(h * h, spec)
+        return jax.lax.map(per_input, jnp.arange(n_in))
 
-            return _write(acc, jax.lax.map(per_input, jnp.arange(n_in)), t, n_dev, dev, m)
-
-        size = blocks + m * n_dev
-        return (jax.lax.fori_loop(0, n_steps, body, jnp.zeros((n_in, size), jnp.float32))[:, :blocks],)
-
-    return sharding.sharded(loop, spec.devices, (key, params, tables, bounds, start, stop))[0]
+    return _blocks_loop(spec, blocks, (n_in,), step, (key, params, tables, bounds, start, stop))
