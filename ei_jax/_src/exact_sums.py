@@ -110,16 +110,17 @@ def trapezoid_interval_mean(p, q, d1, d2):
 
 # --- many summands: the cosine series -------------------------------------------------------
 
-def loo_products(factors):
-    """Leave-one-out products along axis 0: ``out[l] = prod_{l' != l} factors[l']``.
+def loo_products(factors, axis=0):
+    """Leave-one-out products along ``axis``: ``out[l] = prod_{l' != l} factors[l']``.
 
     Exclusive prefix times exclusive suffix products: no division, so factors may be zero
     or change sign.
     """
-    ones = jnp.ones_like(factors[:1])
-    prefix = jnp.concatenate([ones, jnp.cumprod(factors[:-1], axis=0)], axis=0)
-    suffix = jnp.concatenate([jnp.cumprod(factors[:0:-1], axis=0)[::-1], ones], axis=0)
-    return prefix * suffix
+    f = jnp.moveaxis(factors, axis, 0)
+    ones = jnp.ones_like(f[:1])
+    prefix = jnp.concatenate([ones, jnp.cumprod(f[:-1], axis=0)], axis=0)
+    suffix = jnp.concatenate([jnp.cumprod(f[:0:-1], axis=0)[::-1], ones], axis=0)
+    return jnp.moveaxis(prefix * suffix, 0, axis)
 
 
 def window_half_width(widths):
@@ -186,19 +187,17 @@ def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, te
     x_g = 0.5 * u1 * width_a[:, None] * jnp.asarray(group_widths)[None, :]   # (n, G)
     x_ai = u1 * offset                                                       # (n, k_in)
     steps = tuple((jnp.cos(x), jnp.sin(x)) for x in (x_l, x_g, x_ai))
-    group = np.asarray(bin_group)
 
-    def body(carry, k):
+    def body(carry, _):
         z_l, z_g, z_ai = (_rotate(z, s) for z, s in zip(carry, steps))
-        loo = loo_products(_sinc_from(z_l[1], k * x_l))                      # (n,)
-        spread = _sinc_from(z_g[1], k * x_g)[:, group]                        # (n, k_in)
-        coef = (2.0 / (jnp.pi * k)) * loo[:, None] * spread * z_ai[0]
-        return (z_l, z_g, z_ai), coef
+        return (z_l, z_g, z_ai), (z_l[1], z_g[1], z_ai[0])
 
     one = tuple((jnp.ones_like(x), jnp.zeros_like(x)) for x in (x_l, x_g, x_ai))
-    ks = jnp.arange(1, terms + 1, dtype=u1.dtype)
-    _, coef = jax.lax.scan(body, one, ks)
-    return coef
+    _, (sin_l, sin_g, cos_ai) = jax.lax.scan(body, one, None, length=terms)
+    k = jnp.arange(1, terms + 1, dtype=u1.dtype)
+    loo = loo_products(_sinc_from(sin_l, k[:, None] * x_l[None, :]), axis=1)          # (K, n)
+    spread = _sinc_from(sin_g, k[:, None, None] * x_g[None])[:, :, np.asarray(bin_group)]
+    return ((2.0 / jnp.pi) / k)[:, None, None] * loo[:, :, None] * spread * cos_ai
 
 
 # --- number of terms ------------------------------------------------------------------------
