@@ -33,8 +33,8 @@ LABELS = ("h_t → h_t+1", "(h_t, x_t) → h_t+1", "h_0 → h_T")
 class RecurrentSettings:
     hidden: int = 4
     length: int = 8
-    steps: int = 3_000
-    every: int = 250
+    steps: int = 2_000
+    every: int = 100
     lr: float = 1e-2
     batch_size: int = 64
     bins: int = 8
@@ -180,4 +180,8 @@ def run(out, *, seeds: int | None = None, fast: bool = False, progress: bool = T
     return write_study(
         out, name="recurrent", title="EI of a recurrent layer", question=QUESTION, setup=setup,
         meta=meta, produce=lambda st: train_and_measure(jax.random.key(seed), s, seeds, st),
-        findings=findings, command=command)
+        findings=findings, command=command, extra_plots=[(
+            "vector_ei.png", lambda rows: rep.over_training_png(
+                [r for r in rows if r["label"] == LABELS[2]], "EI of a recurrent layer",
+                field="vector_ei", ylabel="vector EI (bits, sampled)"),
+            "Vector EI of the unrolled span h_0 → h_T over training; bands: ± s.e. over seeds")])

@@ -112,7 +112,9 @@ def over_training_png(rows: Sequence[dict[str, Any]], title: str, field: str = "
     axes[0].set_title("accuracy (solid train, dashed test)")
     axes[0].legend(fontsize="x-small")
     for ax, label in zip(axes[1:], labels):
-        ax.set_title(f"{label}: {ylabel}", fontsize="small")
+        sampled = all(math.isnan(r["sensitivity"]) for r in rows if r["label"] == label)
+        text = ylabel.replace("exact", "sampled") if sampled else ylabel
+        ax.set_title(f"{label}: {text}", fontsize="small")
         ax.legend(fontsize="x-small")
     for ax in axes[:n]:
         ax.set_xlabel("training step")
