@@ -108,7 +108,7 @@ def _exact_or_none(fn, top, layer, **kw):
 
 
 def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bins: int,
-                 in_range=None, sampled: bool = False) -> dict:
+                 in_range=None, sampled: bool = False, exact_values=None) -> dict:
     """EI_parts, vector EI, sensitivity, degeneracy and the causal plane of one layer, with errors.
 
     Args:
@@ -120,6 +120,9 @@ def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bin
       in_range: the layer's input range (the data's for the first layer; None: deep-ei's
         default from the preceding activation).
       sampled: True gives deep-ei's plug-in EI_parts and sensitivity even where exact applies.
+      exact_values: ``{"ei_parts": float or None, "sensitivity": float or None}`` computed
+        already (a stack of checkpoints: :func:`ei_jax._src.stack_exact.stack_values`), used
+        instead of computing them; None entries are measured sampled.
 
     Returns:
       ``{field: value}`` for every field of :data:`ROW_FIELDS` (floats in bits, methods as
@@ -144,7 +147,10 @@ def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bin
     """
     common = dict(in_range=in_range, in_bins=bins, out_bins=bins)
     parts = sens = None
-    if not sampled:
+    if not sampled and exact_values is not None:
+        parts, sens = (None if exact_values.get(c) is None else Column.exact(exact_values[c])
+                       for c in ("ei_parts", "sensitivity"))
+    elif not sampled:
         parts = _exact_or_none(exact.ei_parts, top, layer, **common)
         sens = _exact_or_none(exact.sensitivity, top, layer, **common)
     if parts is None:

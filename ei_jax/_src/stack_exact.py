@@ -3,9 +3,9 @@
 The pure exact core (:func:`ei_jax._src.exact_core.exact_ei_parts_matrix` and
 :func:`~ei_jax._src.exact_core.exact_sensitivity_matrix`) is ``jax.vmap``-able over the
 kernel and bias, so a stack of checkpoints of one architecture is measured in one compiled
-call per layer and measure. The series length for EI_parts (``n_in >= 4``) is the largest any
-checkpoint needs, so each value is within the core's 1e-8 truncation bound of what
-:mod:`ei_jax.exact` gives for that checkpoint alone. The sampled columns (vector EI, and
+call per layer and measure (EI_parts of ``n_in >= 4`` inputs: one per distinct series length,
+each checkpoint with the length it gets alone), so each value is what :mod:`ei_jax.exact`
+gives for that checkpoint alone, to float64 rounding. The sampled columns (vector EI, and
 layers where exact does not apply) are measured elsewhere (``measure_stack``).
 """
 
@@ -41,17 +41,6 @@ def _stacked_kernel_bias(params, layer, n: int):
     return kernel, bias
 
 
-def _terms(kernel, problem) -> int:
-    """The series terms every checkpoint's EI_parts needs (raises if one needs too many)."""
-    if kernel.shape[1] <= 3:
-        return 1
-    need = max(sums.choose_terms(k, problem.in_range) for k in kernel)
-    if need > sums.MAX_TERMS:
-        raise ExactUnavailableError(f"Layer {problem.name!r}: a checkpoint's weights need more than "
-                                    f"{sums.MAX_TERMS} series terms; use the sampled measure.")
-    return need
-
-
 def _sums(fn, kernel, bias, problem, bins, labels, what, **extra):
     batched = jax.vmap(lambda k, b: fn(k, b, activation=problem.activation, in_range=problem.in_range,
                                        in_bins=bins, out_range=problem.out_range, out_bins=bins, **extra))
@@ -63,6 +52,39 @@ def _sums(fn, kernel, bias, problem, bins, labels, what, **extra):
             f"Layer {problem.name!r} of {labels[int(np.argmax(empty))]}: every output of some "
             f"input/output pair lies outside out_range={problem.out_range} ({what}). Widen out_range.")
     return mats.sum(axis=(1, 2))
+
+
+def _parts(kernel, bias, problem, bins, labels):
+    """EI_parts of every checkpoint; checkpoints needing the same series length share a call."""
+    if kernel.shape[1] <= 3:                                          # closed forms, no series
+        return _sums(exact_core.exact_ei_parts_matrix, kernel, bias, problem, bins, labels, "EI_parts")
+    terms = np.array([sums.choose_terms(k, problem.in_range) for k in kernel])
+    if terms.max() > sums.MAX_TERMS:
+        return None                   # a checkpoint's weights are too sparse for the series
+    out = np.empty(len(kernel))
+    for t in np.unique(terms):
+        sel = np.flatnonzero(terms == t)
+        out[sel] = _sums(exact_core.exact_ei_parts_matrix, kernel[sel], bias[sel], problem, bins,
+                         [labels[j] for j in sel], "EI_parts", terms=int(t))
+    return out
+
+
+def checkpoint_topology(top, stacked: dict, j: int):
+    """``top`` with every layer's parameters replaced by checkpoint ``j`` of ``stacked``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax
+      >>> net = nn.Dense(1)
+      >>> x0 = jnp.zeros((1, 2))
+      >>> top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+      >>> stacked = {"Dense": {"kernel": jnp.ones((3, 2, 1)), "bias": jnp.arange(3.0)[:, None]}}
+      >>> float(checkpoint_topology(top, stacked, 2).nodes["Dense"]["params"]["bias"][0])
+      2.0
+    """
+    out = top.copy()
+    for layer, params in stacked.items():
+        out.nodes[layer]["params"] = jax.tree.map(lambda a: a[j], params)
+    return out
 
 
 def stack_values(top, stacked: dict, *, bins: int, in_range, labels=None) -> dict:
@@ -110,11 +132,7 @@ def stack_values(top, stacked: dict, *, bins: int, in_range, labels=None) -> dic
             out[layer] = {"ei_parts": None, "sensitivity": None}
             continue
         kernel, bias = _stacked_kernel_bias(params, layer, n)
-        try:
-            parts = _sums(exact_core.exact_ei_parts_matrix, kernel, bias, problem, bins, names,
-                          "EI_parts", terms=_terms(kernel, problem))
-        except ExactUnavailableError:
-            parts = None
+        parts = _parts(kernel, bias, problem, bins, names)
         sens = _sums(exact_core.exact_sensitivity_matrix, kernel, bias, problem, bins, names,
                      "sensitivity")
         out[layer] = {"ei_parts": parts, "sensitivity": sens}
