@@ -39,6 +39,21 @@ def exact_layer(topology, layer, *, in_layer=None, in_range=None, out_range=None
                 stacklevel=4) -> ExactLayer:
     """Resolves ``layer`` for the exact measures, or raises :class:`ExactUnavailableError`.
 
+    Returns:
+      :class:`ExactLayer`: the ``(n_in, n_out)`` float64 kernel (a conv kernel reshaped to its
+      receptive field's Dense kernel), the ``(n_out,)`` bias (zeros if none), the activation
+      name and the ranges after deep-ei's defaults.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn
+      >>> from ei_jax import exact, topology_of
+      >>> net = nn.Sequential([nn.Dense(3), nn.tanh])
+      >>> x0 = jnp.zeros((1, 4))
+      >>> top = topology_of(net, net.init(jax.random.key(0), x0), x0)
+      >>> lay = exact.exact_layer(top, "layers_0", in_range=(0, 1))
+      >>> lay.kernel.shape, lay.activation, lay.out_range
+      ((4, 3), 'tanh', (-1.0, 1.0))
+
     Raises:
       ExactUnavailableError: a span, or an activation without a known preimage.
       LayerNotFoundError, LayerOrderError, NonFiniteParamsError: as the sampled measures.
@@ -119,6 +134,11 @@ def ei_parts(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_r
              out_bins=64, activation=None) -> float:
     """Exact EI_parts of a layer: the sum of :func:`ei_parts_matrix` (bits).
 
+    Arguments as :func:`ei_parts_matrix`.
+
+    Returns:
+      float, bits: the infinite-sample value of ``ei_jax.ei_parts``.
+
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
       >>> from ei_jax import exact, topology_of
@@ -160,6 +180,11 @@ def sensitivity(topology, layer, *, in_layer=None, in_range=None, in_bins=64, ou
                 out_bins=64, activation=None) -> float:
     """Exact sensitivity of a layer: the sum of :func:`sensitivity_matrix` (bits).
 
+    Arguments as :func:`ei_parts_matrix`.
+
+    Returns:
+      float, bits: the infinite-sample value of ``ei_jax.sensitivity``.
+
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
       >>> from ei_jax import exact, topology_of
@@ -181,6 +206,9 @@ def layer_values(topology, layer, *, in_range=None, in_bins=64, out_range=None, 
 
     For tables (the CLI): one resolution, both matrices. Raises
     :class:`ExactUnavailableError` where exact does not apply (then report the sampled value).
+
+    Returns:
+      dict of three floats (bits): ``ei_parts``, ``sensitivity``, ``degeneracy``.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
@@ -229,6 +257,11 @@ def causal_plane(topology, layer, *, in_layer=None, in_range=None, in_bins=64, o
 def degeneracy(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=None,
                out_bins=64, activation=None) -> float:
     """Exact degeneracy of a layer: sensitivity - EI_parts (bits).
+
+    Arguments as :func:`ei_parts_matrix`.
+
+    Returns:
+      float, bits.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
