@@ -44,12 +44,17 @@ SCRIPT = textwrap.dedent('''
                                               samples=20_001, **kw)
     out["both"] = ei_jax.vector_and_pairwise_ei(key, top, "layers_0", samples=20_001, **kw)
 
-    def measure(w, k):
+    def measure(w, k, devices=None):
         return core.ei_parts(k, lambda q, x: jax.nn.sigmoid(x @ q), w, in_shape=(3,), in_range=(0, 1),
-                             in_bins=8, out_range=(0, 1), out_bins=8, samples=10_000)
+                             in_bins=8, out_range=(0, 1), out_bins=8, samples=10_000, devices=devices)
 
     ws = jax.random.normal(jax.random.key(2), (5, 3, 2))
     out["map_params"] = np.asarray(core.map_params(measure, ws, key, group_size=2)).tolist()
+    if nproc > 1:  # 3 devices: neither one process's 2 nor all 4
+        try:
+            measure(ws[0], key, devices=3)
+        except ei_jax.InvalidOptionError as e:
+            out["devices_3"] = "all 4" in str(e)
     print(json.dumps(out))
 ''')
 
@@ -83,6 +88,7 @@ def test_two_processes_of_two_devices_give_the_single_device_numbers():
     assert single.pop("processes") == 1 and single.pop("devices") == 1
     for w in workers:
         assert w.pop("processes") == 2 and w.pop("devices") == 4
+        assert w.pop("devices_3") is True
         assert w == single
     # real measurements, not empty ones
     assert single["ei_parts"] > 0 and single["ei"] > 0 and single["sensitivity"] > 0
