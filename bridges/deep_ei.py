@@ -45,15 +45,9 @@ Example:
   True
 """
 
-import bridges
+from bridges._src.errors import require_torch
 
-try:
-    import torch  # noqa: F401
-except ImportError as e:  # pragma: no cover - torch is installed with the test extra
-    raise bridges.MissingDependencyError(
-        "bridges.deep_ei runs deep-ei scripts on torch modules, so it needs PyTorch, which is not "
-        "installed. Install it with `pip install 'ei-jax[torch]'` (torch==2.13.0)."
-    ) from e
+require_torch("bridges.deep_ei (it runs deep-ei scripts on torch modules)")
 
 from bridges._src.deep_ei_errors import (  # noqa: E402
     ActivationTypeError,

@@ -353,4 +353,5 @@ def test_without_torch_the_import_says_what_to_install():
     )
     out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("MissingDependencyError True") and "pip install 'ei-jax[torch]'" in out.stdout
+    assert out.stdout.startswith("MissingDependencyError True") and "pip install torch==2.13.0" in out.stdout
+    assert "pip install '.[torch]'" in out.stdout
