@@ -1,11 +1,10 @@
 """Every measurement the studies make, in one place: exact pairwise measures, sampled vector EI.
 
 * Dense layers ``y = f(x @ W + b)`` get the exact (infinite-sample) EI_parts and sensitivity
-  of deep-ei's pairwise estimators (:mod:`ei_jax._src.exact_core`), batched over seeds with
+  of deep-ei's pairwise estimators (:mod:`ei_jax.exact`'s pure matrices), batched over seeds with
   ``jax.vmap``: no sampling noise, so the spread across seeds is the spread of the networks.
-* Vector EI (and spans of several layers) are sampled with :func:`ei_jax.ei`; where ei_jax's
-  estimate-with-standard-error API exists (``stderr=True``) its standard error is stored,
-  otherwise NaN.
+* Vector EI (and spans of several layers) are sampled with :func:`ei_jax.ei` with
+  ``stderr=True``: the plug-in value and its standard error are stored.
 
 Switching a study to another estimator is a change here only.
 """
@@ -21,7 +20,7 @@ import numpy as np
 import ei_jax
 from ei_jax._src.activations import default_range
 from ei_jax._src.errors import SampleLimitedWarning
-from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax.exact import exact_ei_parts_matrix, exact_sensitivity_matrix
 
 
 @functools.lru_cache(maxsize=64)
@@ -85,12 +84,6 @@ def _identity_range(kernels, biases, in_range):
     return float(bot.min()), float(top.max())
 
 
-def _supports_stderr() -> bool:
-    import inspect
-
-    return "stderr" in inspect.signature(ei_jax.ei).parameters
-
-
 def sampled_ei(key, top, layer, *, in_layer=None, in_range, bins, samples) -> tuple[float, float]:
     """Sampled vector EI (bits) of ``layer`` (or the span ``in_layer .. layer``) and its stderr.
 
@@ -100,8 +93,8 @@ def sampled_ei(key, top, layer, *, in_layer=None, in_range, bins, samples) -> tu
       samples: noise samples.
 
     Returns:
-      ``(value, stderr)``: the plug-in estimate and its standard error (NaN where ei_jax has
-      no standard error yet).
+      ``(value, stderr)``: the plug-in estimate (``ei_jax.Estimate.value``) and its standard
+      error.
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
@@ -119,10 +112,8 @@ def sampled_ei(key, top, layer, *, in_layer=None, in_range, bins, samples) -> tu
         # Wide layers' vector EI is sample-limited by construction (bins ** n_in input cells);
         # a study measures thousands of them, so it says so once, in its summary, instead.
         warnings.simplefilter("ignore", SampleLimitedWarning)
-        if _supports_stderr():
-            est = ei_jax.ei(key, top, layer, stderr=True, **kw)
-            return float(est.value), float(est.stderr)
-        return float(ei_jax.ei(key, top, layer, **kw)), math.nan
+        est = ei_jax.ei(key, top, layer, stderr=True, **kw)
+    return float(est.value), float(est.stderr)
 
 
 def sampled_ei_parts(key, top, layer, *, in_layer=None, in_range, bins, samples) -> float:
