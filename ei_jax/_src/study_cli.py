@@ -45,8 +45,12 @@ def _seeds(text: str) -> int:
     return value
 
 
-def add_study_parser(subparsers) -> argparse.ArgumentParser:
-    """Adds ``study NAME [--seeds N] [--fast] [--seed S] [--out DIR] [--no-progress]``."""
+def add_study_parser(subparsers, *, runtime_options=None) -> argparse.ArgumentParser:
+    """Adds ``study NAME [--seeds N] [--fast] [--seed S] [--out DIR]`` to ``subparsers``.
+
+    ``runtime_options(parser)`` adds the command line's shared runtime flags (it must add
+    ``--no-progress``); without it, only ``--no-progress`` is added. Returns the subparser.
+    """
     p = subparsers.add_parser(
         "study", help="answer one of deep-ei's open questions with a small experiment",
         description="Train small networks over several seeds while measuring the EI of every "
@@ -58,7 +62,10 @@ def add_study_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="a small version (the tests use it)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
     p.add_argument("--out", metavar="DIR", default=None, help="output directory (default runs/study-NAME)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    if runtime_options is None:
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    else:
+        runtime_options(p)
     p.set_defaults(func=run_study)
     return p
 
