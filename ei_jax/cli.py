@@ -44,7 +44,7 @@ natural order of their names). A checkpoint stores weights, not the activations 
 the layers: give --activation, except for the checkpoints of an `ei-jax reproduce` run,
 whose measurements.json says them. Several checkpoints of one architecture are measured
 together, every layer of all of them in one compiled call (same key: each gets the numbers
-it gets alone).
+it gets alone, up to a rare sample moved to the next bin by float rounding).
 """
 
 def _fill(*paragraphs) -> str:

@@ -66,7 +66,7 @@ def main(argv=None):
     run = Path(args.run) if args.run else out / "iris-run"
     if args.run is None:
         small = ["--epochs", "20", "--every", "10", "--samples", "20000", "--sensitivity-samples", "500"]
-        rc = cli.main(["reproduce", "iris", "--out", str(run), "--no-progress",
+        rc = cli.main(["reproduce", "iris", "--out", str(run), "--no-progress", "--force",
                        *(small if args.fast else ["--epochs", "1000", "--every", "50"])])
         if rc:
             raise SystemExit(rc)

@@ -6,7 +6,9 @@ knobs; :func:`measure_network` returns one row per layer, in bits, with the key 
 :func:`measure_stack` measures N checkpoints of one architecture with the same keys in
 two compiled ``ei_jax.core.map_params`` calls per layer (vector EI with EI_parts from the
 same samples, then sensitivity), and gives each checkpoint the rows :func:`measure_network`
-gives it alone.
+gives it alone -- up to float rounding: the stacked (vmapped) matrix products can round a
+sample's output differently in the last bit and move it to the neighbouring bin (measured on
+200 random checkpoints: 3 of 600 layer rows differed, by at most 3e-5 bits).
 """
 
 import dataclasses

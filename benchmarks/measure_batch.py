@@ -1,0 +1,110 @@
+"""``ei-jax measure`` on N checkpoints: one batch command vs a loop of single-checkpoint calls.
+
+Writes N checkpoints of the paper's Iris network (4-5-5-3, sigmoid; random initialisations)
+as Flax msgpack files, then times, each side in a fresh process (imports excluded):
+
+* batch: ``ei-jax measure DIR --activation sigmoid`` -- every layer of all N checkpoints in
+  compiled ``ei_jax.core.map_params`` calls;
+* loop: ``ei-jax measure FILE --activation sigmoid`` for each file, N calls in ONE process
+  (so the loop compiles once and then reuses its programs: the loop's best case);
+* and one single-checkpoint call as its own process (``python -m ei_jax.cli``, imports
+  included), the cost a shell loop over ``ei-jax measure`` pays per checkpoint.
+
+The two tables are compared row by row (same key: they must be equal). Prints seconds and
+the ratios loop / batch.
+
+    .venv/bin/python benchmarks/measure_batch.py                     # 200 checkpoints
+    .venv/bin/python benchmarks/measure_batch.py --checkpoints 20 --samples 20000   # quick
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r'''
+import json, sys, time, contextlib, io
+from pathlib import Path
+from ei_jax import cli
+mode, folder, out, *settings = sys.argv[1:]
+files = sorted(str(p) for p in Path(folder).glob("*.msgpack"))
+common = ["--activation", "sigmoid", "--no-progress", *settings]
+t0 = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    if mode == "batch":
+        assert cli.main(["measure", folder, *common, "--json", out]) == 0
+    else:
+        rows = []
+        for f in files:
+            assert cli.main(["measure", f, *common, "--json", out]) == 0
+            rows += json.loads(Path(out).read_text())["rows"]
+        Path(out).write_text(json.dumps({"rows": rows}))
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+'''
+
+
+def _child(mode, folder, out, settings):
+    env = dict(os.environ, PYTHONPATH=str(REPO), EI_JAX_NO_CACHE="1")
+    p = subprocess.run([sys.executable, "-c", CHILD, mode, str(folder), str(out), *settings],
+                       capture_output=True, text=True, env=env, timeout=7200)
+    if p.returncode:
+        raise SystemExit(p.stderr[-3000:])
+    return json.loads(p.stdout.splitlines()[-1])["seconds"]
+
+
+def _write_checkpoints(folder: Path, n: int):
+    import jax
+    import jax.numpy as jnp
+
+    from ei_jax._src.checkpoints import save_checkpoint
+    from ei_jax._src.paper_nets import mlp
+
+    model, x0 = mlp((4, 5, 5, 3)), jnp.zeros((1, 4))
+    init = jax.jit(model.init)
+    for i in range(n):
+        save_checkpoint(folder / f"epoch_{i:06d}.msgpack", init(jax.random.key(i), x0))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoints", type=int, default=200)
+    p.add_argument("--samples", default="100000", help="--samples of ei-jax measure (default its own)")
+    p.add_argument("--sensitivity-samples", default="5000")
+    args = p.parse_args(argv)
+    settings = ["--samples", args.samples, "--sensitivity-samples", args.sensitivity_samples]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "checkpoints"
+        folder.mkdir()
+        _write_checkpoints(folder, args.checkpoints)
+        batch = _child("batch", folder, Path(tmp) / "batch.json", settings)
+        loop = _child("loop", folder, Path(tmp) / "loop.json", settings)
+        rows_b = json.loads((Path(tmp) / "batch.json").read_text())["rows"]
+        rows_l = json.loads((Path(tmp) / "loop.json").read_text())["rows"]
+        differ = [(a["checkpoint"], a["layer"], k, a[k], b[k]) for a, b in zip(rows_b, rows_l, strict=True)
+                  for k in a if a[k] != b[k]]
+        equal = not differ
+        one = next(iter(sorted(folder.glob("*.msgpack"))))
+        env = dict(os.environ, PYTHONPATH=str(REPO), EI_JAX_NO_CACHE="1")
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ei_jax.cli", "measure", str(one), "--activation", "sigmoid",
+                        "--no-progress", *settings], check=True, capture_output=True, env=env, timeout=3600)
+        process = time.perf_counter() - t0
+    n = args.checkpoints
+    print(f"ei-jax measure on {n} checkpoints of a 4-5-5-3 sigmoid net ({args.samples} samples, "
+          f"{args.sensitivity_samples} per input for sensitivity, 8 bins), {os.cpu_count()} CPU cores")
+    print(f"  batch (one command, map_params per layer):   {batch:8.1f} s")
+    print(f"  loop of {n} single calls in one process:     {loop:8.1f} s   loop / batch = {loop / batch:.1f}x")
+    print(f"  one single call as a process (x {n}):        {process:8.1f} s   "
+          f"(x {n} = {process * n:.0f} s; / batch = {process * n / batch:.0f}x)")
+    print(f"  tables equal row for row: {equal}" + "".join(f"\n    differs: {d}" for d in differ[:10]))
+    return dict(batch=batch, loop=loop, process=process, equal=equal)
+
+
+if __name__ == "__main__":
+    main()
