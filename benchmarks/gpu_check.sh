@@ -8,7 +8,7 @@
 # Installs nothing: it assumes `pip install -e .` and a CUDA jaxlib (e.g. `pip install -U
 # "jax[cuda12]"`) were done in the Python it runs ($PYTHON, else .venv/bin/python, else python).
 # Usage: bash benchmarks/gpu_check.sh            # on a GPU machine
-#        bash benchmarks/gpu_check.sh --smoke    # tiny sizes, any backend (tests this script)
+#        bash benchmarks/gpu_check.sh --smoke    # tiny sizes, any backend (CI: tests/test_gpu_check.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-}
@@ -30,9 +30,11 @@ fi
 RUN=("$PY" benchmarks/run.py --skip-deep-ei --reps 1 --timeout 300)
 # Which counting kernel suits this accelerator (ei_jax picks "onehot" off CPU, untested so far).
 if [ "$SMOKE" = 1 ]; then
-  "$PY" benchmarks/breakdown.py --samples 2e5
-  "${RUN[@]}" --only W1,W2,B1 --samples W1=1e6 --samples W2=1e6 --samples B1=1e4 --checkpoints 10
-  "${RUN[@]}" --only W1 --samples W1=1e7 --no-steady
+  # Every command of the full check at tiny sizes (tests/test_gpu_check.py runs this on CPU).
+  "$PY" benchmarks/breakdown.py --samples 2e4
+  "${RUN[@]}" --only W1,W2,B1 --samples W1=1e5 --samples W2=1e5 --samples B1=1e3 --checkpoints 4 \
+    --variants vmap,map_params
+  "${RUN[@]}" --only W1 --samples W1=1e5 --no-steady
 else
   "$PY" benchmarks/breakdown.py --samples 1e8 --batch-size 1048576
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e8 --samples W2=1e8
