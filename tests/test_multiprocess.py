@@ -4,8 +4,8 @@ with 1 device.
 The processes run JAX's own distributed runtime (``jax.distributed.initialize`` with a
 coordinator on 127.0.0.1, gloo collectives between CPU devices), exactly as one process per
 host does on a cluster. Every process runs the same script; each prints its results as JSON
-and they must equal the single-process run's to the last bit. The processes are bounded in
-time and killed if anything fails.
+and they must equal the single-process run's to the last bit (the ``stderr=True`` estimates
+too). The processes are bounded in time and killed if anything fails.
 """
 
 import json
@@ -43,6 +43,10 @@ SCRIPT = textwrap.dedent('''
     out["groups"] = ei_jax.eis_between_groups(key, top, "layers_0", [((0, 1), (2,)), ((2,), (0, 3))],
                                               samples=20_001, **kw)
     out["both"] = ei_jax.vector_and_pairwise_ei(key, top, "layers_0", samples=20_001, **kw)
+    for name, e in (("ei_parts_se", ei_jax.ei_parts(key, top, "layers_0", samples=20_000, stderr=True, **kw)),
+                    ("ei_se", ei_jax.ei(key, top, "layers_2", samples=20_000, stderr=True, in_bins=8,
+                                        out_bins=8))):
+        out[name] = [e.value, e.corrected, e.stderr]
 
     def measure(w, k, devices=None):
         return core.ei_parts(k, lambda q, x: jax.nn.sigmoid(x @ q), w, in_shape=(3,), in_range=(0, 1),
