@@ -199,7 +199,9 @@ def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
         raise ShapeMismatchError(
             f"kernel must be (n_in, n_out) (Flax layout). Got shape {kernel.shape}; for a conv "
             "kernel (kh, kw, c_in, c_out) pass kernel.reshape(-1, c_out).")
+    kernel = kernel.astype(kernel.dtype)       # not weak-typed: one compiled program per dtype
     bias = jnp.zeros(kernel.shape[1], kernel.dtype) if bias is None else jnp.asarray(bias)
+    bias = bias.astype(bias.dtype)
     if bias.shape != (kernel.shape[1],):
         raise ShapeMismatchError(
             f"bias must have shape (n_out,)=({kernel.shape[1]},). Got {bias.shape}.")

@@ -24,7 +24,7 @@ WIDEN = 1e-6
 
 ACTIVATIONS = {
     "identity": lambda z: z,
-    "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+    "sigmoid": lambda z: 0.5 * (1.0 + np.tanh(0.5 * z)),
     "tanh": np.tanh,
     "relu": lambda z: np.maximum(z, 0.0),
 }
