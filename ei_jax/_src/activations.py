@@ -49,21 +49,14 @@ _KNOWN_FUNCTIONS: list[tuple[Any, str]] = [
 
 
 def _flax_known_functions():
-    try:
-        import flax.linen as linen
-        from flax import nnx
-    except ImportError:  # pragma: no cover - flax is a dependency
-        return []
-    pairs = []
-    for mod in (linen, nnx):
-        for attr, name in (("sigmoid", "sigmoid"), ("tanh", "tanh"), ("relu", "relu")):
-            fn = getattr(mod, attr, None)
-            if fn is not None:
-                pairs.append((fn, name))
-    return pairs
+    """flax.linen's and flax.nnx's activations (today the same objects as jax.nn's): looked up
+    only when a function is not found otherwise, so ``import ei_jax`` does not import
+    ``flax.nnx`` (and optax, treescope) for nothing."""
+    import flax.linen as linen
+    from flax import nnx
 
-
-_KNOWN_FUNCTIONS.extend(_flax_known_functions())
+    return [(getattr(mod, attr), attr) for mod in (linen, nnx) for attr in ("sigmoid", "tanh", "relu")
+            if hasattr(mod, attr)]
 
 
 def canonical_name(activation: str | None) -> str | None:
@@ -82,7 +75,7 @@ def canonical_name(activation: str | None) -> str | None:
 
 def name_of_function(fn: Any) -> str | None:
     """Maps a known activation function object to its canonical name, or ``...`` if unknown."""
-    for known, name in _KNOWN_FUNCTIONS:
+    for known, name in (*_KNOWN_FUNCTIONS, *_flax_known_functions()):
         if fn is known:
             return None if name == "identity" else name
     return ...  # type: ignore[return-value]

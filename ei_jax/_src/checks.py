@@ -83,14 +83,19 @@ def error_if(pred, error: type[Exception], message: str) -> None:
     jax.debug.callback(fail, pred)
 
 
+@jax.jit
+def _any_non_finite(leaves):
+    """One compiled program per structure (not one per operation) for the finite check."""
+    return jnp.logical_not(jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves])))
+
+
 def check_finite_params(params, what: str) -> None:
     """:class:`NonFiniteParamsError` if any leaf of ``params`` holds NaN or infinity (jit-safe)."""
     leaves = [jnp.asarray(v) for v in jax.tree.leaves(params)]
     leaves = [v for v in leaves if jnp.issubdtype(v.dtype, jnp.inexact)]
     if not leaves:
         return
-    bad = jnp.logical_not(jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in leaves])))
-    error_if(bad, NonFiniteParamsError,
+    error_if(_any_non_finite(leaves), NonFiniteParamsError,
              f"{what} has NaN or infinite parameters; measure a checkpoint with finite weights.")
 
 
