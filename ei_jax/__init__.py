@@ -9,8 +9,12 @@ compiled programs on disk: later runs of a script skip compiling them.
 
 from ei_jax._src.compilation_cache import enable_from_environment as _enable_cache_from_env
 
-from ei_jax import core
+from ei_jax import core, exact
+from ei_jax._src.compilation_cache import enable_compilation_cache
 from ei_jax._src.errors import (
+    CheckpointError,
+    CheckpointNotFoundError,
+    CheckpointShapeError,
     DefaultRangeWarning,
     EIJaxError,
     EmptyHistogramError,
@@ -24,6 +28,7 @@ from ei_jax._src.errors import (
     LayerNotFoundError,
     LayerOrderError,
     MemoryBudgetError,
+    MissingDependencyError,
     NonFiniteParamsError,
     NotDifferentiableError,
     OutOfRangeWarning,
@@ -53,6 +58,9 @@ _enable_cache_from_env()
 __all__ = [
     "AvgPool",
     "CausalPlanePoint",
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "CheckpointShapeError",
     "DefaultRangeWarning",
     "EIJaxError",
     "EmptyHistogramError",
@@ -69,6 +77,7 @@ __all__ = [
     "LayerOrderError",
     "MaxPool",
     "MemoryBudgetError",
+    "MissingDependencyError",
     "NonFiniteParamsError",
     "NotDifferentiableError",
     "OutOfRangeWarning",
@@ -83,6 +92,8 @@ __all__ = [
     "ei_parts",
     "ei_parts_matrix",
     "eis_between_groups",
+    "exact",
+    "enable_compilation_cache",
     "entropy",
     "joint_histograms",
     "mutual_information",

@@ -34,6 +34,7 @@ from ei_jax._src.core_measures import (
     vector_ei,
     vector_stats,
 )
+from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
 from ei_jax._src.interface import BLOCK, MAX_SAMPLES, PairStats, VectorStats
 from ei_jax._src.interventions import uniform_blocks
 
@@ -46,6 +47,8 @@ __all__ = [
     "ei_parts_estimate",
     "ei_parts_matrix",
     "ei_parts_matrix_estimate",
+    "exact_ei_parts_matrix",
+    "exact_sensitivity_matrix",
     "map_params",
     "pairwise_stats",
     "sensitivity",

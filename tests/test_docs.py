@@ -26,8 +26,9 @@ from ei_jax._src import (
 
 import bridges
 
-NAMESPACES = (ei_jax, ei_jax.core, bridges)
-PUBLIC = [getattr(m, n) for m in NAMESPACES for n in m.__all__ if inspect.isfunction(getattr(m, n))]
+NAMESPACES = (ei_jax, ei_jax.core, ei_jax.exact, bridges)
+PUBLIC = list({id(f): f for f in (getattr(m, n) for m in NAMESPACES for n in m.__all__)
+               if inspect.isfunction(f)}.values())
 CLASSES = [getattr(m, n) for m in NAMESPACES for n in m.__all__ if inspect.isclass(getattr(m, n))]
 
 

@@ -6,7 +6,7 @@ torch is imported only here, and only when a torch module is actually given.
 import sys
 
 from bridges._src import flax_build, ir
-from bridges._src.errors import UnsupportedModuleError
+from bridges._src.errors import InvalidCallError, UnsupportedModuleError
 
 SUPPORTED = (
     "nn.Linear, nn.Conv2d (groups=1, padding_mode='zeros'), nn.AvgPool2d and nn.MaxPool2d "
@@ -136,7 +136,7 @@ def describe(module):
     """The layer specs of a torch module (weights copied to float32 NumPy arrays)."""
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(module, torch.nn.Module):
-        raise TypeError(
+        raise InvalidCallError(
             f"Expected a torch.nn.Module (e.g. nn.Sequential of {SUPPORTED.split(', nn.Sequential')[0]}). "
             f"Got {type(module).__name__}."
         )
