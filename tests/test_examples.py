@@ -68,7 +68,6 @@ def test_train_and_measure(example, name):
 
 def test_torch_checkpoint_fast(example, capsys):
     """--fast (here through EI_JAX_EXAMPLES_FAST=1) measures the converted conv net with small counts."""
-    pytest.importorskip("torch")
     rows = example("torch_checkpoint")(["--format", "safetensors"])
     out = capsys.readouterr().out
     assert "4000 samples, 200 per input" in out
@@ -77,10 +76,20 @@ def test_torch_checkpoint_fast(example, capsys):
         assert 0 < parts < sens and vector > 0 and deg == pytest.approx(sens - parts)
 
 
+def test_deep_ei_dropin(example):
+    got = example("deep_ei_dropin")([])  # deep-ei's README, import changed, a tenth of the samples
+    assert got["matrix"].shape == (20, 10) and np.all(got["matrix"] >= 0)
+    for name in ("ei", "ei_layer1", "ei_layer2", "ei_parts", "ei_parts_auto", "sensitivity"):
+        assert isinstance(got[name], float) and got[name] > 0, name
+    # vector EI of a layer with n outputs at 8 bins is at most 3n bits and log2(samples)
+    assert got["ei"] <= min(15, np.log2(10_000)) and got["ei_layer2"] <= min(15, np.log2(10_000))
+    assert got["ei_parts"] <= 25 * 3 and got["sensitivity"] <= 100 * 6
+
+
+TESTED = {"deep_ei_readme", "toy_ei_vs_weight", "toy_weight_grid", "checkpoint_stack", "train_linen",
+          "train_nnx", "torch_checkpoint", "deep_ei_dropin"}
+
+
 def test_every_example_is_tested():
-    tested = {"deep_ei_readme", "toy_ei_vs_weight", "toy_weight_grid", "checkpoint_stack",
-              "train_linen", "train_nnx", "torch_checkpoint"}
-    # examples/deep_ei_dropin.py belongs to the deep-ei drop-in work (bridges.deep_ei), whose
-    # tests are to run it.
-    present = {p.stem for p in EXAMPLES.glob("*.py")} - {"deep_ei_dropin"}
-    assert present == tested
+    present = {p.stem for p in EXAMPLES.glob("*.py")}
+    assert present == TESTED
