@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax._src import exact_sums as sums
+from ei_jax._src.exact_conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
 from ei_jax._src.binning import check_range
 from ei_jax._src.errors import ExactUnavailableError, ShapeMismatchError
 from ei_jax._src.exact_binning import canonical_exact_activation, input_bins, output_thresholds
@@ -56,85 +57,6 @@ def mi_from_conditionals(p, cdf):
     return jnp.maximum(h, 0.0), kept
 
 
-def _at_thresholds(t, fn):
-    """``fn(t_finite)`` with 0 / 1 at thresholds of -inf / +inf (NaN-free gradients)."""
-    fin = np.isfinite(t)
-    val = fn(jnp.asarray(np.where(fin, t, 0.0)))
-    lead = (1,) * (val.ndim - 1)
-    pos_inf = jnp.asarray(t == np.inf).reshape(lead + (-1,))
-    return jnp.where(pos_inf, 1.0, jnp.where(jnp.asarray(fin).reshape(lead + (-1,)), val, 0.0))
-
-
-def _uniform_cdf(zlo, zhi, t):
-    """CDF at ``t (T,)`` of uniforms on ``[zlo, zhi]`` ``(..., )`` (point masses if equal)."""
-    width = zhi - zlo
-    ok = width > 0
-    t = t.reshape((1,) * zlo.ndim + (-1,))
-    frac = jnp.clip((t - zlo[..., None]) / jnp.where(ok, width, 1.0)[..., None], 0.0, 1.0)
-    return jnp.where(ok[..., None], frac, (t > zlo[..., None]).astype(t.dtype))
-
-
-def _cdf_point_sum(v, b, s_mean, a, t):
-    """S a point mass at ``s_mean``: z | bin i uniform on ``b + s + v a_i .. b + s + v a_{i+1}``."""
-    z0 = b + s_mean[:, None] + v[:, None] * a[None, :-1]
-    z1 = b + s_mean[:, None] + v[:, None] * a[None, 1:]
-    return _at_thresholds(t, lambda tt: _uniform_cdf(jnp.minimum(z0, z1), jnp.maximum(z0, z1), tt))
-
-
-def _cdf_trapezoid(v, b, lo, hi, a, t):
-    """``n_in`` = 2 or 3: the other inputs' sum is a uniform or a trapezoid (closed form)."""
-    n = v.shape[0]
-    others = np.array([[l for l in range(n) if l != A] for A in range(n)])       # (n, n-1)
-    vo = v[others]
-    d = jnp.abs(vo) * (hi - lo)
-    d1 = jnp.max(d, axis=1)
-    d2 = jnp.min(d, axis=1) if n == 3 else jnp.zeros_like(d1)
-    s_mean = 0.5 * (lo + hi) * jnp.sum(vo, axis=1)
-
-    def fn(tt):
-        base = tt[None, None, :] - b - s_mean[:, None, None]                   # (n, 1, T)
-        p_end = base - v[:, None, None] * a[None, :-1, None]
-        q_end = base - v[:, None, None] * a[None, 1:, None]
-        return sums.trapezoid_interval_mean(p_end, q_end, d1[:, None, None], d2[:, None, None])
-
-    return _at_thresholds(t, fn)
-
-
-def _bin_groups(h):
-    """Static: each input bin's index among the distinct widths (end bins are narrower)."""
-    widths, group = [], []
-    for x in h:
-        for g, y in enumerate(widths):
-            if abs(x - y) <= 1e-12 * max(abs(x), abs(y)):
-                group.append(g)
-                break
-        else:
-            widths.append(float(x))
-            group.append(len(widths) - 1)
-    return np.array(group), np.array(widths)
-
-
-def _cdf_series(v, b, lo, hi, m, h, t, terms):
-    """``n_in`` >= 4: the cosine series of each conditional CDF on the column's window."""
-    d = jnp.abs(v) * (hi - lo)
-    c = 0.5 * (lo + hi)
-    half = sums.window_half_width(d)
-    width = jnp.where(half > 0, 2.0 * half, 1.0)
-    u1 = jnp.pi / width
-    offset = half + v[:, None] * (m[None, :] - c)                               # (n, k_in)
-    group, widths = _bin_groups(h)
-    coef = sums.series_coefficients(u1, 0.5 * d, jnp.abs(v), offset, group, widths, terms)
-    lower = b + c * jnp.sum(v) - half
-    u = jnp.arange(1, terms + 1, dtype=v.dtype) * u1
-
-    def fn(tt):
-        tau = jnp.clip(tt - lower, 0.0, width)                                  # (T,)
-        basis = jnp.sin(u[:, None] * tau[None, :])                              # (K, T)
-        return (tau / width)[None, None, :] + jnp.einsum("kni,kt->nit", coef, basis)
-
-    return _at_thresholds(t, fn)
-
-
 def _empty(zmin, zmax, t0, tk):
     """No mass in ``[t0, tk)`` for ``z`` uniform-ish on ``[zmin, zmax]`` (a point if equal)."""
     return jnp.where(zmax > zmin, (zmax <= t0) | (zmin >= tk), (zmin < t0) | (zmin >= tk))
@@ -149,10 +71,10 @@ def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms):
     """Conditional CDFs ``(n_in, k_in, k_out + 1)`` of one output column at the thresholds."""
     n = v.shape[0]
     if which == "sensitivity" or n == 1:
-        return _cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
+        return cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
     if n <= 3:
-        return _cdf_trapezoid(v, b, lo, hi, a, t)
-    return _cdf_series(v, b, lo, hi, m, h, t, terms)
+        return cdf_trapezoid(v, b, lo, hi, a, t)
+    return cdf_series(v, b, lo, hi, m, h, t, terms)
 
 
 def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms):
