@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
             "in for the paper's MNIST (needs scikit-learn: pip install scikit-learn), or on "
             "local MNIST files with --mnist."),
         epilog=EPILOG_REPRODUCE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    rp.add_argument("dataset", choices=("iris", "digits"), help="which experiment")
+    rp.add_argument("dataset", choices=("iris", "digits", "mnist"), help="which experiment")
     g = rp.add_argument_group("training")
     g.add_argument("--epochs", type=A.count, default=None, metavar="N",
                    help="training epochs (default: 4000 iris as the paper; 2000 digits, "
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="digits only: use local MNIST idx files (a directory with "
                         "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or the "
                         "images file) instead of scikit-learn's 8x8 digits")
+    g.add_argument("--fast", action="store_true",
+                   help="mnist only: a 4-epoch smoke run measured with 10,000 samples")
     g = _measure_options(rp, samples_default=100_000)
     g.add_argument("--paper", action="store_true",
                    help="the paper's measurement settings: --samples 1e7 (explicit flags win)")
@@ -149,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--csv", metavar="PATH", default=None, help="also save the table as CSV")
     _runtime_options(mp)
     mp.set_defaults(func=M.measure)
+    from ei_jax._src.study_cli import add_study_parser
+
+    add_study_parser(sub, runtime_options=_runtime_options)
     return parser
 
 
@@ -157,18 +162,27 @@ def build_parser() -> argparse.ArgumentParser:
 def _reproduce(args, parser) -> int:
     if args.mnist is not None and args.dataset != "digits":
         parser.error("--mnist only applies to `reproduce digits`")
+    if args.fast and args.dataset != "mnist":
+        parser.error("--fast only applies to `reproduce mnist`")
     from ei_jax._src import experiments as ex
+    from ei_jax._src import study_cli
 
-    preset = dict(ex.PRESETS["mnist" if args.mnist else args.dataset])
+    if args.dataset == "mnist":
+        preset = study_cli.mnist_reproduce_preset(fast=args.fast)
+    else:
+        preset = dict(ex.PRESETS["mnist" if args.mnist else args.dataset])
     for name in ("epochs", "every", "batch_size"):
         if getattr(args, name) is not None:
             preset[name] = getattr(args, name)
     preset["lr"] = args.lr
     base = ex.PAPER_MEASURE if args.paper else ex.MeasureSettings()
+    if args.fast:
+        base = ex.MeasureSettings(samples=10_000, sensitivity_samples=500)
     config = ex.ReproduceConfig(args.dataset, seed=args.seed, measure=M.measure_settings(args, base),
                                 mnist=args.mnist, **preset)
     out = ex.check_out_dir(args.out or f"runs/{args.dataset}", force=args.force)
-    data = ex.load_dataset(config, ex.run_keys(config.seed)[1])
+    key = ex.run_keys(config.seed)[1]
+    data = study_cli.mnist_dataset(key) if args.dataset == "mnist" else ex.load_dataset(config, key)
     n = len(config.measured_epochs())
     print(f"ei-jax: training {args.dataset} {'-'.join(map(str, config.widths))} for {config.epochs} "
           f"epochs, measuring {len(config.widths) - 1} layers at {n} epochs "

@@ -86,8 +86,26 @@ def test_deep_ei_dropin(example):
     assert got["ei_parts"] <= 25 * 3 and got["sensitivity"] <= 100 * 6
 
 
+def test_toy_exact(example, tmp_path):
+    got = example("toy_exact")(["--out", str(tmp_path)])
+    assert (tmp_path / "toy_exact.png").stat().st_size > 10_000
+    assert got["curves"][("relu", 8)].max() == pytest.approx(3.0, abs=1e-3)   # y = x on (0, 1): log2 8
+
+
+def test_bias(example, tmp_path):
+    got = example("bias")(["--out", str(tmp_path)])
+    assert (tmp_path / "bias.png").exists()
+    assert all(got["plug_in"][b][0] > got["exact"][b] for b in (8, 64, 256))   # biased upward
+
+
+def test_ei_regularised_training(example, tmp_path):
+    got = example("ei_regularised_training")(["--out", str(tmp_path)])
+    assert (tmp_path / "ei_regularised_training.png").exists() and len(got) == 2
+
+
 TESTED = {"deep_ei_readme", "toy_ei_vs_weight", "toy_weight_grid", "checkpoint_stack", "train_linen",
-          "train_nnx", "torch_checkpoint", "deep_ei_dropin"}
+          "train_nnx", "torch_checkpoint", "deep_ei_dropin", "toy_exact", "bias",
+          "ei_regularised_training"}
 
 
 def test_every_example_is_tested():
