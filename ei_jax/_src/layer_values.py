@@ -218,7 +218,7 @@ def table_note(settings, rows=()) -> str:
     bins, n, m = (_setting(settings, k) for k in ("bins", "samples", "sensitivity_samples"))
     lead = method_summary(rows) + " " if rows else ""
     return (f"{lead}Sampled values are deep-ei's plug-in estimates at {bins} bins per neuron from "
-            f"{_count(n)} samples ({_count(m)} per input neuron for sensitivity); ± is one "
+            f"{_count(n)} samples ({_count(m)} per input neuron for sensitivity); in the tables ± is one "
             "standard error of the bias-corrected estimate (the *_corrected fields), 0 for exact "
             "values. Sensitivity near 0 (as small as 1e-14, float rounding of 0) at "
             "initialisation is not a bug: it perturbs one input at a time with the others at 0, "
