@@ -1,0 +1,75 @@
+"""Argument checks (ei_jax/_src/checks.py): the sample limit, typed option errors, checks that
+hold under jax.jit, and the guard that makes jax.grad through a sampled measure an error."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ei_jax
+from ei_jax import core
+
+KW = dict(in_shape=(3,), in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8, samples=2000)
+
+
+def apply(w, x):
+    return jax.nn.sigmoid(x @ w)
+
+
+W = jnp.array([[1.0, -2.0], [0.5, 3.0], [2.0, 0.0]])
+
+
+def test_grad_through_a_sampled_measure_is_an_error_not_zero():
+    for fn in (core.ei_parts, core.sensitivity, core.vector_ei):
+        with pytest.raises(ei_jax.NotDifferentiableError, match="exact_ei_parts_matrix"):
+            jax.grad(lambda w: fn(jax.random.key(0), apply, w, **KW))(W)
+    with pytest.raises(ei_jax.NotDifferentiableError):
+        jax.jit(jax.grad(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW)))(W)
+    # stop_gradient makes the value a constant: no error, and the other term's gradient is kept
+    g = jax.grad(lambda w: core.ei_parts(jax.random.key(0), apply, jax.lax.stop_gradient(w), **KW)
+                 + jnp.sum(w))(W)
+    np.testing.assert_array_equal(np.asarray(g), np.ones_like(W))
+    # and without differentiation, jit and vmap work as before
+    v = jax.jit(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW))(W)
+    assert float(v) == pytest.approx(float(core.ei_parts(jax.random.key(0), apply, W, **KW)))
+
+
+def test_nan_weights_in_the_core_fail_eagerly_and_under_jit():
+    bad = W.at[0, 0].set(jnp.nan)
+    with pytest.raises(ei_jax.NonFiniteParamsError, match="NaN or infinite"):
+        core.ei_parts(jax.random.key(0), apply, bad, **KW)
+    with pytest.raises(Exception, match="NaN or infinite parameters") as info:
+        jax.jit(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW))(bad).block_until_ready()
+    assert "JaxRuntimeError" in type(info.value).__name__ or isinstance(info.value, ei_jax.NonFiniteParamsError)
+    # finite weights under jit are not affected
+    jax.jit(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW))(W).block_until_ready()
+
+
+def test_empty_pair_of_the_estimators_fails_under_jit_too():
+    x = jnp.linspace(0.1, 0.9, 100)[:, None]
+    y = x + 5.0  # every output above its range
+    kw = dict(in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4)
+    with pytest.raises(ei_jax.EmptyHistogramError, match="clip=True"):
+        ei_jax.pairwise_mutual_information(x, y, **kw)
+    with pytest.raises(Exception, match="every sample"):
+        jax.jit(lambda a, b: ei_jax.pairwise_mutual_information(a, b, **kw))(x, y).block_until_ready()
+
+
+def test_sample_limit_message_gives_advice_that_works():
+    with pytest.raises(ei_jax.InvalidSamplesError, match="different keys") as info:
+        core.ei_parts(jax.random.key(0), apply, W, **dict(KW, samples=3_000_000_000))
+    assert "convenient API" not in str(info.value)
+    assert core.MAX_SAMPLES == (1 << 31) - core.BLOCK
+
+
+@pytest.mark.parametrize("option", [dict(batch_size=0), dict(devices=0), dict(devices=99),
+                                    dict(method="fastest")])
+def test_options_are_option_errors(option):
+    with pytest.raises(ei_jax.InvalidOptionError, match=next(iter(option))):
+        core.ei_parts(jax.random.key(0), apply, W, **KW, **option)
+
+
+def test_group_size_is_an_option_error():
+    with pytest.raises(ei_jax.InvalidOptionError, match="group_size"):
+        core.map_params(lambda w, k: core.ei_parts(k, apply, w, **KW), jnp.stack([W, W]),
+                        jax.random.key(0), group_size=0)
