@@ -56,7 +56,7 @@ def test_auto_rounds_warn_at_max_samples_and_need_every_estimate():
             rounds.record(float(i))
     assert rounds.samples == 20_000
     rounds = sampling.AutoRounds(0.05, vector=True)
-    with pytest.raises(RuntimeError, match="record"):
+    with pytest.raises(ei_jax.InvalidCallError, match="record"):
         for _ in rounds:
             pass
     with pytest.raises(ei_jax.InvalidSamplesError, match="max_samples"):

@@ -27,7 +27,7 @@ import numpy as np
 from ei_jax._src import exact_sums as sums
 from ei_jax._src.exact_conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
 from ei_jax._src.binning import check_range
-from ei_jax._src.errors import ExactUnavailableError, ShapeMismatchError
+from ei_jax._src.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
 from ei_jax._src.exact_binning import canonical_exact_activation, input_bins, output_thresholds
 
 #: Working memory per group of output columns (bytes, float64 arrays of the series).
@@ -144,7 +144,7 @@ def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
                     "accuracy. Use the sampled measure (ei_jax.ei_parts(key, ...)), or pass "
                     "terms=... explicitly to accept a larger error.")
     elif isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or terms < 1:
-        raise ValueError(f"terms must be a positive int or None. Got {terms!r}.")
+        raise InvalidOptionError(f"terms must be a positive int or None. Got {terms!r}.")
     return kernel, bias, activation, in_range, out_range, int(terms)
 
 

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ei_jax._src.errors import InvalidSamplesError
+from ei_jax._src.errors import InvalidCallError, InvalidSamplesError
 from ei_jax._src.interface import MAX_SAMPLES
 from ei_jax._src.progress import progress_bar
 
@@ -130,7 +130,7 @@ class AutoRounds:
                 rounds = len(self.values)
                 yield self.samples, interval
                 if len(self.values) != rounds + 1:
-                    raise RuntimeError("AutoRounds: record() one estimate after every round.")
+                    raise InvalidCallError("AutoRounds: record() one estimate after every round.")
                 self.samples += interval
                 bar.update(interval)
                 if self._converged(interval):
