@@ -1,7 +1,9 @@
 """``ei-jax measure`` (one checkpoint, or many of one architecture in one go) and the tables
 both commands print. Called by :mod:`ei_jax.cli`, which parses and checks the arguments."""
 
+import math
 import sys
+import textwrap
 import warnings
 
 from ei_jax import _cli_args as A
@@ -15,6 +17,7 @@ def measure_settings(args, base, in_range=None):
         sensitivity_samples=args.sensitivity_samples or base.sensitivity_samples,
         bins=args.bins or base.bins,
         in_range=tuple(in_range or base.in_range),
+        sampled=bool(getattr(args, "sampled", False)) or base.sampled,
     )
 
 
@@ -31,6 +34,31 @@ def print_table(header, rows, text=2):
         print("  ".join(v.ljust(w) if j < text else v.rjust(w) for j, (v, w) in enumerate(zip(c, widths))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def error_header(names) -> tuple:
+    """Each column name followed by its ``±`` column."""
+    return tuple(x for n in names for x in (n, "±"))
+
+
+def with_errors(row, columns) -> tuple:
+    """``(value, ±)`` cells per column: ``±`` is the standard error, ``exact`` for an exact
+    value, ``n/a`` where none was computed (rows of runs from before)."""
+    cells = []
+    for c in columns:
+        s = row.get(f"{c}_stderr", math.nan)
+        err = "exact" if row.get(f"{c}_method") == "exact" else f"{s:.4f}" if math.isfinite(s) else "n/a"
+        cells += [row[c], err]
+    return tuple(cells)
+
+
+def print_note(settings, rows):
+    """The note under a table: which columns are exact, what ± is, why sensitivity ~0 and
+    negative degeneracy are not bugs (:func:`ei_jax._src.layer_values.table_note`)."""
+    from ei_jax._src.layer_values import table_note
+
+    print()
+    print(textwrap.fill(table_note(settings, rows), 100))
 
 
 def _load(args, parser):
@@ -93,14 +121,16 @@ def measure(args, parser) -> int:
           f"{describe(settings, args.seed)}; activation {A.display(activation)}, first-layer "
           f"in_range ({in_range[0]:g}, {in_range[1]:g})")
     many = len(paths) > 1
-    header = (("checkpoint",) * many + ("layer", "shape", "EI_parts", "vector EI", "sensitivity",
-                                        "degeneracy", "plane x", "plane y"))
-    print_table(header, [(r["checkpoint"],) * many + (
-        r["checkpoint_name"], f"{r['n_in']}→{r['n_out']}", r["ei_parts"], r["vector_ei"],
-        r["sensitivity"], r["degeneracy"], r["plane_x"], r["plane_y"]) for r in rows], text=2 + many)
+    cols = ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y")
+    header = (("checkpoint",) * many + ("layer", "shape") + error_header(
+        ("EI_parts", "vector EI", "sensitivity", "degeneracy", "plane x", "plane y")))
+    print_table(header, [(r["checkpoint"],) * many + (r["checkpoint_name"], f"{r['n_in']}→{r['n_out']}")
+                         + with_errors(r, cols) for r in rows], text=2 + many)
+    print_note(settings, rows)
     meta = dict(checkpoints=[str(p) for p in paths], activation=A.display(activation), seed=args.seed,
                 measure=dict(samples=settings.samples, sensitivity_samples=settings.sensitivity_samples,
-                             bins=settings.bins, in_range=list(settings.in_range)),
+                             bins=settings.bins, in_range=list(settings.in_range),
+                             sampled=settings.sampled),
                 devices=jax.device_count(), ei_jax_version=ei_jax.__version__,
                 jax_version=jax.__version__)
     if args.json is not None:
@@ -114,5 +144,12 @@ def measure(args, parser) -> int:
     return 0
 
 
-MEASURE_COLUMNS = ("checkpoint", "checkpoint_name", "layer", "n_in", "n_out", "ei_parts", "vector_ei",
-                   "sensitivity", "degeneracy", "degeneracy_vector", "plane_x", "plane_y", "key")
+def _measure_columns():
+    from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS
+
+    return ("checkpoint", "checkpoint_name", "layer", "n_in", "n_out", *COLUMNS,
+            *(f for f in ROW_FIELDS if f not in COLUMNS), "key")
+
+
+#: measure's CSV columns: the measures, then their _stderr / _corrected / _method fields.
+MEASURE_COLUMNS = _measure_columns()

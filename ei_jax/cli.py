@@ -24,8 +24,11 @@ examples:
 
 The run writes into --out: measurements.csv and measurements.json (one row per measured
 epoch and layer: EI_parts, vector EI, sensitivity, degeneracy and the rotated causal-plane
-coordinates, in bits, with the loss and accuracy), ei_over_training.png, causal_plane.png
-and the Flax checkpoint of every measured epoch (checkpoints/epoch_NNNNNN.msgpack).
+coordinates, in bits, each with _stderr, _corrected and _method (exact or sampled) fields,
+with the loss and accuracy), ei_over_training.png, causal_plane.png and the Flax checkpoint
+of every measured epoch (checkpoints/epoch_NNNNNN.msgpack). EI_parts, sensitivity and
+degeneracy are exact (no sampling) wherever ei_jax.exact applies; --sampled gives deep-ei's
+estimator; vector EI is always sampled. The ± columns are standard errors.
 `ei-jax measure` on a checkpoint, with the same --seed, --samples, --sensitivity-samples
 and --bins, prints the same numbers.
 """
@@ -68,6 +71,10 @@ def _measure_options(p, *, samples_default):
     g.add_argument("--bins", type=A.bins, default=None, metavar="N",
                    help="bins per neuron, inputs and outputs (default and the paper: 8)")
     g.add_argument("--seed", type=A.seed, default=0, help="random seed of the run (default 0)")
+    g.add_argument("--sampled", action="store_true",
+                   help="deep-ei's sampled (plug-in) EI_parts, sensitivity and degeneracy even where "
+                        "the exact values apply (default: exact for every single layer with a known "
+                        "activation; vector EI is always sampled)")
     return g
 
 
@@ -193,15 +200,16 @@ def _reproduce(args, parser) -> int:
     first, last = min(r["epoch"] for r in run.rows), max(r["epoch"] for r in run.rows)
     print(f"{run.meta['dataset']['name']}: final training loss {run.rows[-1]['train_loss']:.4g}, "
           f"test accuracy {100 * run.rows[-1]['test_accuracy']:.1f}%; {M.describe(config.measure, args.seed)}")
-    header = ("layer", "", f"EI_parts@{first}", f"EI_parts@{last}", f"vector EI@{last}",
-              f"sensitivity@{last}", f"degeneracy@{last}")
+    header = ("layer", "") + M.error_header((f"EI_parts@{first}", f"EI_parts@{last}", f"vector EI@{last}",
+                                             f"sensitivity@{last}", f"degeneracy@{last}"))
     table = []
     for layer in run.meta["layers"]:
         r0 = next(r for r in run.rows if r["layer"] == layer["name"] and r["epoch"] == first)
         r1 = next(r for r in run.rows if r["layer"] == layer["name"] and r["epoch"] == last)
-        table.append((layer["label"], layer["name"], r0["ei_parts"], r1["ei_parts"],
-                      r1["vector_ei"], r1["sensitivity"], r1["degeneracy"]))
+        table.append((layer["label"], layer["name"]) + M.with_errors(r0, ("ei_parts",))
+                     + M.with_errors(r1, ("ei_parts", "vector_ei", "sensitivity", "degeneracy")))
     M.print_table(header, table)
+    M.print_note(config.measure, run.rows)
     print(f"wrote {out}/: measurements.csv, measurements.json, ei_over_training.png, "
           f"causal_plane.png, checkpoints/ ({n} files) in {run.seconds:.0f} s")
     return 0

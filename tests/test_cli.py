@@ -182,16 +182,45 @@ def test_batch_equals_each_checkpoint_alone(cli_run, tmp_path, capsys):
     for path in batch["checkpoints"]:
         assert run_cli("measure", path, *args, "--json", str(tmp_path / "one.json")) == 0
         alone += json.loads((tmp_path / "one.json").read_text())["rows"]
-    assert batch["rows"] == alone and len(alone) == 9
+    assert len(batch["rows"]) == len(alone) == 9
+    for b, a in zip(batch["rows"], alone):
+        # the stack's exact columns come from one vmapped call, alone's from an unbatched one:
+        # equal to float64 rounding; everything else (sampled columns, methods, keys) exactly
+        floats = {k for k, v in a.items() if isinstance(v, float)}
+        assert {k: v for k, v in b.items() if k not in floats} == {k: v for k, v in a.items() if k not in floats}
+        assert [b[k] for k in sorted(floats)] == pytest.approx([a[k] for k in sorted(floats)], rel=1e-12, abs=1e-12)
+        assert b["ei_parts_method"] == "exact" and b["vector_ei_method"] == "sampled"
     table = [r for r in ex.read_table_csv(cli_run / "measurements.csv")]
     for r, t in zip(alone, table, strict=True):  # and what the run itself measured
         assert (r["ei_parts"], r["vector_ei"], r["sensitivity"]) == (t["ei_parts"], t["vector_ei"], t["sensitivity"])
     with open(tmp_path / "all.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [float(r["ei_parts"]) for r in rows] == [r["ei_parts"] for r in alone]
+    assert [float(r["ei_parts"]) for r in rows] == [r["ei_parts"] for r in batch["rows"]]
     assert run_cli("measure", str(cli_run / "checkpoints/epoch_*.msgpack"), *args, "--json",
                    str(tmp_path / "glob.json")) == 0
     assert json.loads((tmp_path / "glob.json").read_text())["rows"] == batch["rows"]
+
+
+def test_sampled_flag_and_the_table_note(cli_run, tmp_path, capsys):
+    """--sampled: deep-ei's plug-in for every column, each with its standard error (the same
+    samples as the exact run's vector EI); the note under the table says so."""
+    path = str(cli_run / "checkpoints/epoch_000020.msgpack")
+    assert run_cli("measure", path, *SMALL, "--seed", "7", "--json", str(tmp_path / "e.json")) == 0
+    exact_out = capsys.readouterr().out
+    assert run_cli("measure", path, *SMALL, "--seed", "7", "--sampled", "--json", str(tmp_path / "s.json")) == 0
+    out = capsys.readouterr().out
+    assert "Sampled: EI_parts, sensitivity, degeneracy, vector EI." in " ".join(out.split())
+    assert "Exact (infinite-sample) values: EI_parts, sensitivity, degeneracy;" in " ".join(exact_out.split())
+    assert "20,000 samples (500 per input neuron" in " ".join(out.split()) and "bin edge" in out
+    sampled = json.loads((tmp_path / "s.json").read_text())
+    exact = json.loads((tmp_path / "e.json").read_text())["rows"]
+    assert sampled["measure"]["sampled"] is True
+    for s, e in zip(sampled["rows"], exact, strict=True):
+        assert {s[f"{c}_method"] for c in ("ei_parts", "sensitivity", "degeneracy")} == {"sampled"}
+        assert s["ei_parts_stderr"] > 0 and s["vector_ei"] == e["vector_ei"]
+        # the sampled estimate covers the exact value (5 stderr: chance failure 5.7e-7 each)
+        for c in ("ei_parts", "sensitivity"):
+            assert abs(s[f"{c}_corrected"] - e[c]) <= 5 * s[f"{c}_stderr"] + 1e-9, c
 
 
 def _sigmoid_tanh(tmp_path):

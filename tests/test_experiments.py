@@ -19,6 +19,7 @@ import optax
 import pytest
 
 import ei_jax
+from ei_jax import exact
 from ei_jax._cli_loader import dense_chain, load_any_checkpoint
 from ei_jax._src import experiments as ex
 from ei_jax._src import reproduce as reproduce_module
@@ -182,10 +183,18 @@ def test_table_equals_the_library_on_saved_checkpoints(iris_run):
         key = jax.random.wrap_key_data(np.asarray(row["key"], np.uint32))
         kw = dict(in_range=tuple(m["in_range"]) if row["layer"] == first else None,
                   in_bins=m["bins"], out_bins=m["bins"])
-        vec, parts = ei_jax.vector_and_pairwise_ei(key, top, row["layer"], samples=m["samples"], **kw)
-        sens = ei_jax.sensitivity(key, top, row["layer"], samples=m["sensitivity_samples"], **kw)
-        assert (row["ei_parts"], row["vector_ei"], row["sensitivity"]) == (parts, vec, sens)
-        assert row["degeneracy"] == sens - parts and row["degeneracy_vector"] == sens - vec
+        # every layer of the paper's sigmoid network is one f(x @ W): exact EI_parts and
+        # sensitivity; vector EI sampled with its standard error, from the stored key
+        assert row["ei_parts_method"] == row["sensitivity_method"] == "exact"
+        assert row["vector_ei_method"] == "sampled"
+        parts = exact.ei_parts(top, row["layer"], **kw)
+        sens = exact.sensitivity(top, row["layer"], **kw)
+        vec = ei_jax.ei(key, top, row["layer"], samples=m["samples"], stderr=True, **kw)
+        assert (row["ei_parts"], row["sensitivity"]) == (parts, sens)
+        assert (row["vector_ei"], row["vector_ei_stderr"], row["vector_ei_corrected"]) == (
+            vec.value, vec.stderr, vec.corrected)
+        assert row["ei_parts_stderr"] == row["sensitivity_stderr"] == 0.0 < row["vector_ei_stderr"]
+        assert row["degeneracy"] == sens - parts and row["degeneracy_vector"] == sens - vec.value
 
 
 def test_causal_plane_columns_are_the_rotation(iris_run):

@@ -27,13 +27,14 @@ import ei_jax
 from ei_jax._src.checkpoints import atomic_write, save_checkpoint
 from ei_jax._src.datasets import Dataset, load_digits, load_iris, load_mnist
 from ei_jax._src.errors import LoadDatasetError
+from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS
 from ei_jax._src.measure_rows import MeasureSettings, measure_network
 from ei_jax._src.paper_nets import ACTIVATION, evaluate, layer_labels, paper_network
 from ei_jax._src.progress import progress_bar
 
 TABLE_COLUMNS = ("epoch", "batches", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
-                 "layer", "label", "n_in", "n_out", "ei_parts", "vector_ei", "sensitivity",
-                 "degeneracy", "degeneracy_vector", "plane_x", "plane_y", "key", "checkpoint")
+                 "layer", "label", "n_in", "n_out", *COLUMNS,
+                 *(f for f in ROW_FIELDS if f not in COLUMNS), "key", "checkpoint")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +92,7 @@ def table_csv(rows, columns=TABLE_COLUMNS) -> str:
 def read_table_csv(path) -> list[dict[str, Any]]:
     """Reads ``measurements.csv`` back (numbers as float/int, ``key`` as two ints)."""
     ints = {"epoch", "batches", "n_in", "n_out"}
-    text = {"layer", "label", "checkpoint"}
+    text = {"layer", "label", "checkpoint", *(f for f in ROW_FIELDS if f.endswith("_method"))}
     out = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
@@ -210,10 +211,16 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
                           loss="summed squared error per batch", epochs=config.epochs,
                           every=config.every, seed=config.seed),
             measure=dict(**dataclasses.asdict(config.measure),
-                         functions="ei_jax.vector_and_pairwise_ei(key, top, layer, samples=samples, "
-                                   "in_range=in_range if first layer else None, in_bins=bins, "
-                                   "out_bins=bins) and ei_jax.sensitivity(..., samples="
-                                   "sensitivity_samples); degeneracy = sensitivity - ei_parts",
+                         functions="ei_parts, sensitivity: ei_jax.exact.ei_parts / .sensitivity(top, "
+                                   "layer, in_range=in_range if first layer else None, in_bins=bins, "
+                                   "out_bins=bins) where exact applies and not sampled, else "
+                                   "ei_jax.vector_and_pairwise_ei(key, top, layer, samples=samples, "
+                                   "stderr=True, ...) and ei_jax.sensitivity(..., samples="
+                                   "sensitivity_samples, stderr=True); vector_ei: ei_jax.ei(key, "
+                                   "..., samples=samples, stderr=True) (same samples); degeneracy "
+                                   "= sensitivity - ei_parts; <column>_method says exact or "
+                                   "sampled, <column>_stderr is the standard error of "
+                                   "<column>_corrected (0 when exact)",
                          key="row key = jax.random.key_data(fold_in(k_measure, layer index)), "
                              "k_measure = jax.random.split(jax.random.key(seed), 4)[3]"),
             layers=[dict(name=n, label=lb) for n, lb in zip(layers, labels)],
@@ -222,8 +229,10 @@ def reproduce(config: ReproduceConfig, out, *, progress: bool = True, command: s
         atomic_write(staging / "measurements.csv", table_csv(rows))
         atomic_write(staging / "measurements.json", json.dumps({**meta, "rows": rows}, indent=1))
         if plots:
-            atomic_write(staging / "ei_over_training.png", plotting.ei_over_training_png(rows, title))
-            atomic_write(staging / "causal_plane.png", plotting.causal_plane_png(rows, title))
+            atomic_write(staging / "ei_over_training.png",
+                         plotting.ei_over_training_png(rows, title, settings=config.measure))
+            atomic_write(staging / "causal_plane.png",
+                         plotting.causal_plane_png(rows, title, settings=config.measure))
         files = _commit(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
