@@ -97,7 +97,7 @@ def test_measure_safetensors_through_bridges(tmp_path, capsys):
 
 
 BAD = [
-    (["reproduce", "mnist"], "invalid choice"),
+    (["reproduce", "cifar10"], "invalid choice"),
     (["reproduce", "iris", "--samples", "0"], "positive integer"),
     (["reproduce", "iris", "--samples", "lots"], "positive integer"),
     (["reproduce", "iris", "--epochs", "1.5"], "positive integer"),
@@ -151,7 +151,7 @@ def test_out_is_a_file(tmp_path, capsys):
 
 def test_console_script_errors_without_traceback(tmp_path):
     """The entry point as a process (python -m ei_jax.cli): one line on stderr, exit 2."""
-    p = subprocess.run([sys.executable, "-m", "ei_jax.cli", "reproduce", "mnist"], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "ei_jax.cli", "reproduce", "cifar10"], capture_output=True,
                        text=True, cwd=tmp_path, timeout=120)
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and "invalid choice" in p.stderr, p.stderr
