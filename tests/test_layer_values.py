@@ -44,7 +44,18 @@ def rows():
     return dict(top=top, key=key,
                 exact=layer_values(key, top, "layers_0", **KW),
                 sampled=layer_values(key, top, "layers_0", **KW, sampled=True),
-                today=measure_layer(key, top, "layers_0", SETTINGS, first=True))
+                today=_plain_sampled(key, top, "layers_0"),
+                measured=measure_layer(key, top, "layers_0", SETTINGS, first=True))
+
+
+def _plain_sampled(key, top, layer):
+    """The row the main job printed before exact columns: the plain sampled measures."""
+    common = dict(in_range=SETTINGS.in_range, in_bins=SETTINGS.bins, out_bins=SETTINGS.bins)
+    vec, parts = ei_jax.vector_and_pairwise_ei(key, top, layer, samples=SETTINGS.samples, **common)
+    sens = ei_jax.sensitivity(key, top, layer, samples=SETTINGS.sensitivity_samples, **common)
+    x, y = ei_jax.rotate_causal_plane(sens, sens - parts)
+    return dict(ei_parts=parts, vector_ei=vec, sensitivity=sens, degeneracy=sens - parts,
+                degeneracy_vector=sens - vec, plane_x=x, plane_y=y)
 
 
 def test_exact_columns_are_ei_jax_exact_and_agree_with_sampling(rows):
@@ -66,6 +77,7 @@ def test_exact_columns_are_ei_jax_exact_and_agree_with_sampling(rows):
 
 
 def test_sampled_row_is_todays_measure_layer_with_errors(rows):
+    assert rows["measured"] == rows["exact"]  # the main job's measure_layer is layer_values
     s, today = rows["sampled"], rows["today"]
     for col in COLUMNS:
         # the same samples and counts; today's vector EI is float32 on the device, the
