@@ -68,7 +68,10 @@ def train(lam, *, steps, every, seed=0):
     @jax.jit
     def step(p, s):
         val, g = jax.value_and_grad(loss)(p)
-        upd, s = opt.update(g, s, p)
+        # optax's Adam mixes Python floats with its int32 step count: standard promotion, so the
+        # example also runs where a program sets jax_numpy_dtype_promotion="strict" (the tests do)
+        with jax.numpy_dtype_promotion("standard"):
+            upd, s = opt.update(g, s, p)
         return optax.apply_updates(p, upd), s, val
 
     history = [plane(params)]
