@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import ei_jax
 from ei_jax._src.checkpoints import atomic_write, save_checkpoint
 from ei_jax._src.datasets import Dataset, load_digits, load_iris, load_mnist
-from ei_jax._src.errors import LoadDatasetError
+from ei_jax._src.errors import LoadDatasetError, SampleLimitedWarning
 from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS
 from ei_jax._src.measure_rows import MeasureSettings, measure_network
 from ei_jax._src.paper_nets import ACTIVATION, evaluate, layer_labels, paper_network
@@ -111,7 +112,7 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
     n_batches = -(-len(x_train) // config.batch_size)
     labels = layer_labels(len(config.widths) - 1)
     (staging / "checkpoints").mkdir()
-    rows, done = [], 0
+    rows, done, limited = [], 0, 0
     bar = progress_bar(config.epochs, enabled=progress, unit="epoch",
                        desc=f"{config.dataset} {'-'.join(map(str, config.widths))}")
     try:
@@ -128,7 +129,14 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
             top = ei_jax.topology_of(model, v, x0)
             tr, tr_acc = evaluate(model, params, data.x_train, data.y_train)
             te, te_acc = evaluate(model, params, data.x_test, data.y_test)
-            layer_rows = measure_network(k_measure, top, config.measure)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", SampleLimitedWarning)
+                layer_rows = measure_network(k_measure, top, config.measure)
+            for w in caught:  # one summary line for the run instead of one warning per layer
+                if issubclass(w.category, SampleLimitedWarning):
+                    limited += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             for r, label in zip(layer_rows, labels):
                 rows.append(dict(epoch=epoch, batches=epoch * n_batches, train_loss=tr,
                                  train_accuracy=tr_acc, test_loss=te, test_accuracy=te_acc,
@@ -139,6 +147,13 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
                 on_measure(epoch, layer_rows)
     finally:
         bar.close()
+    if limited:
+        warnings.warn(
+            f"vector EI was sample-limited in {limited} of {len(rows)} layer measurements "
+            f"({config.measure.samples} samples, {config.measure.bins} bins: most rows alone in "
+            "their cell, so the plug-in and its correction have not converged; see the "
+            "vector_ei_corrected and vector_ei_stderr columns). Use more --samples or fewer --bins.",
+            SampleLimitedWarning, stacklevel=3)
     return rows, list(top), labels
 
 
