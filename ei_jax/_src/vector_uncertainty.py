@@ -23,64 +23,93 @@ from ei_jax._src.estimate import WEIGHTS, Estimate
 SINGLETON_LIMIT = 0.2
 
 
-def _pointwise(x, y, xy):
-    """Pointwise MI (bits) of every row of a sub-sample, and the sub-sample's plug-in MI."""
-    n = x.shape[0]
-    counts = []
-    for c in (x, y, xy):
-        _, inverse, cnt = np.unique(c, return_inverse=True, return_counts=True)
-        counts.append(cnt[inverse].astype(np.float64))
-    pmi = np.log2(counts[2] * n / (counts[0] * counts[1]))
-    return pmi, float(pmi.mean())
+def _quarter_counts(codes, quarter):
+    """``(table, run)``: ``table[q, r]`` rows of quarter ``q`` with the ``r``-th distinct code
+    (int64 ``(4, runs)``), ``run[i]`` row ``i``'s code index -- one sort of the codes; the
+    counts of a half or of the whole run are sums of a row's quarter counts."""
+    order = np.argsort(codes)
+    srt = codes[order]
+    first = np.empty(len(srt), bool)
+    first[:1] = True
+    np.not_equal(srt[1:], srt[:-1], out=first[1:])
+    run = np.cumsum(first) - 1
+    runs = int(run[-1]) + 1
+    table = np.bincount(quarter[order] * runs + run, minlength=4 * runs)
+    row_run = np.empty_like(run)
+    row_run[order] = run
+    return table.reshape(4, runs), row_run
+
+
+def _pmi(cx, cy, cxy, n):
+    """Pointwise MI (bits) of rows with these cell counts in a sub-sample of ``n`` rows."""
+    return np.log2(cxy.astype(np.float64) * n / (cx.astype(np.float64) * cy.astype(np.float64)))
 
 
 def group_estimate(quarter_rows, samples: int):
     """``(value, corrected, stderr, singleton fraction)`` of one group from the valid rows
-    ``(R_q, 4)`` of each quarter."""
+    ``(R_q, 4)`` of each quarter.
+
+    Every row's pointwise MI ``log2 p(x, y) / (p(x) p(y))`` is needed in the whole run, in its
+    half and in its quarter: one sort per code (input, output, joint) gives each row's
+    counts in every quarter, and those give all seven sub-samples' counts.
+    """
     sizes = [len(r) for r in quarter_rows]
-    codes = [row_codes.joint_codes(np.ascontiguousarray(r)) for r in quarter_rows]
-    joined = [np.concatenate(parts) for parts in zip(*codes)]
-    full, i_full = _pointwise(*joined)
-    halves = []
-    for h in (0, 1):
-        x, y, xy = (np.concatenate([codes[2 * h][k], codes[2 * h + 1][k]]) for k in range(3))
-        halves.append(_pointwise(x, y, xy))
-    quarters = [_pointwise(*c) for c in codes]
-    corrected = (WEIGHTS[0] * i_full + WEIGHTS[1] * (halves[0][1] + halves[1][1]) / 2
-                 + WEIGHTS[2] * sum(q[1] for q in quarters) / 4)
-    # c(s) = sum over the sub-samples M holding row s of (weight_M / m_M) (pmi_M(s) - I_M) / n_M.
     n = sum(sizes)
-    squares, at = 0.0, 0
+    codes = [row_codes.joint_codes(np.ascontiguousarray(r)) for r in quarter_rows]
+    quarter = np.repeat(np.arange(4), sizes)
+    tables = [_quarter_counts(np.concatenate([c[k] for c in codes]), quarter) for k in range(3)]
+    bounds = np.cumsum([0, *sizes])
+
+    def sub_pmi(lo, hi, cols):      # pointwise MI of rows [lo, hi) in the sub-sample of quarters `cols`
+        cnt = [sum(t[q] for q in cols)[r[lo:hi]] for t, r in tables]
+        return _pmi(*cnt, sum(sizes[q] for q in cols))
+
+    full = sub_pmi(0, n, [0, 1, 2, 3])
+    i_full = float(full.mean())
+    pmi_h = [sub_pmi(bounds[2 * h], bounds[2 * h + 2], [2 * h, 2 * h + 1]) for h in (0, 1)]
+    i_h = [float(p.mean()) for p in pmi_h]
+    pmi_q = [sub_pmi(bounds[q], bounds[q + 1], [q]) for q in range(4)]
+    i_q = [float(p.mean()) for p in pmi_q]
+    corrected = WEIGHTS[0] * i_full + WEIGHTS[1] * sum(i_h) / 2 + WEIGHTS[2] * sum(i_q) / 4
+    # c(s) = sum over the sub-samples M holding row s of (weight_M / m_M) (pmi_M(s) - I_M) / n_M.
+    squares = 0.0
     for q in range(4):
-        h, k = q // 2, sizes[q]
-        offset = at - (0 if h == 0 else sizes[0] + sizes[1])
-        c = WEIGHTS[0] * (full[at:at + k] - i_full) / n
+        h, lo, hi = q // 2, bounds[q], bounds[q + 1]
+        at = lo - bounds[2 * h]
         nh = sizes[2 * h] + sizes[2 * h + 1]
-        c = c + WEIGHTS[1] / 2 * (halves[h][0][offset:offset + k] - halves[h][1]) / max(nh, 1)
-        c = c + WEIGHTS[2] / 4 * (quarters[q][0] - quarters[q][1]) / max(k, 1)
+        c = WEIGHTS[0] * (full[lo:hi] - i_full) / n
+        c = c + WEIGHTS[1] / 2 * (pmi_h[h][at:at + hi - lo] - i_h[h]) / max(nh, 1)
+        c = c + WEIGHTS[2] / 4 * (pmi_q[q] - i_q[q]) / max(hi - lo, 1)
         squares += float(np.dot(c, c))
-        at += k
-    _, cnt = np.unique(joined[2], return_counts=True)
-    singletons = float(np.sum(cnt == 1)) / max(n, 1)
+    singletons = float(np.sum(sum(tables[2][0]) == 1)) / max(n, 1)
     return i_full, corrected, math.sqrt(squares), singletons
 
 
-def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel: int = 4):
+def warn_if_limited(name: str, result, rows: int, *, stacklevel: int):
+    """Warns (:class:`SampleLimitedWarning`) when a group's ``(value, corrected, stderr,
+    singletons)`` from :func:`group_estimate` of ``rows`` valid rows has not converged
+    (``stacklevel`` as :func:`warnings.warn` called where this is called)."""
+    value, corrected, stderr, singletons = result
+    if singletons > SINGLETON_LIMIT or value - corrected > max(2 * stderr, 0.05):
+        warnings.warn(
+            f"Layer {name!r}: vector EI is sample-limited: {100 * singletons:.0f}% of the {rows} "
+            f"rows are alone in their (input, output) cell and the bias correction moves the "
+            f"estimate by {value - corrected:.3g} bits ({value:.4g} -> {corrected:.4g}; plug-in "
+            f"ceiling log2 N = {math.log2(max(rows, 1)):.3g}). Neither number has converged: "
+            "use many more samples, fewer bins, or eis_between_groups on fewer neurons.",
+            SampleLimitedWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel: int = 4, results=None):
     """One :class:`Estimate` per group from the valid rows ``(R_q, G, 4)`` of each quarter,
-    with a :class:`SampleLimitedWarning` where the rows are too few."""
+    with a :class:`SampleLimitedWarning` where the rows are too few (``results``: the
+    groups' :func:`group_estimate` computed already)."""
     out = []
+    rows = sum(len(r) for r in quarter_rows)
     for g in range(quarter_rows[0].shape[1]):
-        value, corrected, stderr, singletons = group_estimate([r[:, g] for r in quarter_rows], samples)
-        rows = sum(len(r) for r in quarter_rows)
-        if singletons > SINGLETON_LIMIT or value - corrected > max(2 * stderr, 0.05):
-            warnings.warn(
-                f"Layer {name!r}: vector EI is sample-limited: {100 * singletons:.0f}% of the {rows} "
-                f"rows are alone in their (input, output) cell and the bias correction moves the "
-                f"estimate by {value - corrected:.3g} bits ({value:.4g} -> {corrected:.4g}; plug-in "
-                f"ceiling log2 N = {math.log2(max(rows, 1)):.3g}). Neither number has converged: "
-                "use many more samples, fewer bins, or eis_between_groups on fewer neurons.",
-                SampleLimitedWarning,
-                stacklevel=stacklevel,
-            )
-        out.append(Estimate(value, corrected, stderr, samples, int(np.sum(below)), int(np.sum(above))))
+        result = results[g] if results is not None else group_estimate([r[:, g] for r in quarter_rows], samples)
+        warn_if_limited(name, result, rows, stacklevel=stacklevel)
+        out.append(Estimate(result[0], result[1], result[2], samples, int(np.sum(below)), int(np.sum(above))))
     return out
