@@ -108,7 +108,7 @@ def _exact_or_none(fn, top, layer, **kw):
 
 
 def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bins: int,
-                 in_range=None, sampled: bool = False, exact_values=None) -> dict:
+                 in_range=None, sampled: bool = False, exact_values=None, vector=None) -> dict:
     """EI_parts, vector EI, sensitivity, degeneracy and the causal plane of one layer, with errors.
 
     Args:
@@ -123,6 +123,8 @@ def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bin
       exact_values: ``{"ei_parts": float or None, "sensitivity": float or None}`` computed
         already (a stack of checkpoints: :func:`ei_jax._src.stack_exact.stack_values`), used
         instead of computing them; None entries are measured sampled.
+      vector: vector EI measured already (an :class:`ei_jax.Estimate` for this key: a stack,
+        :func:`ei_jax._src.vector_stack.ei_stack`), used where EI_parts is exact.
 
     Returns:
       ``{field: value}`` for every field of :data:`ROW_FIELDS` (floats in bits, methods as
@@ -156,6 +158,8 @@ def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bin
     if parts is None:
         vec, est = ei_jax.vector_and_pairwise_ei(key, top, layer, samples=samples, stderr=True, **common)
         parts = Column.of(est)
+    elif vector is not None:
+        vec = vector
     else:          # the same samples and vector estimate, without the pairs' second pass
         vec = ei_jax.ei(key, top, layer, samples=samples, stderr=True, **common)
     if sens is None:

@@ -22,6 +22,7 @@ from ei_jax._src.errors import NonFiniteParamsError, ShapeMismatchError
 from ei_jax._src.layer_values import layer_values
 from ei_jax._src.progress import progress_bar
 from ei_jax._src.stack_exact import checkpoint_topology, stack_values
+from ei_jax._src.vector_stack import ei_stack
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,17 +51,17 @@ def key_data(key) -> list[int]:
 
 
 def measure_layer(key, top, layer, settings: MeasureSettings, *, first: bool,
-                  exact_values=None) -> dict[str, Any]:
+                  exact_values=None, vector=None) -> dict[str, Any]:
     """EI_parts, vector EI, sensitivity and degeneracy of one layer (bits), with their errors.
 
     Exact EI_parts / sensitivity / degeneracy where they apply and ``settings.sampled`` is
     False, else deep-ei's plug-in estimates; see :func:`ei_jax._src.layer_values.layer_values`
-    (``exact_values``: precomputed exact values, for a stack).
+    (``exact_values``, ``vector``: precomputed exact values and vector EI, for a stack).
     """
     return layer_values(key, top, layer, samples=settings.samples,
                         sensitivity_samples=settings.sensitivity_samples, bins=settings.bins,
                         in_range=settings.in_range if first else None, sampled=settings.sampled,
-                        exact_values=exact_values)
+                        exact_values=exact_values, vector=vector)
 
 
 def _shape(top, layer, side) -> int:
@@ -95,9 +96,10 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
     """Measures every layer of N checkpoints of one architecture.
 
     The exact EI_parts and sensitivity of each layer are computed for all N checkpoints in one
-    vmapped call (:func:`ei_jax._src.stack_exact.stack_values`); the sampled columns (vector
-    EI with its standard error; EI_parts / sensitivity where exact does not apply or with
-    ``settings.sampled``) per checkpoint, with the same keys.
+    vmapped call (:func:`ei_jax._src.stack_exact.stack_values`), and so is the vector EI of
+    those layers (:func:`ei_jax._src.vector_stack.ei_stack`: vmapped sampling, host estimates
+    on every core); layers where exact does not apply, or ``settings.sampled``, are measured
+    per checkpoint, with the same keys.
 
     Args:
       key: the measuring key; layer ``i`` uses ``fold_in(key, i)`` for every checkpoint (as
@@ -141,18 +143,33 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
     host = {layer: jax.tree.map(np.asarray, stacked[layer]) for layer in layers}
     exact = {} if settings.sampled else stack_values(top, host, bins=settings.bins,
                                                      in_range=settings.in_range, labels=labels)
-    rows = [[] for _ in range(n)]
-    with progress_bar(n * len(layers), enabled=progress, desc=f"measuring {n} checkpoints",
-                      unit="layer") as bar:
+    total = n * len(layers)
+    with progress_bar(total, enabled=progress, desc=f"measuring {n} checkpoints", unit="layer") as bar:
+        vectors = {}       # layers with exact EI_parts: vector EI of all checkpoints, batched
+        for i, layer in enumerate(layers):
+            if exact.get(layer, {}).get("ei_parts") is not None:
+                done = [0]
+
+                def advance(now, done=done):
+                    bar.update(now - done[0])
+                    done[0] = now
+
+                vectors[layer] = ei_stack(jax.random.fold_in(key, i), top, layer, stacked[layer],
+                                          samples=settings.samples, in_bins=settings.bins,
+                                          out_bins=settings.bins,
+                                          in_range=settings.in_range if i == 0 else None, progress=advance)
+        rows = [[] for _ in range(n)]
         for j in range(n):
             top_j = checkpoint_topology(top, host, j)
             for i, layer in enumerate(layers):
                 ex = exact.get(layer)
                 given = None if ex is None else {c: None if v is None else float(v[j]) for c, v in ex.items()}
                 k = jax.random.fold_in(key, i)
+                vec = vectors[layer][j] if layer in vectors else None
                 rows[j].append(dict(layer=layer, n_in=_shape(top, layer, "input"),
                                     n_out=_shape(top, layer, "output"),
                                     **measure_layer(k, top_j, layer, settings, first=i == 0,
-                                                    exact_values=given), key=key_data(k)))
-                bar.update(1)
+                                                    exact_values=given, vector=vec), key=key_data(k)))
+                if vec is None:
+                    bar.update(1)
     return rows
