@@ -112,8 +112,16 @@ def measure(args, parser) -> int:
             per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
                                               labels=[str(p) for p in paths],
                                               progress=not args.no_progress)
-    for w in {str(w.message) for w in caught}:
+    many = len(nets) > 1
+    is_limited = [issubclass(w.category, ei_jax.SampleLimitedWarning) for w in caught]
+    for w in dict.fromkeys(str(w.message) for w, lim in zip(caught, is_limited) if not (many and lim)):
         print(f"ei-jax: warning: {w}", file=sys.stderr)
+    if many and any(is_limited):  # one line for the batch, not one per checkpoint and layer
+        print(f"ei-jax: warning: vector EI was sample-limited in {sum(is_limited)} of "
+              f"{len(nets) * len(top)} layer measurements ({settings.samples} samples, {settings.bins} bins: most rows alone "
+              "in their cell, so the plug-in and its correction have not converged; see the "
+              "vector_ei_corrected and vector_ei_stderr columns). Use more --samples or fewer --bins.",
+              file=sys.stderr)
     rows = [dict(checkpoint=str(path), checkpoint_name=name, **r)
             for path, net, layer_rows in zip(paths, nets, per_checkpoint)
             for name, r in zip(net.names, layer_rows)]

@@ -175,6 +175,8 @@ def test_batch_equals_each_checkpoint_alone(cli_run, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "3 layers of 3 checkpoints" in captured.out and "8 bins" in captured.out
     assert "measuring 3 checkpoints" in captured.err and "\r" not in captured.err  # not a terminal
+    # 20,000 samples at 8 bins: vector EI is sample-limited; one summary line, not one per layer
+    assert captured.err.count("sample-limited") == 1 and " of 9 layer measurements" in captured.err
     batch = json.loads((tmp_path / "all.json").read_text())
     assert batch["checkpoints"] == [str(cli_run / f"checkpoints/epoch_0000{e:02d}.msgpack") for e in (0, 10, 20)]
     assert batch["activation"] == "sigmoid"  # from the run's measurements.json
