@@ -1,4 +1,4 @@
-"""Batched vector EI of a stack of checkpoints (ei_jax._src.vector_stack) against measuring each
+"""Pipelined vector EI of a stack of checkpoints (ei_jax._src.vector_stack) against measuring each
 checkpoint alone with ei_jax.ei(..., stderr=True), and the faster host estimate against the
 seven-sort one it replaced (an independent re-implementation here)."""
 
@@ -33,17 +33,14 @@ def _alone(top, params, **kw):
 
 
 @pytest.mark.parametrize("widths,bins", [((3, 2), 4), ((25, 6), 8)])   # exact codes; hashed codes
-def test_stack_equals_each_checkpoint_alone(widths, bins, monkeypatch):
-    # groups of 2 checkpoints (5 = 2 + 2 + 1: a short last group)
-    monkeypatch.setattr(vector_stack, "GROUP_BUDGET", 16 * 2 * (6_001 // 4 + 1))
+def test_stack_equals_each_checkpoint_alone(widths, bins):
     top, nets, stacked = _stack(widths, 5)
     kw = dict(samples=6_001, in_range=(0, 1), in_bins=bins, out_bins=bins)
-    assert vector_stack.group_size(6_001, 5) == 2
     seen = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         got = vector_stack.ei_stack(jax.random.key(3), top, "layers_0", stacked, progress=seen.append, **kw)
-    assert seen == [2, 4, 5]
+    assert seen == [1, 2, 3, 4, 5]
     messages = [str(w.message) for w in caught]
     expected = []
     for j, params in enumerate(nets):

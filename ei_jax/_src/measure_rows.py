@@ -96,10 +96,10 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
     """Measures every layer of N checkpoints of one architecture.
 
     The exact EI_parts and sensitivity of each layer are computed for all N checkpoints in one
-    vmapped call (:func:`ei_jax._src.stack_exact.stack_values`), and so is the vector EI of
-    those layers (:func:`ei_jax._src.vector_stack.ei_stack`: vmapped sampling, host estimates
-    on every core); layers where exact does not apply, or ``settings.sampled``, are measured
-    per checkpoint, with the same keys.
+    vmapped call (:func:`ei_jax._src.stack_exact.stack_values`); the vector EI of those layers
+    is pipelined (:func:`ei_jax._src.vector_stack.ei_stack`: one checkpoint's host estimate
+    runs while the next is sampled); layers where exact does not apply, or
+    ``settings.sampled``, are measured per checkpoint. All with the same keys.
 
     Args:
       key: the measuring key; layer ``i`` uses ``fold_in(key, i)`` for every checkpoint (as
@@ -145,7 +145,7 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
                                                      in_range=settings.in_range, labels=labels)
     total = n * len(layers)
     with progress_bar(total, enabled=progress, desc=f"measuring {n} checkpoints", unit="layer") as bar:
-        vectors = {}       # layers with exact EI_parts: vector EI of all checkpoints, batched
+        vectors = {}       # layers with exact EI_parts: vector EI of all checkpoints, pipelined
         for i, layer in enumerate(layers):
             if exact.get(layer, {}).get("ei_parts") is not None:
                 done = [0]
