@@ -4,6 +4,8 @@
 #   .venv-ref  deep-ei 0.7.0, the reference implementation, with the old pins it needs
 #              (networkx<2.6, numpy<2), used by the differential tests through a subprocess.
 # Usage: bash scripts/test.sh [pytest args]
+# The tests run in EI_JAX_TEST_WORKERS pytest-xdist processes (default 2: most tests are
+# compile-bound, and two processes keep two cores busy; 0 runs them in this process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,4 +22,4 @@ fi
 .venv-ref/bin/python -m pip install --quiet --disable-pip-version-check \
   torch==2.13.0 deep-ei==0.7.0 networkx==2.5.1 numpy==1.26.4 fast-histogram scikit-learn
 
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q -n "${EI_JAX_TEST_WORKERS:-2}" "$@"
