@@ -43,18 +43,29 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _run(devices: int) -> dict:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=600)  # (a deadlock between devices ends here, as a failure)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+def _run_all(*device_counts: int) -> list[dict]:
+    """Starts one child per device count at once (they are independent); their JSON outputs."""
+    procs = []
+    for devices in device_counts:
+        env = dict(os.environ)
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+        procs.append(subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:  # (a deadlock between devices ends at the timeout, as a failure)
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return [json.loads(o) for o, _ in outs]
 
 
 def test_four_devices_give_identical_results_to_one():
-    one, four = _run(1), _run(4)
+    one, four = _run_all(1, 4)
     assert one.pop("devices") == 1 and four.pop("devices") == 4
     assert one == four
     assert one["layers_2"]["ei"] > 0 and one["layers_0"]["ei_parts"] > 0
