@@ -302,9 +302,12 @@ def test_devices_and_compilation_cache(cli_run, tmp_path):
     """Processes: --devices 1 and the default (one device per core) give the same table; the cache fills a writable directory,
     and a directory that cannot be written only turns it off (with a note)."""
     ckpt = cli_run / "checkpoints/epoch_000020.msgpack"
-    one, _ = _measure_process(ckpt, tmp_path / "one.json", {"XDG_CACHE_HOME": str(tmp_path / "cache")},
-                              "--devices", "1")
-    two, err = _measure_process(ckpt, tmp_path / "two.json", {"XDG_CACHE_HOME": "/dev/null/cache"})
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:  # independent processes: run them at the same time
+        first = pool.submit(_measure_process, ckpt, tmp_path / "one.json",
+                            {"XDG_CACHE_HOME": str(tmp_path / "cache")}, "--devices", "1")
+        second = pool.submit(_measure_process, ckpt, tmp_path / "two.json", {"XDG_CACHE_HOME": "/dev/null/cache"})
+        (one, _), (two, err) = first.result(), second.result()
     assert (one["devices"], two["devices"]) == (1, _cli_setup.core_count())  # default: every core
     assert one["rows"] == two["rows"]
     assert any((tmp_path / "cache").rglob("*")), "the compilation cache wrote nothing"
