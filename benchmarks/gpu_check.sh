@@ -31,10 +31,20 @@ RUN=("$PY" benchmarks/run.py --skip-deep-ei --reps 1 --timeout 300)
 # Which counting kernel suits this accelerator (ei_jax picks "onehot" off CPU, untested so far).
 if [ "$SMOKE" = 1 ]; then
   # Every command of the full check at tiny sizes (tests/test_gpu_check.py runs this on CPU).
-  "$PY" benchmarks/breakdown.py --samples 2e4
+  # They are independent and compile-bound, so they run at the same time; their outputs are
+  # printed afterwards in the full check's order, and any failure fails the smoke run.
+  LOGS=$(mktemp -d); trap 'rm -rf "$LOGS"' EXIT
+  "$PY" benchmarks/breakdown.py --samples 2e4 >"$LOGS/1.out" 2>"$LOGS/1.err" & P1=$!
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e5 --samples W2=1e5 --samples B1=1e3 --checkpoints 4 \
-    --variants vmap,map_params
-  "${RUN[@]}" --only W1 --samples W1=1e5 --no-steady
+    --variants vmap,map_params >"$LOGS/2.out" 2>"$LOGS/2.err" & P2=$!
+  "${RUN[@]}" --only W1 --samples W1=1e5 --no-steady >"$LOGS/3.out" 2>"$LOGS/3.err" & P3=$!
+  FAILED=0
+  for i in 1 2 3; do
+    P=P$i
+    wait "${!P}" || { echo "ERROR: smoke command $i failed (exit $?)" >&2; FAILED=1; }
+    cat "$LOGS/$i.out"; cat "$LOGS/$i.err" >&2
+  done
+  exit "$FAILED"
 else
   "$PY" benchmarks/breakdown.py --samples 1e8 --batch-size 1048576
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e8 --samples W2=1e8
