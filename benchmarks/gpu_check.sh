@@ -35,7 +35,7 @@ if [ "$SMOKE" = 1 ]; then
   # printed afterwards in the full check's order, and any failure fails the smoke run.
   LOGS=$(mktemp -d); trap 'rm -rf "$LOGS"' EXIT
   "$PY" benchmarks/breakdown.py --samples 2e4 >"$LOGS/1.out" 2>"$LOGS/1.err" & P1=$!
-  "${RUN[@]}" --only W1,W2,B1 --samples W1=1e5 --samples W2=1e5 --samples B1=1e3 --checkpoints 4 \
+  "${RUN[@]}" --only W1,W2,B1 --samples W1=1e5 --samples W2=1e5 --samples B1=1e3 --checkpoints 2 \
     --variants vmap,map_params >"$LOGS/2.out" 2>"$LOGS/2.err" & P2=$!
   "${RUN[@]}" --only W1 --samples W1=1e5 --no-steady >"$LOGS/3.out" 2>"$LOGS/3.err" & P3=$!
   FAILED=0
