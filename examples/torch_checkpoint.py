@@ -21,7 +21,6 @@ to the 4 channels at one position. The first layer's inputs are taken uniform on
 """
 
 import argparse
-import concurrent.futures
 import math
 import os
 import tempfile
@@ -70,18 +69,16 @@ def measure_layer(top, layer, key, *, first, samples, sensitivity_samples, bins)
             used, parts, vector, sens, sens - parts)
 
 
-def measure(top, key, *, samples, sensitivity_samples, bins, workers=2):
-    """One row per layer. Layers run in ``workers`` threads so that XLA compiles their
-    programs in parallel (compilation dominates at small sample counts); every layer has its
-    own key (``fold_in(key, i)``), so the numbers do not depend on ``workers``."""
-    layers = list(top)
+def measure(top, key, *, samples, sensitivity_samples, bins):
+    """One row per layer; every layer has its own key (``fold_in(key, i)``).
 
-    def one(i):
-        return measure_layer(top, layers[i], jax.random.fold_in(key, i), first=i == 0, samples=samples,
-                             sensitivity_samples=sensitivity_samples, bins=bins)
-
-    with concurrent.futures.ThreadPoolExecutor(max(1, workers)) as pool:
-        return list(pool.map(one, range(len(layers))))
+    The layers are measured one after another: measuring from several Python threads at once
+    can deadlock on CPU (vector EI's entropies are host callbacks inside the compiled
+    programs; two such programs running at once were seen to wait on each other forever).
+    """
+    return [measure_layer(top, layer, jax.random.fold_in(key, i), first=i == 0, samples=samples,
+                          sensitivity_samples=sensitivity_samples, bins=bins)
+            for i, layer in enumerate(top)]
 
 
 def main(argv=None):
@@ -96,8 +93,6 @@ def main(argv=None):
     p.add_argument("--format", choices=("torch", "safetensors"), default="torch")
     p.add_argument("--api", choices=("linen", "nnx"), default="linen")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                   help="layers measured at once (threads; speed only)")
     args = p.parse_args(argv)
     if args.samples is None:
         args.samples = 4_000 if args.fast else 20_000
@@ -116,7 +111,7 @@ def main(argv=None):
         top = ei_jax.topology_of(converted, x0)
 
     rows = measure(top, jax.random.key(args.seed), samples=args.samples,
-                   sensitivity_samples=args.sensitivity_samples, bins=args.bins, workers=args.workers)
+                   sensitivity_samples=args.sensitivity_samples, bins=args.bins)
     header = (f"{'layer':<10} {'kind':<5} {'n_in':>5} {'n_out':>5} {'in_range':>10} "
               f"{'EI_parts':>9} {'vector EI':>9} {'sensitivity':>11} {'degeneracy':>10}")
     print(header)
