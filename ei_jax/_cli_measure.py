@@ -96,6 +96,7 @@ def measure(args, parser) -> int:
     import ei_jax
     from ei_jax import _cli_loader as loader
     from ei_jax._src import experiments as ex
+    from ei_jax._src.vector_uncertainty import limited_summary
 
     for out in (args.json, args.csv):
         if out is not None:
@@ -112,23 +113,19 @@ def measure(args, parser) -> int:
             per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
                                               labels=[str(p) for p in paths],
                                               progress=not args.no_progress)
-    many = len(nets) > 1
+    many = len(paths) > 1
     is_limited = [issubclass(w.category, ei_jax.SampleLimitedWarning) for w in caught]
     for w in dict.fromkeys(str(w.message) for w, lim in zip(caught, is_limited) if not (many and lim)):
         print(f"ei-jax: warning: {w}", file=sys.stderr)
     if many and any(is_limited):  # one line for the batch, not one per checkpoint and layer
-        print(f"ei-jax: warning: vector EI was sample-limited in {sum(is_limited)} of "
-              f"{len(nets) * len(top)} layer measurements ({settings.samples} samples, {settings.bins} bins: most rows alone "
-              "in their cell, so the plug-in and its correction have not converged; see the "
-              "vector_ei_corrected and vector_ei_stderr columns). Use more --samples or fewer --bins.",
-              file=sys.stderr)
+        summary = limited_summary(sum(is_limited), len(paths) * len(top), settings.samples, settings.bins)
+        print(f"ei-jax: warning: {summary}", file=sys.stderr)
     rows = [dict(checkpoint=str(path), checkpoint_name=name, **r)
             for path, net, layer_rows in zip(paths, nets, per_checkpoint)
             for name, r in zip(net.names, layer_rows)]
     print(f"ei-jax measure: {len(top)} layers of {len(paths)} checkpoint{'s' * (len(paths) > 1)}; "
           f"{describe(settings, args.seed)}; activation {A.display(activation)}, first-layer "
           f"in_range ({in_range[0]:g}, {in_range[1]:g})")
-    many = len(paths) > 1
     cols = ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y")
     header = (("checkpoint",) * many + ("layer", "shape") + error_header(
         ("EI_parts", "vector EI", "sensitivity", "degeneracy", "plane x", "plane y")))

@@ -32,6 +32,7 @@ from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS
 from ei_jax._src.measure_rows import MeasureSettings, measure_network
 from ei_jax._src.paper_nets import ACTIVATION, evaluate, layer_labels, paper_network
 from ei_jax._src.progress import progress_bar
+from ei_jax._src.vector_uncertainty import limited_summary
 
 TABLE_COLUMNS = ("epoch", "batches", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
                  "layer", "label", "n_in", "n_out", *COLUMNS,
@@ -148,12 +149,8 @@ def _train_and_measure(config, data, staging: Path, progress, on_measure):
     finally:
         bar.close()
     if limited:
-        warnings.warn(
-            f"vector EI was sample-limited in {limited} of {len(rows)} layer measurements "
-            f"({config.measure.samples} samples, {config.measure.bins} bins: most rows alone in "
-            "their cell, so the plug-in and its correction have not converged; see the "
-            "vector_ei_corrected and vector_ei_stderr columns). Use more --samples or fewer --bins.",
-            SampleLimitedWarning, stacklevel=3)
+        warnings.warn(limited_summary(limited, len(rows), config.measure.samples, config.measure.bins),
+                      SampleLimitedWarning, stacklevel=3)
     return rows, list(top), labels
 
 

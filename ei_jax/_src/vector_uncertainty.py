@@ -85,23 +85,6 @@ def group_estimate(quarter_rows, samples: int):
     return i_full, corrected, math.sqrt(squares), singletons
 
 
-def warn_if_limited(name: str, result, rows: int, *, stacklevel: int):
-    """Warns (:class:`SampleLimitedWarning`) when a group's ``(value, corrected, stderr,
-    singletons)`` from :func:`group_estimate` of ``rows`` valid rows has not converged
-    (``stacklevel`` as :func:`warnings.warn` called where this is called)."""
-    value, corrected, stderr, singletons = result
-    if singletons > SINGLETON_LIMIT or value - corrected > max(2 * stderr, 0.05):
-        warnings.warn(
-            f"Layer {name!r}: vector EI is sample-limited: {100 * singletons:.0f}% of the {rows} "
-            f"rows are alone in their (input, output) cell and the bias correction moves the "
-            f"estimate by {value - corrected:.3g} bits ({value:.4g} -> {corrected:.4g}; plug-in "
-            f"ceiling log2 N = {math.log2(max(rows, 1)):.3g}). Neither number has converged: "
-            "use many more samples, fewer bins, or eis_between_groups on fewer neurons.",
-            SampleLimitedWarning,
-            stacklevel=stacklevel + 1,
-        )
-
-
 def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel: int = 4, results=None):
     """One :class:`Estimate` per group from the valid rows ``(R_q, G, 4)`` of each quarter,
     with a :class:`SampleLimitedWarning` where the rows are too few (``results``: the
@@ -110,6 +93,29 @@ def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel
     rows = sum(len(r) for r in quarter_rows)
     for g in range(quarter_rows[0].shape[1]):
         result = results[g] if results is not None else group_estimate([r[:, g] for r in quarter_rows], samples)
-        warn_if_limited(name, result, rows, stacklevel=stacklevel)
-        out.append(Estimate(result[0], result[1], result[2], samples, int(np.sum(below)), int(np.sum(above))))
+        value, corrected, stderr, singletons = result
+        if singletons > SINGLETON_LIMIT or value - corrected > max(2 * stderr, 0.05):
+            warnings.warn(
+                f"Layer {name!r}: vector EI is sample-limited: {100 * singletons:.0f}% of the {rows} "
+                f"rows are alone in their (input, output) cell and the bias correction moves the "
+                f"estimate by {value - corrected:.3g} bits ({value:.4g} -> {corrected:.4g}; plug-in "
+                f"ceiling log2 N = {math.log2(max(rows, 1)):.3g}). Neither number has converged: "
+                "use many more samples, fewer bins, or eis_between_groups on fewer neurons.",
+                SampleLimitedWarning,
+                stacklevel=stacklevel,
+            )
+        out.append(Estimate(value, corrected, stderr, samples, int(np.sum(below)), int(np.sum(above))))
     return out
+
+
+def limited_summary(limited: int, total: int, samples: int, bins: int) -> str:
+    """The one line a run of many layer measurements gives instead of ``limited`` warnings.
+
+    Example:
+      >>> limited_summary(3, 9, 20_000, 8).startswith("vector EI was sample-limited in 3 of 9 layer")
+      True
+    """
+    return (f"vector EI was sample-limited in {limited} of {total} layer measurements ({samples} samples, "
+            f"{bins} bins: most rows alone in their cell, so the plug-in and its correction have not "
+            "converged; see the vector_ei_corrected and vector_ei_stderr columns). Use more --samples "
+            "or fewer --bins.")
