@@ -148,16 +148,10 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
         vectors = {}       # layers with exact EI_parts: vector EI of all checkpoints, pipelined
         for i, layer in enumerate(layers):
             if exact.get(layer, {}).get("ei_parts") is not None:
-                done = [0]
-
-                def advance(now, done=done):
-                    bar.update(now - done[0])
-                    done[0] = now
-
                 vectors[layer] = ei_stack(jax.random.fold_in(key, i), top, layer, stacked[layer],
                                           samples=settings.samples, in_bins=settings.bins,
                                           out_bins=settings.bins,
-                                          in_range=settings.in_range if i == 0 else None, progress=advance)
+                                          in_range=settings.in_range if i == 0 else None, progress=bar.update)
         rows = [[] for _ in range(n)]
         for j in range(n):
             top_j = checkpoint_topology(top, host, j)

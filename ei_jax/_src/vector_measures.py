@@ -53,12 +53,12 @@ def _mi_of_rows(problem, rows) -> float:
     return float(row_codes.vector_mi(jnp.asarray(rows), jnp.ones((len(rows),), bool))[0])
 
 
-def _estimate(problem, quarters, samples, stacklevel=4):
+def _estimate(problem, quarters, samples, stacklevel=4, results=None):
     rows = [q[0] for q in quarters]
     _check_rows(problem, sum(len(r) for r in rows))
     below, above = (sum(q[i] for q in quarters) for i in (1, 2))
     return vector_uncertainty.estimates(rows, samples, below, above, name=problem.name,
-                                        stacklevel=stacklevel)
+                                        stacklevel=stacklevel, results=results)
 
 
 def _merge(a, b):

@@ -20,7 +20,7 @@ from ei_jax._src import vector_uncertainty
 from ei_jax._src.core_estimates import check_estimate_samples
 from ei_jax._src.estimate import Estimate
 from ei_jax._src.problems import canonicalize_key, resolve
-from ei_jax._src.vector_measures import _check_rows, _quarter_runs, _report
+from ei_jax._src.vector_measures import _check_rows, _estimate, _quarter_runs, _report
 
 
 def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=None, in_bins=64, out_bins=64,
@@ -34,7 +34,7 @@ def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=Non
       stacked_params: the layer's parameters with a leading axis of N checkpoints.
       samples: noise samples per checkpoint (at least 4).
       in_range, in_bins, out_bins: as :func:`ei_jax.ei` (the output range is the activation's).
-      progress: called with the number of checkpoints done after each one (or None).
+      progress: called with 1 after each checkpoint (a progress bar's ``update``), or None.
 
     Returns:
       N :class:`ei_jax.Estimate`, each what measuring that checkpoint alone gives.
@@ -59,27 +59,23 @@ def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=Non
     n = len(jax.tree.leaves(stacked_params)[0])
     pending, out = [], []
 
-    def finish(job):
-        rows, below, above, results = job[0], job[1], job[2], [f.result() for f in job[3]]
-        est = vector_uncertainty.estimates(rows, samples, below, above, name=problem.name, stacklevel=4,
-                                           results=results)[0]
+    def finish(quarters, futures):
+        est = _estimate(problem, quarters, samples, stacklevel=5, results=[f.result() for f in futures])[0]
         _report(problem, est.below, est.above, samples, False)
         out.append(est)
         if progress is not None:
-            progress(len(out))
+            progress(1)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for j in range(n):
             params = (jax.tree.map(lambda a: a[j], stacked_params),)        # the span of one layer
             quarters = _quarter_runs(key, dataclasses.replace(problem, params=params), kw, 0, samples, 4)
             rows = [q[0] for q in quarters]
-            _check_rows(problem, sum(len(r) for r in rows))
-            below, above = (sum(q[i] for q in quarters) for i in (1, 2))
-            pending.append((rows, below, above, [pool.submit(vector_uncertainty.group_estimate,
-                                                             [r[:, g] for r in rows], samples)
-                                                 for g in range(rows[0].shape[1])]))
+            _check_rows(problem, sum(len(r) for r in rows))             # before any work on no rows
+            pending.append((quarters, [pool.submit(vector_uncertainty.group_estimate, [r[:, g] for r in rows],
+                                                   samples) for g in range(rows[0].shape[1])]))
             while len(pending) > 1:            # keep one checkpoint's estimate in flight
-                finish(pending.pop(0))
+                finish(*pending.pop(0))
         while pending:
-            finish(pending.pop(0))
+            finish(*pending.pop(0))
     return out
