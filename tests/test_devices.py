@@ -6,11 +6,9 @@ script and the results must be equal to the last bit.
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
+
+from tests.children import device_env, run_at_once
 
 SCRIPT = textwrap.dedent('''
     import json, sys, warnings
@@ -44,24 +42,10 @@ SCRIPT = textwrap.dedent('''
 
 
 def _run_all(*device_counts: int) -> list[dict]:
-    """Starts one child per device count at once (they are independent); their JSON outputs."""
-    procs = []
-    for devices in device_counts:
-        env = dict(os.environ)
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-        procs.append(subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    try:  # (a deadlock between devices ends at the timeout, as a failure)
-        outs = [p.communicate(timeout=600) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    return [json.loads(o) for o, _ in outs]
+    """Starts one child per device count at once (they are independent); their JSON outputs.
+    (A deadlock between devices ends at the timeout, as a failure.)"""
+    runs = [(["-c", SCRIPT], device_env(d)) for d in device_counts]
+    return [json.loads(o) for o in run_at_once(runs, timeout=600)]
 
 
 def test_four_devices_give_identical_results_to_one():

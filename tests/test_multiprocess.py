@@ -11,10 +11,9 @@ too). The processes are bounded in time and killed if anything fails.
 import json
 import os
 import socket
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
+
+from tests.children import ROOT, run_at_once
 
 TIMEOUT_S = 300
 
@@ -71,19 +70,9 @@ def _free_port() -> int:
 
 def _run_all(runs) -> list[dict]:
     """Starts every ``(port, process id, processes, devices)`` run at once; their JSON outputs."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, *map(str, run)], env=env, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for run in runs]
-    try:
-        outs = [p.communicate(timeout=TIMEOUT_S) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    return [json.loads(o.splitlines()[-1]) for o, _ in outs]  # (gloo prints lines first)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    outs = run_at_once([(["-c", SCRIPT, *map(str, run)], env) for run in runs], timeout=TIMEOUT_S)
+    return [json.loads(o.splitlines()[-1]) for o in outs]  # (gloo prints lines first)
 
 
 def test_two_processes_of_two_devices_give_the_single_device_numbers():

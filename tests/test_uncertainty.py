@@ -187,21 +187,10 @@ json.dump(out, sys.stdout)
 
 def test_same_key_same_estimate_on_one_or_three_devices():
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    def run(devices):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-                   PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-        proc = subprocess.run([sys.executable, "-c", DEVICE_SCRIPT], env=env, capture_output=True,
-                              text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        return json.loads(proc.stdout)
+    from tests.children import device_env, run_at_once
 
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(2) as pool:  # independent children: run them at the same time
-        one, three = pool.map(run, (1, 3))
+    runs = [(["-c", DEVICE_SCRIPT], device_env(d)) for d in (1, 3)]   # independent: at the same time
+    one, three = (json.loads(o) for o in run_at_once(runs, timeout=600))
     assert one.pop(0) == 1 and three.pop(0) == 3
     assert one == three  # bit for bit, standard errors included
