@@ -16,6 +16,7 @@ import pytest
 import ei_jax
 from ei_jax import exact
 from ei_jax._src import plotting
+from ei_jax._src import stack_exact as stack_exact_module
 from ei_jax._src.exact_core import exact_ei_parts_matrix
 from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS, layer_values, method_summary, table_note
 from ei_jax._src.measure_rows import MeasureSettings, measure_layer
@@ -136,8 +137,11 @@ def test_plots_render_with_and_without_the_new_columns(rows):
                            "sampled: vector EI.")
 
 
-def test_stacked_exact_part_equals_each_checkpoint_alone():
-    # 4 -> 2 (the series: its term count set by the stack) then 2 -> 2 tanh on (0, 1) inputs
+def test_stacked_exact_part_equals_each_checkpoint_alone(monkeypatch):
+    # 4 -> 2 (the series: its term count set by the stack) then 2 -> 2 tanh on (0, 1) inputs.
+    # One program at the longest series (2048), each checkpoint's cut at its own; 2 at a time,
+    # so the 3 checkpoints also need the padding of the last chunk.
+    monkeypatch.setattr(stack_exact_module, "CHUNK", 2)
     net = nn.Sequential([nn.Dense(2), nn.sigmoid, nn.Dense(2), nn.tanh])
     x0 = jnp.zeros((1, 4))
     nets = [net.init(jax.random.key(j), x0) for j in range(3)]     # series lengths 1536, 2048, 1536

@@ -72,8 +72,9 @@ def _bin_groups(h):
     return np.array(group), np.array(widths)
 
 
-def cdf_series(v, b, lo, hi, m, h, t, terms):
-    """``n_in`` >= 4: the cosine series of each conditional CDF on the column's window."""
+def cdf_series(v, b, lo, hi, m, h, t, terms, active=None):
+    """``n_in`` >= 4: the cosine series of each conditional CDF on the column's window
+    (``terms`` static; ``active``: :func:`~ei_jax._src.exact_sums.series_coefficients`)."""
     d = jnp.abs(v) * (hi - lo)
     c = 0.5 * (lo + hi)
     half = sums.window_half_width(d)
@@ -81,7 +82,7 @@ def cdf_series(v, b, lo, hi, m, h, t, terms):
     u1 = jnp.pi / width
     offset = half + v[:, None] * (m[None, :] - c)                               # (n, k_in)
     group, widths = _bin_groups(h)
-    coef = sums.series_coefficients(u1, 0.5 * d, jnp.abs(v), offset, group, widths, terms)
+    coef = sums.series_coefficients(u1, 0.5 * d, jnp.abs(v), offset, group, widths, terms, active)
     lower = b + c * jnp.sum(v) - half
     u = jnp.arange(1, terms + 1, dtype=v.dtype) * u1
 

@@ -67,19 +67,19 @@ def _finish(mi, kept, empty, v):
     return jnp.where(empty | (kept <= 0), jnp.nan, out)
 
 
-def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms):
+def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
     """Conditional CDFs ``(n_in, k_in, k_out + 1)`` of one output column at the thresholds."""
     n = v.shape[0]
     if which == "sensitivity" or n == 1:
         return cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
     if n <= 3:
         return cdf_trapezoid(v, b, lo, hi, a, t)
-    return cdf_series(v, b, lo, hi, m, h, t, terms)
+    return cdf_series(v, b, lo, hi, m, h, t, terms, active)
 
 
-def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms):
+def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms, active=None):
     v, b = col
-    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms)
+    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms, active=active)
     mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
     lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
@@ -97,16 +97,17 @@ def _column_joint(col, *, which, lo, hi, a, h, m, p, t, terms):
 
 @functools.partial(jax.jit, static_argnames=("which", "tables", "activation", "in_range",
                                                "in_bins", "out_range", "out_bins", "terms"))
-def _matrix(kernel, bias, *, which, tables, activation, in_range, in_bins, out_range, out_bins,
-            terms):
+def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, in_bins, out_range,
+            out_bins, terms):
     lo, hi = in_range
     a, h, m, p = input_bins(in_range, in_bins)
     t = output_thresholds(activation, out_range, out_bins)
     kernel = kernel.astype(jnp.float64)
     bias = bias.astype(jnp.float64)
     n, k_in = kernel.shape[0], h.shape[0]
+    extra = {} if active is None else {"active": active}
     fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
-                           a=a, h=h, m=m, p=p, t=t, terms=terms)
+                           a=a, h=h, m=m, p=p, t=t, terms=terms, **extra)
     per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
     most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
     # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
@@ -264,3 +265,22 @@ def exact_joint_tables(kernel, bias=None, *, activation, in_range, in_bins, out_
     return _run(kernel, bias, which="sensitivity" if sensitivity else "parts", activation=activation,
                 in_range=in_range, in_bins=in_bins, out_range=out_range, out_bins=out_bins,
                 terms=terms, tables=True)
+
+
+def ei_parts_matrix_cut(kernel, bias, active_terms, *, activation, in_range, in_bins, out_range,
+                        out_bins, terms) -> jax.Array:
+    """:func:`exact_ei_parts_matrix` (``n_in >= 4``) with the series cut at ``active_terms``.
+
+    ``terms`` (static) is the compiled length and ``active_terms`` (traced, ``<= terms``) the
+    terms kept, so under ``jax.vmap`` checkpoints that need different lengths share one
+    program and each gets its own series: the value with ``terms=active_terms``, to float64
+    rounding (the sum over terms adds exact zeros). float64 out, inside the caller's
+    ``jax.enable_x64`` scope; no gradient rule (use :func:`exact_ei_parts_matrix` for that).
+    """
+    kernel, bias, activation, in_range, out_range, terms = _prepare(
+        kernel, bias, activation, in_range, out_range, terms, which="parts")
+    if kernel.shape[0] <= 3:
+        raise InvalidOptionError("ei_parts_matrix_cut is for n_in >= 4 (fewer inputs use no series).")
+    return _matrix(kernel, bias, jnp.asarray(active_terms, jnp.int32), which="parts", tables=False,
+                   activation=activation, in_range=in_range, in_bins=int(in_bins),
+                   out_range=out_range, out_bins=int(out_bins), terms=terms)

@@ -154,7 +154,7 @@ def _rotate(z, step):
     return (z[0] * step[0] - z[1] * step[1], z[1] * step[0] + z[0] * step[1])
 
 
-def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, terms):
+def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, terms, active=None):
     """Sine-basis coefficients of the conditional CDFs ``F_{A,i}`` of one output column.
 
     With the window ``[L, L + W]`` and ``u_k = k u_1``, ``u_1 = pi / W``,
@@ -179,6 +179,10 @@ def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, te
       bin_group: static ``(k_in,)`` index of each bin's width in ``group_widths``.
       group_widths: static ``(G,)`` distinct input-bin widths (interior and end bins).
       terms: static ``K``.
+      active: optional traced count ``<= K``: the coefficients past it are 0, so the series
+        is the one of ``active`` terms (a stack of checkpoints needing different lengths then
+        shares one compiled ``K``; the harmonics come from the same recurrence, so the kept
+        terms are the same numbers).
 
     Returns:
       ``(K, n, k_in)`` coefficients ``X``.
@@ -197,7 +201,10 @@ def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, te
     k = jnp.arange(1, terms + 1, dtype=u1.dtype)
     loo = loo_products(_sinc_from(sin_l, k[:, None] * x_l[None, :]), axis=1)          # (K, n)
     spread = _sinc_from(sin_g, k[:, None, None] * x_g[None])[:, :, np.asarray(bin_group)]
-    return ((2.0 / jnp.pi) / k)[:, None, None] * loo[:, :, None] * spread * cos_ai
+    scale = (2.0 / jnp.pi) / k
+    if active is not None:
+        scale = jnp.where(jnp.arange(1, terms + 1, dtype=jnp.int32) <= active, scale, 0.0)
+    return scale[:, None, None] * loo[:, :, None] * spread * cos_ai
 
 
 # --- number of terms ------------------------------------------------------------------------

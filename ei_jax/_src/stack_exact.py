@@ -3,11 +3,14 @@
 The pure exact core (:func:`ei_jax._src.exact_core.exact_ei_parts_matrix` and
 :func:`~ei_jax._src.exact_core.exact_sensitivity_matrix`) is ``jax.vmap``-able over the
 kernel and bias, so a stack of checkpoints of one architecture is measured in one compiled
-call per layer and measure (EI_parts of ``n_in >= 4`` inputs: one per distinct series length,
-each checkpoint with the length it gets alone), so each value is what :mod:`ei_jax.exact`
-gives for that checkpoint alone, to float64 rounding. The sampled columns (vector EI, and
+call per layer and measure (EI_parts of ``n_in >= 4`` inputs: the series compiled at the
+stack's longest length, each checkpoint's cut at the length it gets alone), so each value is
+what :mod:`ei_jax.exact` gives for that checkpoint alone, to float64 rounding. The stack runs
+``CHUNK`` checkpoints at a time (``lax.map``), so memory does not grow with N. The sampled columns (vector EI, and
 layers where exact does not apply) are measured elsewhere (``measure_stack``).
 """
+
+import functools
 
 import jax
 import numpy as np
@@ -21,6 +24,9 @@ from ei_jax._src.errors import (
     ShapeMismatchError,
 )
 from ei_jax._src.exact_measures import exact_layer
+
+#: Checkpoints vmapped at once (each holds at most ``exact_core.GROUP_BUDGET`` of series arrays).
+CHUNK = 8
 
 
 def _stacked_kernel_bias(params, layer, n: int):
@@ -41,11 +47,24 @@ def _stacked_kernel_bias(params, layer, n: int):
     return kernel, bias
 
 
-def _sums(fn, kernel, bias, problem, bins, labels, what, **extra):
-    batched = jax.vmap(lambda k, b: fn(k, b, activation=problem.activation, in_range=problem.in_range,
-                                       in_bins=bins, out_range=problem.out_range, out_bins=bins, **extra))
+@functools.partial(jax.jit, static_argnames=("fn", "chunk", "options"))
+def _mapped(args, *, fn, chunk, options):
+    return jax.lax.map(lambda a: fn(*a, **dict(options)), args, batch_size=chunk)
+
+
+def _sums(fn, kernel, bias, problem, bins, labels, what, cut=None, **extra):
+    """Per-checkpoint sums of ``fn``'s ``(n_in, n_out)`` matrix; ``cut``: per-checkpoint
+    series lengths (the traced third argument of ``fn``)."""
+    n = len(kernel)
+    chunk = min(CHUNK, n)
+    pad = -n % chunk                       # repeat the last checkpoint: no remainder program
+    args = (kernel, bias) if cut is None else (kernel, bias, np.asarray(cut, np.int32))
+    args = tuple(np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) for a in args)
+    options = tuple(sorted(dict(activation=problem.activation, in_range=problem.in_range,
+                                in_bins=bins, out_range=problem.out_range, out_bins=bins,
+                                **extra).items()))
     with jax.enable_x64(True):
-        mats = np.asarray(batched(kernel, bias), np.float64)              # (N, n_in, n_out)
+        mats = np.asarray(_mapped(args, fn=fn, chunk=chunk, options=options), np.float64)[:n]
     empty = np.isnan(mats).reshape(len(mats), -1).any(1)
     if empty.any():
         raise EmptyHistogramError(
@@ -55,18 +74,15 @@ def _sums(fn, kernel, bias, problem, bins, labels, what, **extra):
 
 
 def _parts(kernel, bias, problem, bins, labels):
-    """EI_parts of every checkpoint; checkpoints needing the same series length share a call."""
+    """EI_parts of every checkpoint, in one call: the series at the stack's longest length,
+    each checkpoint's cut at its own."""
     if kernel.shape[1] <= 3:                                          # closed forms, no series
         return _sums(exact_core.exact_ei_parts_matrix, kernel, bias, problem, bins, labels, "EI_parts")
     terms = np.array([sums.choose_terms(k, problem.in_range) for k in kernel])
     if terms.max() > sums.MAX_TERMS:
         return None                   # a checkpoint's weights are too sparse for the series
-    out = np.empty(len(kernel))
-    for t in np.unique(terms):
-        sel = np.flatnonzero(terms == t)
-        out[sel] = _sums(exact_core.exact_ei_parts_matrix, kernel[sel], bias[sel], problem, bins,
-                         [labels[j] for j in sel], "EI_parts", terms=int(t))
-    return out
+    return _sums(exact_core.ei_parts_matrix_cut, kernel, bias, problem, bins, labels, "EI_parts",
+                 cut=terms, terms=int(terms.max()))
 
 
 def checkpoint_topology(top, stacked: dict, j: int):
