@@ -203,11 +203,23 @@ def vector_mi_device(codes, valid):
     return jnp.stack(mis)
 
 
+def _concrete(*arrays) -> bool:
+    return not any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
 def vector_mi(codes, valid):
-    """Vector MI of every group: NumPy on the host for CPU (through ``pure_callback``, so it
-    still jits and vmaps), sorting on the device for GPU/TPU."""
+    """Vector MI of every group: NumPy on the host for CPU (through ``pure_callback`` when
+    traced, so it still jits and vmaps; called directly on concrete arrays), sorting on the
+    device for GPU/TPU.
+
+    Concrete arrays skip the callback: a ``pure_callback`` program re-uploads its arguments
+    to the CPU device and waits for that transfer inside the program, and two such programs
+    run from two Python threads at once could each hold an XLA worker thread the other's
+    transfer needed (a hang seen with measures called from two threads on 2 cores)."""
     if jax.default_backend() != "cpu":
         return vector_mi_device(codes, valid)
+    if _concrete(codes, valid):
+        return jnp.asarray(vector_mi_numpy(codes, valid))
     out = jax.ShapeDtypeStruct((codes.shape[-2],), jnp.float32)
     return jax.pure_callback(vector_mi_numpy, out, codes, valid, vmap_method="sequential")
 
@@ -224,5 +236,7 @@ def vector_entropy(codes, valid):
     none is valid. Host NumPy on CPU, a device sort elsewhere (as :func:`vector_mi`)."""
     if jax.default_backend() != "cpu":
         return entropy_of_codes((codes[:, 0], codes[:, 1]), valid)[0]
+    if _concrete(codes, valid):                       # no callback program (see vector_mi)
+        return jnp.asarray(_entropy_numpy(codes, valid))
     return jax.pure_callback(_entropy_numpy, jax.ShapeDtypeStruct((), jnp.float32), codes, valid,
                              vmap_method="sequential")
