@@ -4,11 +4,11 @@ Writes N checkpoints of the paper's Iris network (4-5-5-3, sigmoid; random initi
 as Flax msgpack files, then times, each side in a fresh process (imports excluded):
 
 * batch: ``ei-jax measure DIR --activation sigmoid`` -- every layer of all N checkpoints:
-  exact EI_parts / sensitivity in one vmapped call per layer and series length, vector EI
-  pipelined (one checkpoint's host estimate in a thread while the next is sampled);
+  exact EI_parts / sensitivity in one vmapped call per layer (the series at the stack's
+  longest length, each checkpoint's cut at its own), vector EI pipelined (one checkpoint's host estimate in a thread while the next is sampled);
 * loop: ``ei-jax measure FILE --activation sigmoid`` for each file, N calls in ONE process
   (so the loop compiles once and then reuses its programs: the loop's best case);
-* and single-checkpoint calls each as its own process (``python -m ei_jax.cli``), the
+* and single-checkpoint calls each as its own process (``cli.main`` on one file), the
   cost a shell loop over ``ei-jax measure`` pays per checkpoint: its whole process, and its
   measurement time (inside ``cli.main``, imports excluded) -- the issue's "loop over
   single-checkpoint ``ei-jax measure`` calls' measurement time". With ``--cache`` (the
@@ -123,18 +123,12 @@ def main(argv=None):
                 if not same:
                     differ.append((a["checkpoint"], a["layer"], k, a[k], b[k]))
         equal = not differ
-        one = next(iter(sorted(folder.glob("*.msgpack"))))
-        env = _env(cache)
         singles = []                   # (whole process, measurement inside cli.main)
         for _ in range(max(1, args.singles)):
             t0 = time.perf_counter()
             inside = _child("one", folder, Path(tmp) / "one.json", settings, cache)
             singles.append((time.perf_counter() - t0, inside))
         process, single = (sorted(x[i] for x in singles)[len(singles) // 2] for i in (0, 1))
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "ei_jax.cli", "measure", str(one), "--activation", "sigmoid",
-                        "--no-progress", *settings], check=True, capture_output=True, env=env, timeout=3600)
-        cli_process = time.perf_counter() - t0
     n = args.checkpoints
     print(f"ei-jax measure on {n} checkpoints of a 4-5-5-3 sigmoid net ({args.samples} samples, "
           f"{args.sensitivity_samples} per input for sensitivity, 8 bins), {os.cpu_count()} CPU cores, "
@@ -143,8 +137,7 @@ def main(argv=None):
     print(f"  loop of {n} single calls in one process:     {loop:8.1f} s   loop / batch = {loop / batch:.1f}x")
     print(f"  one single call as a process, median of {len(singles)}: measurement {single:8.1f} s   "
           f"(x {n} = {single * n:.0f} s; / batch = {single * n / batch:.1f}x)")
-    print(f"      whole process {process:.1f} s (python -m ei_jax.cli: {cli_process:.1f} s; "
-          f"x {n} / batch = {process * n / batch:.0f}x)")
+    print(f"      whole process {process:.1f} s (x {n} / batch = {process * n / batch:.0f}x)")
     print(f"  tables equal row for row: {equal}" + "".join(f"\n    differs: {d}" for d in differ[:10]))
     return dict(batch=batch, loop=loop, single=single, process=process, equal=equal)
 

@@ -274,13 +274,15 @@ def ei_parts_matrix_cut(kernel, bias, active_terms, *, activation, in_range, in_
     ``terms`` (static) is the compiled length and ``active_terms`` (traced, ``<= terms``) the
     terms kept, so under ``jax.vmap`` checkpoints that need different lengths share one
     program and each gets its own series: the value with ``terms=active_terms``, to float64
-    rounding (the sum over terms adds exact zeros). float64 out, inside the caller's
-    ``jax.enable_x64`` scope; no gradient rule (use :func:`exact_ei_parts_matrix` for that).
+    rounding (the sum over terms adds exact zeros). float64 out (its own ``jax.enable_x64``
+    scope, as the other exact functions); no gradient rule (use :func:`exact_ei_parts_matrix`
+    for that).
     """
     kernel, bias, activation, in_range, out_range, terms = _prepare(
         kernel, bias, activation, in_range, out_range, terms, which="parts")
     if kernel.shape[0] <= 3:
         raise InvalidOptionError("ei_parts_matrix_cut is for n_in >= 4 (fewer inputs use no series).")
-    return _matrix(kernel, bias, jnp.asarray(active_terms, jnp.int32), which="parts", tables=False,
-                   activation=activation, in_range=in_range, in_bins=int(in_bins),
-                   out_range=out_range, out_bins=int(out_bins), terms=terms)
+    with jax.enable_x64(True):
+        return _matrix(kernel, bias, jnp.asarray(active_terms, jnp.int32), which="parts", tables=False,
+                       activation=activation, in_range=in_range, in_bins=int(in_bins),
+                       out_range=out_range, out_bins=int(out_bins), terms=terms)

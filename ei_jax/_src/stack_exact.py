@@ -6,8 +6,9 @@ kernel and bias, so a stack of checkpoints of one architecture is measured in on
 call per layer and measure (EI_parts of ``n_in >= 4`` inputs: the series compiled at the
 stack's longest length, each checkpoint's cut at the length it gets alone), so each value is
 what :mod:`ei_jax.exact` gives for that checkpoint alone, to float64 rounding. The stack runs
-``CHUNK`` checkpoints at a time (``lax.map``), so memory does not grow with N. The sampled columns (vector EI, and
-layers where exact does not apply) are measured elsewhere (``measure_stack``).
+``CHUNK`` checkpoints at a time (``lax.map``), so memory does not grow with N. The sampled
+columns (vector EI, and layers where exact does not apply) are measured elsewhere
+(``measure_stack``).
 """
 
 import functools
