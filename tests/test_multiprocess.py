@@ -42,6 +42,18 @@ SCRIPT = textwrap.dedent('''
     out["groups"] = ei_jax.eis_between_groups(key, top, "layers_0", [((0, 1), (2,)), ((2,), (0, 3))],
                                               samples=20_001, **kw)
     out["both"] = ei_jax.vector_and_pairwise_ei(key, top, "layers_0", samples=20_001, **kw)
+    out["ei_auto"] = ei_jax.ei(key, top, "layers_2", threshold=0.1, in_bins=8, out_bins=8)
+    f = lambda q, x: jax.nn.sigmoid(x @ q)
+    wv = jax.random.normal(jax.random.key(3), (3, 4)) * 3
+    vkw = dict(in_shape=(3,), in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8, samples=40_000,
+               batch_size=4096)  # 10 loop steps of 4 chunks: 6 on one process's 2 devices, 4 on the other's
+    out["vector_ei"] = float(core.vector_ei(key, f, wv, **vkw))
+    if nproc > 1:  # where the rows are: each process's share, counted in rounds of buckets
+        from ei_jax._src import core_measures, distributed_counts, sharding
+        codes, valid, *_ = core_measures.local_rows(key, f, wv, **vkw)
+        rows = sharding.local_valid_rows(codes, valid)
+        mi, total, peak = distributed_counts.vector_mi(rows)
+        out["rows"] = dict(local=len(rows), total=total, peak=peak, same=float(mi[0]) == out["vector_ei"])
     for name, e in (("ei_parts_se", ei_jax.ei_parts(key, top, "layers_0", samples=20_000, stderr=True, **kw)),
                     ("ei_se", ei_jax.ei(key, top, "layers_2", samples=20_000, stderr=True, in_bins=8,
                                         out_bins=8))):
@@ -82,7 +94,14 @@ def test_two_processes_of_two_devices_give_the_single_device_numbers():
     for w in workers:
         assert w.pop("processes") == 2 and w.pop("devices") == 4
         assert w.pop("devices_3") is True
+        rows = w.pop("rows")
+        # Each process holds its own share of the rows (its devices' loop steps), and the
+        # largest round it gathers is a fraction of all rows: 3 code kinds x every process's
+        # pairs of one of 8 buckets <= 3 R / 8 (+ rounding), not the R rows a gather would hold.
+        assert rows["same"] and rows["local"] <= 0.62 * rows["total"]
+        assert rows["peak"] < 0.5 * rows["total"]
         assert w == single
     # real measurements, not empty ones
     assert single["ei_parts"] > 0 and single["ei"] > 0 and single["sensitivity"] > 0
+    assert single["vector_ei"] > 1 and single["ei_auto"] > 0
     assert min(single["map_params"]) > 0 and min(single["groups"]) > 0

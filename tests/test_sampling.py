@@ -68,13 +68,13 @@ def test_vector_automatic_mode_adds_rounds_and_equals_a_fixed_run(monkeypatch):
     x0 = jnp.zeros((1, 3))
     top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
     calls = []
-    real = core_measures.vector_rows
+    real = core_measures.local_rows
 
     def spy(*args, samples, start=0, **kw):
         calls.append((start, samples))
         return real(*args, samples=samples, start=start, **kw)
 
-    monkeypatch.setattr(core_measures, "vector_rows", spy)
+    monkeypatch.setattr(core_measures, "local_rows", spy)
     kw = dict(in_range=(0, 1), in_bins=8, out_bins=8, activation="sigmoid")
     auto = ei_jax.ei(jax.random.key(1), top, "Dense", threshold=0.05, **kw)
     # Every sample is counted once: the rounds tile [0, total) without overlap.

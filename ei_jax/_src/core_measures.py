@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from ei_jax._src import binning as _b
-from ei_jax._src import checks, row_codes
+from ei_jax._src import checks, distributed_counts, row_codes, sharding
 from ei_jax._src.estimators import mutual_information_from_counts
 from ei_jax._src.interface import PairStats, VectorStats
 from ei_jax._src.pairwise_stats import pair_loop, sensitivity_loop
@@ -83,8 +83,21 @@ def vector_rows(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range
     Returns:
       ``(codes, valid, below, above, pairs)``: uint32 row codes ``(R, G, 4)``, bool validity
       ``(R,)``, int32 out-of-range counts ``(n_out,)`` and :class:`PairStats` or None. The
-      vector MI of several runs is the MI of their valid rows together.
+      vector MI of several runs is the MI of their valid rows together. Under
+      ``jax.distributed`` every process gets every process's rows.
     """
+    return local_rows(key, apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
+                      out_range=out_range, out_bins=out_bins, samples=samples, start=start,
+                      groups=groups, with_pairs=with_pairs, pair_bins=pair_bins,
+                      batch_size=batch_size, clip=clip, method=method, devices=devices, gather=True)
+
+
+def local_rows(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins, samples,
+               start=0, groups=None, with_pairs=False, pair_bins=None, batch_size=None, clip=False,
+               method="auto", devices=None, gather=False):
+    """:func:`vector_rows`; with ``gather=False`` (internal) rows made on other processes'
+    devices stay there: the codes are then global arrays, read with
+    :func:`sharding.local_valid_rows` and counted with :mod:`distributed_counts`."""
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
                      batch_size=batch_size, mode=_b.VECTOR, devices=devices)
@@ -97,17 +110,20 @@ def vector_rows(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range
     groups = check_groups(groups if groups is not None else [(range(spec.n_in), range(spec.out_dim))],
                           spec.n_in, spec.out_dim)
     lo, hi = checks.check_samples(samples, start)
-    return vector_codes(key, spec, params, lo, hi, groups=groups, pair_spec=pair_spec)
+    return vector_codes(key, spec, params, lo, hi, groups=groups, pair_spec=pair_spec, gather=gather)
 
 
 def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
                  samples, start=0, groups=None, with_pairs=False, pair_bins=None, batch_size=None,
                  clip=False, method="auto", devices=None) -> VectorStats:
-    codes, valid, below, above, pairs = vector_rows(
+    codes, valid, below, above, pairs = local_rows(
         key, apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
         out_range=out_range, out_bins=out_bins, samples=samples, start=start, groups=groups,
         with_pairs=with_pairs, pair_bins=pair_bins, batch_size=batch_size, clip=clip,
         method=method, devices=devices)
+    if sharding.spans_processes(codes):     # several processes: count where the rows are
+        mi, rows, _ = distributed_counts.vector_mi(sharding.local_valid_rows(codes, valid))
+        return VectorStats(jnp.asarray(mi), jnp.int32(rows), below, above, pairs)
     return VectorStats(row_codes.vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below,
                        above, pairs)
 

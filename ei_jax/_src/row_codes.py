@@ -125,17 +125,55 @@ def entropy_of_codes(keys, weight, length=None):
 
 # --- vector MI from row codes ----------------------------------------------------------
 
+def distinct_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, counts)``: the distinct values of a uint64 array, ascending, and how often
+    each occurs (int64). Sorts ``codes`` in place: the caller's array is scratch."""
+    n = codes.shape[0]
+    if n == 0:
+        return codes[:0], np.zeros((0,), np.int64)
+    codes.sort()
+    last = np.flatnonzero(codes[1:] != codes[:-1])
+    counts = np.diff(last, prepend=-1, append=n - 1)
+    return codes[np.append(last, n - 1)], counts.astype(np.int64)
+
+
+def histogram_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The multiplicity histogram of per-value counts: ascending int64 ``k`` and ``m[i]``
+    values that occur ``k[i]`` times. An entropy depends on nothing else, and histograms of
+    disjoint sets of values add."""
+    if counts.size == 0:
+        return np.zeros((0,), np.int64), np.zeros((0,), np.int64)
+    m = np.bincount(counts)
+    k = np.flatnonzero(m)
+    return k.astype(np.int64), m[k].astype(np.int64)
+
+
+def multiplicities(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`histogram_of_counts` of a uint64 array's values (sorted in place)."""
+    return histogram_of_counts(distinct_counts(codes)[1])
+
+
+def entropy_of_multiplicities(n: int, k: np.ndarray, m: np.ndarray) -> float:
+    """Plug-in entropy (bits, float64) of ``n`` values with multiplicity histogram ``(k, m)``:
+    ``log2 n - sum_k m_k k log2 k / n``, one fixed summation order (ascending ``k``)."""
+    return float(np.log2(n) - np.dot((k * m).astype(np.float64), np.log2(k.astype(np.float64))) / n)
+
+
+def mi_of_multiplicities(n: int, hist_y, hist_x, hist_xy) -> float:
+    """``max(H(Y) + H(X) - H(X, Y), 0)`` (bits) from the three multiplicity histograms."""
+    h = entropy_of_multiplicities(n, *hist_y)
+    h += entropy_of_multiplicities(n, *hist_x)
+    h -= entropy_of_multiplicities(n, *hist_xy)
+    return max(h, 0.0)
+
+
 def _entropy_bits(codes: np.ndarray) -> float:
     """Plug-in entropy (bits, float64) of the distinct values of a uint64 array (sorted in
     place: the caller's array is scratch)."""
-    n = codes.shape[0]
-    codes.sort()
-    starts = np.flatnonzero(codes[1:] != codes[:-1])
-    counts = np.diff(starts, prepend=-1, append=n - 1).astype(np.float64)
-    return float(np.log2(n) - np.dot(counts, np.log2(counts)) / n)
+    return entropy_of_multiplicities(codes.shape[0], *multiplicities(codes))
 
 
-def _mix64(v: np.ndarray) -> np.ndarray:
+def mix64(v: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser, a bijection of uint64 (wrapping arithmetic), in place."""
     v ^= v >> np.uint64(30)
     v *= np.uint64(0xBF58476D1CE4E5B9)
@@ -158,7 +196,7 @@ def joint_codes(codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     and output codes, and the 64-bit mix of both that :func:`vector_mi_numpy` counts."""
     every = np.ones((codes.shape[0],), bool)
     x, y = _word_pair(codes, every, 0), _word_pair(codes, every, 2)
-    return x, y, _mix64(y + np.uint64(0x9E3779B97F4A7C15)) ^ x
+    return x, y, mix64(y + np.uint64(0x9E3779B97F4A7C15)) ^ x
 
 
 def vector_mi_numpy(codes, valid):
@@ -175,18 +213,18 @@ def vector_mi_numpy(codes, valid):
     if not valid.any():
         return np.full((n_groups,), np.nan, np.float32)
     out = np.zeros((n_groups,), np.float32)
+    n = int(valid.sum())
     for g in range(n_groups):
         cg = codes[:, g]
         y = _word_pair(cg, valid, 2)
-        xy = _mix64(y + np.uint64(0x9E3779B97F4A7C15))
-        h = _entropy_bits(y)
+        xy = mix64(y + np.uint64(0x9E3779B97F4A7C15))
+        hist_y = multiplicities(y)
         del y
         x = _word_pair(cg, valid, 0)
         xy ^= x
-        h += _entropy_bits(x)
+        hist_x = multiplicities(x)
         del x
-        h -= _entropy_bits(_mix64(xy))
-        out[g] = max(h, 0.0)
+        out[g] = mi_of_multiplicities(n, hist_y, hist_x, multiplicities(xy))
     return out
 
 

@@ -4,8 +4,11 @@ Device ``d`` of ``n`` handles loop steps ``t * n + d``: the set of blocks, hence
 is the same for any device count, and integer statistics are summed with ``psum``, so
 results are identical on 1 or N devices. With several processes the mesh holds every
 process's devices: each process passes the same (replicated) key and parameters, the summed
-counts come back replicated on every device, and row codes are gathered from every process
-(:func:`on_first_device`), so every process gets the whole result.
+counts come back replicated on every device, and every process gets the whole result. Row
+codes stay where they were made (:func:`local_valid_rows`): vector entropies count them
+across processes in hash buckets (:mod:`ei_jax._src.distributed_counts`); only the public
+``core.vector_rows`` and the ``stderr=True`` vector estimates gather them all
+(:func:`on_first_device`).
 """
 
 import functools
@@ -98,3 +101,19 @@ def on_first_device(tree):
         return jax.device_put(a, dev)
 
     return jax.tree.map(one, tree)
+
+
+def spans_processes(a) -> bool:
+    """Whether ``a`` is a concrete array with shards on other processes' devices."""
+    return not isinstance(a, jax.core.Tracer) and isinstance(a, jax.Array) and not a.is_fully_addressable
+
+
+def local_valid_rows(codes, valid) -> np.ndarray:
+    """This process's valid rows of row codes sharded along their first axis: NumPy
+    ``(R_local, ...)``, from its own devices' shards only (all rows of a local array)."""
+    if not spans_processes(codes):
+        return np.asarray(codes)[np.asarray(valid)]
+    by_start = lambda s: s.index[0].start or 0  # noqa: E731
+    shards = sorted(codes.addressable_shards, key=by_start)
+    masks = sorted(valid.addressable_shards, key=by_start)
+    return np.concatenate([np.asarray(c.data)[np.asarray(v.data)] for c, v in zip(shards, masks)])

@@ -9,7 +9,8 @@ result equals a fixed run of the final size.
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src import checks, core_measures, reporting, row_codes, sampling
+from ei_jax._src import checks, core_measures, distributed_counts, reporting, row_codes, sampling
+from ei_jax._src import sharding
 from ei_jax._src import pairwise_uncertainty, vector_uncertainty
 from ei_jax._src.core_estimates import check_estimate_samples
 from ei_jax._src.errors import EmptyHistogramError
@@ -32,23 +33,26 @@ def _report(problem, below, above, samples, clip):
                                 samples * np.asarray(below).size, clip, stacklevel=4)
 
 
-def _rows_of(run):
-    codes, valid = np.asarray(run[0]), np.asarray(run[1])
-    return codes[valid]
-
-
-def _quarter_runs(key, problem, kw, start, samples, parts, **extra):
-    """``parts`` consecutive runs of :func:`core_measures.vector_rows`: their valid rows
-    ``(R, G, 4)``, int64 out-of-range counts and pair statistics."""
+def _quarter_runs(key, problem, kw, start, samples, parts, *, gather=True, **extra):
+    """``parts`` consecutive runs of :func:`core_measures.local_rows`: their valid rows
+    ``(R, G, 4)``, int64 out-of-range counts, pair statistics, and whether the rows are only
+    this process's share (``gather=False`` under ``jax.distributed``)."""
     out = []
     for s, n in pairwise_uncertainty.split(start, samples, parts):
-        run = core_measures.vector_rows(key, problem.apply_fn, problem.params, samples=n, start=s,
-                                        **kw, **extra)
-        out.append((_rows_of(run), *(np.asarray(a, np.int64) for a in run[2:4]), run[4]))
+        run = core_measures.local_rows(key, problem.apply_fn, problem.params, samples=n, start=s,
+                                       gather=gather, **kw, **extra)
+        out.append((sharding.local_valid_rows(run[0], run[1]),
+                    *(np.asarray(a, np.int64) for a in run[2:4]), run[4],
+                    sharding.spans_processes(run[0])))
     return out
 
 
-def _mi_of_rows(problem, rows) -> float:
+def _mi_of_rows(problem, rows, shared=False) -> float:
+    """Vector MI of valid rows: all of them, or (``shared``) this process's share of them."""
+    if shared:
+        mi, total, _ = distributed_counts.vector_mi(rows)
+        _check_rows(problem, total)
+        return float(mi[0])
     _check_rows(problem, len(rows))
     return float(row_codes.vector_mi(jnp.asarray(rows), jnp.ones((len(rows),), bool))[0])
 
@@ -63,14 +67,15 @@ def _estimate(problem, quarters, samples, stacklevel=4, results=None):
 
 def _merge(a, b):
     """Two runs' rows and counts as one run."""
-    return np.concatenate([a[0], b[0]]), a[1] + b[1], a[2] + b[2], None
+    return np.concatenate([a[0], b[0]]), a[1] + b[1], a[2] + b[2], None, a[4]
 
 
 def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stderr_target):
     """Automatic mode: ``(float or Estimate, (below, above), samples used)``.
 
-    Without ``stderr`` the rows of every round are kept as one run; with it, as the four
-    quarters of the samples so far (the first round in four, every later one in two).
+    Without ``stderr`` the rows of every round are kept as one run (under ``jax.distributed``
+    each process keeps its own share); with it, as the four quarters of the samples so far
+    (the first round in four, every later one in two), gathered on every process.
     """
     rounds = sampling.AutoRounds(threshold, vector=True, desc=f"EI {problem.name}", progress=progress,
                                  max_samples=VECTOR_MAX_SAMPLES if max_samples is None else max_samples,
@@ -78,12 +83,12 @@ def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stde
     runs, est = None, None
     for start, n in rounds:
         if not stderr:
-            part = _quarter_runs(key, problem, kw, start, n, 1)
+            part = _quarter_runs(key, problem, kw, start, n, 1, gather=False)
             runs = part if runs is None else [_merge(runs[0], part[0])]
         else:
             parts = _quarter_runs(key, problem, kw, start, n, 4 if runs is None else 2)
             runs = parts if runs is None else [_merge(runs[0], runs[1]), _merge(runs[2], runs[3]), *parts]
-        value = _mi_of_rows(problem, np.concatenate([r[0] for r in runs]))
+        value = _mi_of_rows(problem, np.concatenate([r[0] for r in runs]), shared=runs[0][4])
         if stderr_target is not None:
             est = _estimate(problem, runs, start + n, stacklevel=5)[0]
             rounds.record(value, est.stderr)

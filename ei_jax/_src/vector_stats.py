@@ -120,9 +120,13 @@ def check_groups(groups, n_in: int, n_out: int):
     return out
 
 
-def vector_codes(key, spec: Spec, params, start: int, stop: int, *, groups, pair_spec=None):
+def vector_codes(key, spec: Spec, params, start: int, stop: int, *, groups, pair_spec=None,
+                 gather: bool = True):
     """Runs :func:`vector_loop` for samples ``[start, stop)``: ``(codes, valid, below, above,
-    pairs)``, with codes compacted on GPU/TPU and committed to the first device."""
+    pairs)``, with codes compacted on GPU/TPU and committed to the first device.
+
+    With ``gather=False``, codes made on several processes' devices stay sharded there
+    (global arrays; read this process's rows with :func:`sharding.local_valid_rows`)."""
     blocks = spanned_blocks(start, stop)
     params = checks.measured_params(params)
     traced = any(isinstance(v, jax.core.Tracer) for v in jax.tree.leaves((key, params)))
@@ -135,6 +139,7 @@ def vector_codes(key, spec: Spec, params, start: int, stop: int, *, groups, pair
     codes, valid, below, above, pairs = vector_loop(
         key, params, jnp.int32(start), jnp.int32(stop), spec=spec, pair_spec=pair_spec,
         n_steps=capacity_steps(blocks, spec.blocks_per_step, spec.devices), groups=groups,
-        bound=rows_bound(blocks), compact=jax.default_backend() != "cpu")
-    codes, valid = sharding.on_first_device((codes, valid))
+        bound=rows_bound(blocks), compact=jax.default_backend() != "cpu" and (gather or spec.devices <= len(jax.local_devices())))
+    if gather or not sharding.spans_processes(codes):
+        codes, valid = sharding.on_first_device((codes, valid))
     return codes, valid, below, above, pairs

@@ -1,0 +1,115 @@
+"""Memory per process of multi-process vector EI: rows counted where they are vs gathered.
+
+Starts JAX's distributed runtime on 127.0.0.1 (gloo, one CPU device per process) with 1 and
+2 processes, and measures vector EI (``ei_jax.core.vector_ei``) of W1's layer (Linear(25, 6)
+sigmoid, 8 bins) in each process. ``bucketed`` is the library's path (each process keeps its
+own row codes; (code, count) pairs go round in hash buckets). ``gathered`` is what the
+library did before: ``core.vector_rows`` (every process's codes on every process) and the
+host MI of all of them. Reported per process: peak RSS (``ru_maxrss``), its growth over a
+warm-up call at 1/64 of the samples (imports and compilation excluded), wall time of the
+measure, and the value (identical in every column).
+
+    .venv/bin/python benchmarks/multiprocess_memory.py                 # 4e6 samples
+    .venv/bin/python benchmarks/multiprocess_memory.py --samples 1e7
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHILD = textwrap.dedent('''
+    import json, resource, sys, time
+    import jax
+    port, pid, nproc, samples, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    if nproc > 1:
+        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=nproc,
+                                   process_id=pid, initialization_timeout=120)
+    import numpy as np
+    from ei_jax import core
+    from ei_jax._src import row_codes
+    w = jax.random.normal(jax.random.key(0), (25, 6))
+    kw = dict(in_shape=(25,), in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8)
+    f = lambda q, x: jax.nn.sigmoid(x @ q)
+
+    def measure(key, n):
+        if mode == "bucketed":
+            return float(core.vector_ei(key, f, w, samples=n, **kw))
+        codes, valid, *_ = core.vector_rows(key, f, w, samples=n, **kw)
+        return float(row_codes.vector_mi(codes, valid)[0])
+
+    def peak_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    measure(jax.random.key(2), max(1024, samples // 64))
+    base = peak_mb()
+    t0 = time.perf_counter()
+    value = measure(jax.random.key(1), samples)
+    wall = time.perf_counter() - t0
+    print(json.dumps(dict(process=pid, value=value, wall_s=wall, base_mb=base, peak_mb=peak_mb())))
+''')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(processes: int, samples: int, mode: str, timeout: float) -> list[dict]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    port = free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(port), str(i), str(processes), str(samples), mode],
+                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(processes)]
+    try:
+        outs = [p.communicate(timeout=timeout) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for p, (_, err) in zip(procs, outs):
+        if p.returncode != 0:
+            sys.exit(f"{mode} with {processes} processes failed:\n{err[-3000:]}")
+    return [json.loads(out.splitlines()[-1]) for out, _ in outs]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", type=float, default=4e6, help="vector EI samples (default 4e6)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    args = p.parse_args(argv)
+    samples = int(args.samples)
+    rows = []
+    for processes, mode in ((1, "bucketed"), (2, "bucketed"), (2, "gathered")):
+        res = run(processes, samples, mode, args.timeout)
+        for r in res:
+            print(f"{processes} process(es), {mode}: {json.dumps(r)}", flush=True)
+        rows.append((processes, mode, res))
+    values = {r["value"] for _, _, res in rows for r in res}
+    if len(values) != 1:
+        sys.exit(f"values differ: {values}")
+    print(f"\nvector EI of Linear(25, 6) sigmoid, 8 bins, {samples:,} samples, 1 CPU device per process "
+          f"(value {values.pop():.6f} bits everywhere)\n")
+    print("| processes | rows | peak RSS per process | growth over warm-up | measure wall |")
+    print("|---|---|---|---|---|")
+    growth = {}
+    for processes, mode, res in rows:
+        g = max(r["peak_mb"] - r["base_mb"] for r in res)
+        growth[(processes, mode)] = g
+        print(f"| {processes} | {mode} | {max(r['peak_mb'] for r in res):.0f} MB | {g:.0f} MB "
+              f"| {max(r['wall_s'] for r in res):.2f} s |")
+    print(f"\ngrowth per process, 2 processes: bucketed / gathered = "
+          f"{growth[(2, 'bucketed')] / max(growth[(2, 'gathered')], 1e-9):.2f}; "
+          f"bucketed 2 processes / 1 process = {growth[(2, 'bucketed')] / max(growth[(1, 'bucketed')], 1e-9):.2f}")
+
+
+if __name__ == "__main__":
+    main()
