@@ -33,7 +33,7 @@ CHILD = textwrap.dedent('''
                                    process_id=pid, initialization_timeout=120)
     import numpy as np
     from ei_jax import core
-    from ei_jax._src import row_codes
+    from ei_jax._src import core_measures, row_codes
     w = jax.random.normal(jax.random.key(0), (25, 6))
     kw = dict(in_shape=(25,), in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8)
     f = lambda q, x: jax.nn.sigmoid(x @ q)
@@ -41,7 +41,7 @@ CHILD = textwrap.dedent('''
     def measure(key, n):
         if mode == "bucketed":
             return float(core.vector_ei(key, f, w, samples=n, **kw))
-        codes, valid, *_ = core.vector_rows(key, f, w, samples=n, **kw)
+        codes, valid, *_ = core_measures.vector_rows(key, f, w, samples=n, **kw)
         return float(row_codes.vector_mi(codes, valid)[0])
 
     def peak_mb():

@@ -122,8 +122,10 @@ def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_rang
         with_pairs=with_pairs, pair_bins=pair_bins, batch_size=batch_size, clip=clip,
         method=method, devices=devices)
     if sharding.spans_processes(codes):     # several processes: count where the rows are
-        mi, rows, _ = distributed_counts.vector_mi(sharding.local_valid_rows(codes, valid))
-        return VectorStats(jnp.asarray(mi), jnp.int32(rows), below, above, pairs)
+        rows = sharding.local_valid_rows(codes, valid)
+        del codes, valid                    # the device buffers: only this process's rows stay
+        mi, n, _ = distributed_counts.vector_mi(rows)
+        return VectorStats(jnp.asarray(mi), jnp.int32(n), below, above, pairs)
     return VectorStats(row_codes.vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below,
                        above, pairs)
 

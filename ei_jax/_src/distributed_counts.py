@@ -17,8 +17,9 @@ exactly across buckets and processes. The entropy is then one float formula of t
 integers on every process and in a single process (:func:`row_codes.entropy_of_multiplicities`),
 so the result is bit-identical to one process with one device.
 
-Memory per process: its own rows plus one round's gathered pairs (``12 D / B`` bytes per
-code kind), i.e. bounded by its share. Only uint32/int32 arrays cross processes (no x64
+Memory per process: its own rows, one code column being counted (its distinct codes and
+their counts), and one round's gathered pairs (``12 D / B`` bytes), i.e. bounded by its
+share. Only uint32/int32 arrays cross processes (no x64
 needed), through ``jax.experimental.multihost_utils.process_allgather`` of one padded shape
 per call.
 """
@@ -33,40 +34,35 @@ _BUCKET_SALT = np.uint64(0xD1B54A32D192ED03)
 
 
 def bucket_of(values: np.ndarray, buckets: int) -> np.ndarray:
-    """int64 bucket in ``[0, buckets)`` of each uint64 code (a mix of it, so structured codes
+    """Bucket in ``[0, buckets)`` of each uint64 code (the smallest unsigned dtype) (a mix of it, so structured codes
     -- exact row packings -- spread evenly)."""
     mixed = row_codes.mix64(values ^ _BUCKET_SALT)   # a new array: values stay as they are
-    return ((mixed >> np.uint64(32)) % np.uint64(buckets)).astype(np.int64)
-
-
-def _as_words(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """uint64 codes and their int64 counts -> uint32 ``(n, 3)``: no 64-bit dtype crosses
-    processes (a count is below 2**31: at most ``MAX_SAMPLES`` rows)."""
-    out = np.empty((values.shape[0], 3), np.uint32)
-    out[:, :2] = np.ascontiguousarray(values).view(np.uint32).reshape(-1, 2)
-    out[:, 2] = counts
-    return out
+    mixed >>= np.uint64(32)
+    mixed %= np.uint64(buckets)
+    return mixed.astype(np.min_scalar_type(buckets - 1))
 
 
 def _owner_counts(words: np.ndarray) -> np.ndarray:
-    """Every process's ``(code, count)`` words of one bucket -> the global count of each code."""
+    """Every process's ``(code, count)`` words ``(n, 3)`` of one bucket -> the global count of
+    each distinct code among them (int64, in code order)."""
+    if words.shape[0] == 0:
+        return np.zeros((0,), np.int64)
     values = np.ascontiguousarray(words[:, :2]).view(np.uint64).reshape(-1)
     order = np.argsort(values, kind="stable")
     values = values[order]
     first = np.ones(values.shape[0], bool)
     np.not_equal(values[1:], values[:-1], out=first[1:])
-    return np.add.reduceat(words[order, 2].astype(np.int64), np.flatnonzero(first)) if values.size \
-        else np.zeros((0,), np.int64)
+    return np.add.reduceat(words[order, 2].astype(np.int64), np.flatnonzero(first))
 
 
 def merge(histograms) -> tuple[np.ndarray, np.ndarray]:
     """Sum of multiplicity histograms ``(k, m)``: ascending distinct ``k``, summed ``m`` (int64)."""
-    ks = [np.asarray(k, np.int64) for k, _ in histograms]
-    ms = [np.asarray(m, np.int64) for _, m in histograms]
-    k, m = (np.concatenate(a) if a else np.zeros((0,), np.int64) for a in (ks, ms))
+    k = np.concatenate([np.asarray(k, np.int64) for k, _ in histograms] or [np.zeros((0,), np.int64)])
+    m = np.concatenate([np.asarray(m, np.int64) for _, m in histograms] or [np.zeros((0,), np.int64)])
     distinct, where = np.unique(k, return_inverse=True)
-    return distinct, np.bincount(where, weights=None if m.size == 0 else m,
-                                 minlength=distinct.size).astype(np.int64)
+    summed = np.zeros(distinct.shape, np.int64)
+    np.add.at(summed, where, m)
+    return distinct, summed
 
 
 def _gather(x: np.ndarray) -> np.ndarray:
@@ -75,79 +71,90 @@ def _gather(x: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x))
 
 
-def global_multiplicities(columns, *, gather=_gather, process=None, processes=None):
-    """Multiplicity histograms of several distributed multisets of uint64 codes.
+def global_multiplicities(values: np.ndarray, *, gather=_gather, process=None, processes=None):
+    """Multiplicity histogram of a multiset of uint64 codes spread over processes.
 
     Args:
-      columns: list of uint64 ``(n_local,)`` arrays, this process's codes of each multiset
-        (every process passes the same number of columns); sorted in place (scratch).
+      values: this process's codes, uint64 ``(n_local,)``; sorted in place (scratch).
       gather: collective ``x -> (processes, *x.shape)``, the same call on every process.
       process, processes: this process's index and the process count (default: JAX's).
 
     Returns:
-      ``(histograms, peak)``: one ``(k, m)`` per column, identical on every process and
-      equal to :func:`row_codes.multiplicities` of the union of every process's codes; and
-      the largest number of ``(code, count)`` pairs one round gathered into this process
-      (all columns, padding included).
+      ``((k, m), peak)``: the histogram, identical on every process and equal to
+      :func:`row_codes.multiplicities` of every process's codes together; and the most
+      ``(code, count)`` pairs one round gathered into this process (padding included).
     """
     import jax
 
     me = jax.process_index() if process is None else process
     p = jax.process_count() if processes is None else processes
     n_buckets = ROUNDS_PER_PROCESS * p
-    ordered, bounds = [], []
-    for values in columns:
-        distinct, counts = row_codes.distinct_counts(values)
-        b = bucket_of(distinct, n_buckets)
-        order = np.argsort(b, kind="stable")
-        ordered.append(_as_words(distinct[order], counts[order]))
-        bounds.append(np.searchsorted(b[order], np.arange(n_buckets + 1)))
-    local_sizes = np.stack([np.diff(bd) for bd in bounds]).astype(np.int32)   # (columns, B)
-    sizes = gather(local_sizes)                                               # (P, columns, B)
-    cap = max(1, int(sizes.max()) if sizes.size else 1)
-    mine = [[] for _ in columns]
+    distinct, counts = row_codes.distinct_counts(values)
+    del values
+    bucket = bucket_of(distinct, n_buckets)
+    sizes = gather(np.bincount(bucket, minlength=n_buckets).astype(np.int32))  # (P, B)
+    cap = max(1, int(sizes.max()))
+    mine = []
     peak = 0
-    for bucket in range(n_buckets):
-        payload = np.zeros((len(columns), cap, 3), np.uint32)
-        for c, (words, bd) in enumerate(zip(ordered, bounds)):
-            payload[c, :bd[bucket + 1] - bd[bucket]] = words[bd[bucket]:bd[bucket + 1]]
-        got = gather(payload)                                                 # (P, columns, cap, 3)
-        peak = max(peak, int(np.prod(got.shape[:3])))
-        if bucket % p != me:
-            continue
-        for c in range(len(columns)):
-            words = np.concatenate([got[q, c, :sizes[q, c, bucket]] for q in range(p)])
-            mine[c].append(row_codes.histogram_of_counts(_owner_counts(words)))
-    local = [merge(h) for h in mine]
-    lengths = gather(np.asarray([k.size for k, _ in local], np.int32))      # (P, columns)
-    width = max(1, int(lengths.max()) if lengths.size else 1)
-    table = np.zeros((len(columns), width, 2), np.int32)
-    for c, (k, m) in enumerate(local):
-        table[c, :k.size, 0], table[c, :k.size, 1] = k, m
-    tables = gather(table)                                                    # (P, columns, width, 2)
-    out = [merge([(tables[q, c, :lengths[q, c], 0], tables[q, c, :lengths[q, c], 1]) for q in range(p)])
-           for c in range(len(columns))]
-    return out, peak
+    for b in range(n_buckets):
+        here = bucket == b
+        payload = np.zeros((cap, 3), np.uint32)
+        payload[:sizes[me, b], :2] = distinct[here].view(np.uint32).reshape(-1, 2)
+        payload[:sizes[me, b], 2] = counts[here]          # < 2**31: at most MAX_SAMPLES rows
+        got = gather(payload)                              # (P, cap, 3)
+        peak = max(peak, got.shape[0] * got.shape[1])
+        if b % p == me:
+            words = np.concatenate([got[q, :sizes[q, b]] for q in range(p)])
+            mine.append(row_codes.histogram_of_counts(_owner_counts(words)))
+    k, m = merge(mine)
+    lengths = gather(np.asarray([k.size], np.int32))[:, 0]  # (P,)
+    table = np.zeros((max(1, int(lengths.max())), 2), np.int32)
+    table[:k.size, 0], table[:k.size, 1] = k, m
+    tables = gather(table)                                   # (P, width, 2)
+    return merge([(tables[q, :lengths[q], 0], tables[q, :lengths[q], 1]) for q in range(p)]), peak
+
+
+def _column(rows: np.ndarray, hi: int) -> np.ndarray:
+    """Words ``hi`` and ``hi + 1`` of rows ``(R, 4)`` as one uint64 per row (a new array)."""
+    v = rows[:, hi].astype(np.uint64)
+    v <<= np.uint64(32)
+    v |= rows[:, hi + 1]
+    return v
+
+
+def _codes(rows: np.ndarray, kind: str) -> np.ndarray:
+    """The output (``"y"``), input (``"x"``) or joint (``"xy"``) uint64 codes of rows
+    ``(R, 4)``, as :func:`row_codes.joint_codes` makes them."""
+    if kind == "xy":
+        col = row_codes.mix64(_column(rows, 2) + np.uint64(row_codes.JOINT_OFFSET))
+        col ^= _column(rows, 0)
+        return col
+    return _column(rows, 2 if kind == "y" else 0)
 
 
 def vector_mi(rows: np.ndarray, **collective):
     """Vector MI of every group from this process's valid rows ``(R_local, G, 4)`` uint32.
 
+    One code column at a time (output, input, joint, as :func:`row_codes.vector_mi_numpy`),
+    each made from the rows when it is counted, so at most one is alive.
+
     Returns:
       ``(mi, rows, peak)``: float32 ``(G,)`` bits, identical on every process and to
       :func:`row_codes.vector_mi_numpy` of every process's rows together (NaN when no process
-      has a row); the int total of rows; and :func:`global_multiplicities`' ``peak``.
+      has a row); the int total of rows; and the largest :func:`global_multiplicities` peak.
     """
     n_groups = rows.shape[1]
-    columns = []
+    out = np.full((n_groups,), np.nan, np.float32)
+    peak, total = 0, 0
     for g in range(n_groups):
-        x, y, xy = row_codes.joint_codes(np.ascontiguousarray(rows[:, g]))
-        columns += [y, x, xy]
-    hists, peak = global_multiplicities(columns, **collective)
-    total = int(np.dot(hists[0][0], hists[0][1])) if hists else 0
-    if total == 0:
-        return np.full((n_groups,), np.nan, np.float32), 0, peak
-    out = np.zeros((n_groups,), np.float32)
-    for g in range(n_groups):
-        out[g] = row_codes.mi_of_multiplicities(total, *hists[3 * g:3 * g + 3])
+        rg = rows[:, g]
+        hists = []
+        for kind in ("y", "x", "xy"):
+            # No name holds the column here: it is freed once counted (its distinct codes stay).
+            hist, pk = global_multiplicities(_codes(rg, kind), **collective)
+            hists.append(hist)
+            peak = max(peak, pk)
+        total = int(np.dot(*hists[0]))
+        if total:
+            out[g] = row_codes.mi_of_multiplicities(total, *hists)
     return out, total, peak

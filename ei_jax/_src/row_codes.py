@@ -14,6 +14,8 @@ import numpy as np
 
 
 _HASH_SEED = 0x5EED_E1
+#: Added to the output code before mixing it into the joint (input, output) code.
+JOINT_OFFSET = 0x9E3779B97F4A7C15
 _MIX1 = np.uint32(0x85EBCA6B)
 _MIX2 = np.uint32(0xC2B2AE35)
 
@@ -133,8 +135,8 @@ def distinct_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return codes[:0], np.zeros((0,), np.int64)
     codes.sort()
     last = np.flatnonzero(codes[1:] != codes[:-1])
-    counts = np.diff(last, prepend=-1, append=n - 1)
-    return codes[np.append(last, n - 1)], counts.astype(np.int64)
+    distinct = codes[np.append(last, n - 1)]
+    return distinct, np.diff(last, prepend=-1, append=n - 1).astype(np.int64, copy=False)
 
 
 def histogram_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -196,7 +198,7 @@ def joint_codes(codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     and output codes, and the 64-bit mix of both that :func:`vector_mi_numpy` counts."""
     every = np.ones((codes.shape[0],), bool)
     x, y = _word_pair(codes, every, 0), _word_pair(codes, every, 2)
-    return x, y, mix64(y + np.uint64(0x9E3779B97F4A7C15)) ^ x
+    return x, y, mix64(y + np.uint64(JOINT_OFFSET)) ^ x
 
 
 def vector_mi_numpy(codes, valid):
@@ -217,7 +219,7 @@ def vector_mi_numpy(codes, valid):
     for g in range(n_groups):
         cg = codes[:, g]
         y = _word_pair(cg, valid, 2)
-        xy = mix64(y + np.uint64(0x9E3779B97F4A7C15))
+        xy = mix64(y + np.uint64(JOINT_OFFSET))
         hist_y = multiplicities(y)
         del y
         x = _word_pair(cg, valid, 0)
