@@ -34,8 +34,8 @@ _BUCKET_SALT = np.uint64(0xD1B54A32D192ED03)
 
 
 def bucket_of(values: np.ndarray, buckets: int) -> np.ndarray:
-    """Bucket in ``[0, buckets)`` of each uint64 code (the smallest unsigned dtype) (a mix of it, so structured codes
-    -- exact row packings -- spread evenly)."""
+    """Bucket in ``[0, buckets)`` of each uint64 code, in the smallest unsigned dtype (from a
+    mix of the code, so structured codes -- exact row packings -- spread evenly)."""
     mixed = row_codes.mix64(values ^ _BUCKET_SALT)   # a new array: values stay as they are
     mixed >>= np.uint64(32)
     mixed %= np.uint64(buckets)

@@ -136,10 +136,13 @@ def vector_codes(key, spec: Spec, params, start: int, stop: int, *, groups, pair
         # loop runs on this process's first device instead (the same rows, the same number).
         spec = dataclasses.replace(spec, devices=1)
         pair_spec = None if pair_spec is None else dataclasses.replace(pair_spec, devices=1)
+    # GPU/TPU compact the rows for their device entropy; rows left on several processes are
+    # counted on the host (distributed_counts), which needs no compaction.
+    compact = jax.default_backend() != "cpu" and (gather or spec.devices <= len(jax.local_devices()))
     codes, valid, below, above, pairs = vector_loop(
         key, params, jnp.int32(start), jnp.int32(stop), spec=spec, pair_spec=pair_spec,
         n_steps=capacity_steps(blocks, spec.blocks_per_step, spec.devices), groups=groups,
-        bound=rows_bound(blocks), compact=jax.default_backend() != "cpu" and (gather or spec.devices <= len(jax.local_devices())))
+        bound=rows_bound(blocks), compact=compact)
     if gather or not sharding.spans_processes(codes):
         codes, valid = sharding.on_first_device((codes, valid))
     return codes, valid, below, above, pairs
