@@ -127,16 +127,24 @@ def entropy_of_codes(keys, weight, length=None):
 
 # --- vector MI from row codes ----------------------------------------------------------
 
+def _run_starts(codes: np.ndarray) -> np.ndarray:
+    """Sorts ``codes`` in place; the int64 index where each run of equal values starts, and
+    ``n`` at the end (so ``np.diff`` of it is the runs' lengths)."""
+    n = codes.shape[0]
+    codes.sort()
+    edge = np.empty(n + 1, bool)
+    edge[0] = edge[n] = True
+    np.not_equal(codes[1:], codes[:-1], out=edge[1:n])
+    return np.flatnonzero(edge)
+
+
 def distinct_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(values, counts)``: the distinct values of a uint64 array, ascending, and how often
     each occurs (int64). Sorts ``codes`` in place: the caller's array is scratch."""
-    n = codes.shape[0]
-    if n == 0:
+    if codes.shape[0] == 0:
         return codes[:0], np.zeros((0,), np.int64)
-    codes.sort()
-    last = np.flatnonzero(codes[1:] != codes[:-1])
-    distinct = codes[np.append(last, n - 1)]
-    return distinct, np.diff(last, prepend=-1, append=n - 1).astype(np.int64, copy=False)
+    starts = _run_starts(codes)
+    return codes[starts[:-1]], np.diff(starts)
 
 
 def histogram_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -151,8 +159,11 @@ def histogram_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def multiplicities(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`histogram_of_counts` of a uint64 array's values (sorted in place)."""
-    return histogram_of_counts(distinct_counts(codes)[1])
+    """:func:`histogram_of_counts` of a uint64 array's values (sorted in place; the distinct
+    values themselves are never copied out)."""
+    if codes.shape[0] == 0:
+        return histogram_of_counts(np.zeros((0,), np.int64))
+    return histogram_of_counts(np.diff(_run_starts(codes)))
 
 
 def entropy_of_multiplicities(n: int, k: np.ndarray, m: np.ndarray) -> float:
@@ -207,8 +218,9 @@ def vector_mi_numpy(codes, valid):
     NumPy's vectorised sorts of uint64 are ~30x faster than XLA's comparison sort on CPU.
     A row's two uint32 words form one uint64 code; H(X, Y) sorts a 64-bit mix of the input
     and output codes, so two distinct (x, y) rows collide with probability 2**-64 (for 1e7
-    distinct rows, about 3e-6 merged pairs expected). Works in place on a few uint64 arrays
-    of the valid rows (memory: ~3 x 8 bytes per row on top of the codes).
+    distinct rows, about 3e-6 merged pairs expected). Works in place on one uint64 column of
+    the valid rows at a time (memory: ~2 x 8 bytes per row and the run boundaries on top of
+    the codes).
     """
     codes, valid = np.asarray(codes), np.asarray(valid)
     n_groups = codes.shape[1]
@@ -217,16 +229,14 @@ def vector_mi_numpy(codes, valid):
     out = np.zeros((n_groups,), np.float32)
     n = int(valid.sum())
     for g in range(n_groups):
+        # One code column alive at a time (each is made again from the rows when needed).
         cg = codes[:, g]
-        y = _word_pair(cg, valid, 2)
-        xy = mix64(y + np.uint64(JOINT_OFFSET))
-        hist_y = multiplicities(y)
-        del y
-        x = _word_pair(cg, valid, 0)
-        xy ^= x
-        hist_x = multiplicities(x)
-        del x
+        hist_y = multiplicities(_word_pair(cg, valid, 2))
+        hist_x = multiplicities(_word_pair(cg, valid, 0))
+        xy = mix64(_word_pair(cg, valid, 2) + np.uint64(JOINT_OFFSET))
+        xy ^= _word_pair(cg, valid, 0)
         out[g] = mi_of_multiplicities(n, hist_y, hist_x, multiplicities(xy))
+        del xy
     return out
 
 
