@@ -10,7 +10,7 @@ warm-up call at 1/64 of the samples (imports and compilation excluded), wall tim
 measure, and the value (identical in every column).
 
     .venv/bin/python benchmarks/multiprocess_memory.py                 # 4e6 samples
-    .venv/bin/python benchmarks/multiprocess_memory.py --samples 1e7
+    .venv/bin/python benchmarks/multiprocess_memory.py --samples 1e7 --processes 2,4
 """
 
 import argparse
@@ -84,11 +84,13 @@ def run(processes: int, samples: int, mode: str, timeout: float) -> list[dict]:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=float, default=4e6, help="vector EI samples (default 4e6)")
+    p.add_argument("--processes", default="2", help="process counts to compare with 1 (default 2; e.g. 2,4)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per run")
     args = p.parse_args(argv)
     samples = int(args.samples)
     rows = []
-    for processes, mode in ((1, "bucketed"), (2, "bucketed"), (2, "gathered")):
+    counts = [int(c) for c in args.processes.split(",")]
+    for processes, mode in [(1, "bucketed")] + [(c, m) for c in counts for m in ("bucketed", "gathered")]:
         res = run(processes, samples, mode, args.timeout)
         for r in res:
             print(f"{processes} process(es), {mode}: {json.dumps(r)}", flush=True)
@@ -106,10 +108,10 @@ def main(argv=None):
         growth[(processes, mode)] = g
         print(f"| {processes} | {mode} | {max(r['peak_mb'] for r in res):.0f} MB | {g:.0f} MB "
               f"| {max(r['wall_s'] for r in res):.2f} s |")
-    print(f"\ngrowth per process, 2 processes: bucketed / gathered = "
-          f"{growth[(2, 'bucketed')] / max(growth[(2, 'gathered')], 1e-9):.2f}; "
-          f"bucketed 2 processes / 1 process = {growth[(2, 'bucketed')] / max(growth[(1, 'bucketed')], 1e-9):.2f}")
-
+    for c in counts:
+        print(f"\ngrowth per process, {c} processes: bucketed / gathered = "
+              f"{growth[(c, 'bucketed')] / max(growth[(c, 'gathered')], 1e-9):.2f}; "
+              f"bucketed / 1 process = {growth[(c, 'bucketed')] / max(growth[(1, 'bucketed')], 1e-9):.2f}")
 
 if __name__ == "__main__":
     main()

@@ -67,7 +67,7 @@ def test_histograms_equal_counting_the_union(processes):
     expected = [row_codes.multiplicities(np.concatenate([c[i] for c in cols])) for i in range(2)]
     total = sum(sizes)
     for i, (ek, em) in enumerate(expected):
-        results = run_processes([c[i].copy() for c in cols],
+        results = run_processes([[c[i].copy()] for c in cols],
                                 lambda v, **kw: distributed_counts.global_multiplicities(v, **kw))
         for (k, m), peak in results:
             np.testing.assert_array_equal(k, ek)

@@ -55,6 +55,22 @@ def _owner_counts(words: np.ndarray) -> np.ndarray:
     return np.add.reduceat(words[order, 2].astype(np.int64), np.flatnonzero(first))
 
 
+def _distinct_counts_freeing(values: list) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`row_codes.distinct_counts` of ``values[0]``, dropping the column (the list's
+    only reference) once its distinct codes are out, before the run lengths are made; int32
+    counts (a count is below 2**31: at most ``MAX_SAMPLES`` rows)."""
+    column = values.pop()
+    n = column.shape[0]
+    column.sort()
+    edge = np.empty(n + 1, bool)
+    edge[0] = edge[n] = True
+    np.not_equal(column[1:], column[:-1], out=edge[1:n])
+    distinct = column[edge[:n]]
+    del column
+    counts = np.diff(np.flatnonzero(edge)).astype(np.int32)
+    return distinct, counts
+
+
 def merge(histograms) -> tuple[np.ndarray, np.ndarray]:
     """Sum of multiplicity histograms ``(k, m)``: ascending distinct ``k``, summed ``m`` (int64)."""
     k = np.concatenate([np.asarray(k, np.int64) for k, _ in histograms] or [np.zeros((0,), np.int64)])
@@ -71,11 +87,12 @@ def _gather(x: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x))
 
 
-def global_multiplicities(values: np.ndarray, *, gather=_gather, process=None, processes=None):
+def global_multiplicities(values: list, *, gather=_gather, process=None, processes=None):
     """Multiplicity histogram of a multiset of uint64 codes spread over processes.
 
     Args:
-      values: this process's codes, uint64 ``(n_local,)``; sorted in place (scratch).
+      values: a one-element list holding this process's codes, uint64 ``(n_local,)``; the
+        array is taken out of the list, sorted in place and freed as soon as possible.
       gather: collective ``x -> (processes, *x.shape)``, the same call on every process.
       process, processes: this process's index and the process count (default: JAX's).
 
@@ -89,8 +106,7 @@ def global_multiplicities(values: np.ndarray, *, gather=_gather, process=None, p
     me = jax.process_index() if process is None else process
     p = jax.process_count() if processes is None else processes
     n_buckets = ROUNDS_PER_PROCESS * p
-    distinct, counts = row_codes.distinct_counts(values)
-    del values
+    distinct, counts = _distinct_counts_freeing(values)
     bucket = bucket_of(distinct, n_buckets)
     sizes = gather(np.bincount(bucket, minlength=n_buckets).astype(np.int32))  # (P, B)
     cap = max(1, int(sizes.max()))
@@ -151,7 +167,7 @@ def vector_mi(rows: np.ndarray, **collective):
         hists = []
         for kind in ("y", "x", "xy"):
             # No name holds the column here: it is freed once counted (its distinct codes stay).
-            hist, pk = global_multiplicities(_codes(rg, kind), **collective)
+            hist, pk = global_multiplicities([_codes(rg, kind)], **collective)
             hists.append(hist)
             peak = max(peak, pk)
         total = int(np.dot(*hists[0]))

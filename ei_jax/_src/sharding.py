@@ -108,12 +108,21 @@ def spans_processes(a) -> bool:
     return not isinstance(a, jax.core.Tracer) and isinstance(a, jax.Array) and not a.is_fully_addressable
 
 
+def _valid_part(codes: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The valid rows: a view when they are a prefix (every sample in range: the row buffer's
+    unused tail is the only invalid part), else a copy."""
+    k = int(np.count_nonzero(valid))
+    return codes[:k] if valid[:k].all() else codes[valid]
+
+
 def local_valid_rows(codes, valid) -> np.ndarray:
     """This process's valid rows of row codes sharded along their first axis: NumPy
-    ``(R_local, ...)``, from its own devices' shards only (all rows of a local array)."""
+    ``(R_local, ...)``, from its own devices' shards only (all rows of a local array), without
+    a copy where a device's valid rows are a prefix of its buffer."""
     if not spans_processes(codes):
-        return np.asarray(codes)[np.asarray(valid)]
+        return _valid_part(np.asarray(codes), np.asarray(valid))
     by_start = lambda s: s.index[0].start or 0  # noqa: E731
     shards = sorted(codes.addressable_shards, key=by_start)
     masks = sorted(valid.addressable_shards, key=by_start)
-    return np.concatenate([np.asarray(c.data)[np.asarray(v.data)] for c, v in zip(shards, masks)])
+    parts = [_valid_part(np.asarray(c.data), np.asarray(v.data)) for c, v in zip(shards, masks)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
