@@ -16,13 +16,13 @@ measure, and the value (identical in every column).
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.children import free_port, run_at_once  # noqa: E402  (starts, bounds and kills them)
 
 CHILD = textwrap.dedent('''
     import json, resource, sys, time
@@ -56,29 +56,13 @@ CHILD = textwrap.dedent('''
 ''')
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(processes: int, samples: int, mode: str, timeout: float) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=1")
     port = free_port()
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(port), str(i), str(processes), str(samples), mode],
-                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for i in range(processes)]
-    try:
-        outs = [p.communicate(timeout=timeout) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    for p, (_, err) in zip(procs, outs):
-        if p.returncode != 0:
-            sys.exit(f"{mode} with {processes} processes failed:\n{err[-3000:]}")
-    return [json.loads(out.splitlines()[-1]) for out, _ in outs]
+    outs = run_at_once([(["-c", CHILD, str(port), str(i), str(processes), str(samples), mode], env)
+                        for i in range(processes)], timeout=timeout)
+    return [json.loads(out.splitlines()[-1]) for out in outs]
 
 
 def main(argv=None):

@@ -2,6 +2,7 @@
 (device counts, JAX multi-process runs): their outputs, every child killed on a failure."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,13 @@ ROOT = str(Path(__file__).resolve().parents[1])
 def device_env(devices: int) -> dict:
     """This process's environment with ``devices`` CPU devices for JAX and the repository importable."""
     return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=ROOT)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a ``jax.distributed`` coordinator)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_at_once(children, *, timeout: float) -> list[str]:

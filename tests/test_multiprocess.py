@@ -10,10 +10,9 @@ too). The processes are bounded in time and killed if anything fails.
 
 import json
 import os
-import socket
 import textwrap
 
-from tests.children import ROOT, run_at_once
+from tests.children import ROOT, free_port, run_at_once
 
 TIMEOUT_S = 300
 
@@ -74,12 +73,6 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _run_all(runs) -> list[dict]:
     """Starts every ``(port, process id, processes, devices)`` run at once; their JSON outputs."""
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -88,7 +81,7 @@ def _run_all(runs) -> list[dict]:
 
 
 def test_two_processes_of_two_devices_give_the_single_device_numbers():
-    port = _free_port()
+    port = free_port()
     single, *workers = _run_all([(0, 0, 1, 1), (port, 0, 2, 2), (port, 1, 2, 2)])
     assert single.pop("processes") == 1 and single.pop("devices") == 1
     for w in workers:

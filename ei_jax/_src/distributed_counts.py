@@ -49,26 +49,21 @@ def _owner_counts(words: np.ndarray) -> np.ndarray:
         return np.zeros((0,), np.int64)
     values = np.ascontiguousarray(words[:, :2]).view(np.uint64).reshape(-1)
     order = np.argsort(values, kind="stable")
-    values = values[order]
-    first = np.ones(values.shape[0], bool)
-    np.not_equal(values[1:], values[:-1], out=first[1:])
-    return np.add.reduceat(words[order, 2].astype(np.int64), np.flatnonzero(first))
+    starts = np.flatnonzero(row_codes.sorted_run_edges(values[order])[:-1])
+    return np.add.reduceat(words[order, 2].astype(np.int64), starts)
 
 
-def _distinct_counts_freeing(values: list) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`row_codes.distinct_counts` of ``values[0]``, dropping the column (the list's
-    only reference) once its distinct codes are out, before the run lengths are made; int32
-    counts (a count is below 2**31: at most ``MAX_SAMPLES`` rows)."""
+def _distinct_counts(values: list) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct codes of ``values[0]``, ascending, and their int32 counts (a count is
+    below 2**31: at most ``MAX_SAMPLES`` rows). The column is taken out of the list (its only
+    reference), sorted in place and dropped once its distinct codes are out, before the run
+    lengths are made."""
     column = values.pop()
-    n = column.shape[0]
     column.sort()
-    edge = np.empty(n + 1, bool)
-    edge[0] = edge[n] = True
-    np.not_equal(column[1:], column[:-1], out=edge[1:n])
-    distinct = column[edge[:n]]
+    edge = row_codes.sorted_run_edges(column)
+    distinct = column[edge[:-1]]
     del column
-    counts = np.diff(np.flatnonzero(edge)).astype(np.int32)
-    return distinct, counts
+    return distinct, np.diff(np.flatnonzero(edge)).astype(np.int32)
 
 
 def merge(histograms) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +101,7 @@ def global_multiplicities(values: list, *, gather=_gather, process=None, process
     me = jax.process_index() if process is None else process
     p = jax.process_count() if processes is None else processes
     n_buckets = ROUNDS_PER_PROCESS * p
-    distinct, counts = _distinct_counts_freeing(values)
+    distinct, counts = _distinct_counts(values)
     bucket = bucket_of(distinct, n_buckets)
     sizes = gather(np.bincount(bucket, minlength=n_buckets).astype(np.int32))  # (P, B)
     cap = max(1, int(sizes.max()))
@@ -130,24 +125,6 @@ def global_multiplicities(values: list, *, gather=_gather, process=None, process
     return merge([(tables[q, :lengths[q], 0], tables[q, :lengths[q], 1]) for q in range(p)]), peak
 
 
-def _column(rows: np.ndarray, hi: int) -> np.ndarray:
-    """Words ``hi`` and ``hi + 1`` of rows ``(R, 4)`` as one uint64 per row (a new array)."""
-    v = rows[:, hi].astype(np.uint64)
-    v <<= np.uint64(32)
-    v |= rows[:, hi + 1]
-    return v
-
-
-def _codes(rows: np.ndarray, kind: str) -> np.ndarray:
-    """The output (``"y"``), input (``"x"``) or joint (``"xy"``) uint64 codes of rows
-    ``(R, 4)``, as :func:`row_codes.joint_codes` makes them."""
-    if kind == "xy":
-        col = row_codes.mix64(_column(rows, 2) + np.uint64(row_codes.JOINT_OFFSET))
-        col ^= _column(rows, 0)
-        return col
-    return _column(rows, 2 if kind == "y" else 0)
-
-
 def vector_mi(rows: np.ndarray, **collective):
     """Vector MI of every group from this process's valid rows ``(R_local, G, 4)`` uint32.
 
@@ -167,7 +144,7 @@ def vector_mi(rows: np.ndarray, **collective):
         hists = []
         for kind in ("y", "x", "xy"):
             # No name holds the column here: it is freed once counted (its distinct codes stay).
-            hist, pk = global_multiplicities([_codes(rg, kind)], **collective)
+            hist, pk = global_multiplicities([row_codes.code_column(rg, kind)], **collective)
             hists.append(hist)
             peak = max(peak, pk)
         total = int(np.dot(*hists[0]))

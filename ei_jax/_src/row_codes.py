@@ -15,7 +15,7 @@ import numpy as np
 
 _HASH_SEED = 0x5EED_E1
 #: Added to the output code before mixing it into the joint (input, output) code.
-JOINT_OFFSET = 0x9E3779B97F4A7C15
+_JOINT_OFFSET = 0x9E3779B97F4A7C15
 _MIX1 = np.uint32(0x85EBCA6B)
 _MIX2 = np.uint32(0xC2B2AE35)
 
@@ -127,24 +127,14 @@ def entropy_of_codes(keys, weight, length=None):
 
 # --- vector MI from row codes ----------------------------------------------------------
 
-def _run_starts(codes: np.ndarray) -> np.ndarray:
-    """Sorts ``codes`` in place; the int64 index where each run of equal values starts, and
-    ``n`` at the end (so ``np.diff`` of it is the runs' lengths)."""
-    n = codes.shape[0]
-    codes.sort()
+def sorted_run_edges(srt: np.ndarray) -> np.ndarray:
+    """bool ``(n + 1,)`` of a sorted array: True where a run of equal values starts, and at
+    ``n`` (so ``np.diff(np.flatnonzero(edges))`` are the runs' lengths)."""
+    n = srt.shape[0]
     edge = np.empty(n + 1, bool)
     edge[0] = edge[n] = True
-    np.not_equal(codes[1:], codes[:-1], out=edge[1:n])
-    return np.flatnonzero(edge)
-
-
-def distinct_counts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(values, counts)``: the distinct values of a uint64 array, ascending, and how often
-    each occurs (int64). Sorts ``codes`` in place: the caller's array is scratch."""
-    if codes.shape[0] == 0:
-        return codes[:0], np.zeros((0,), np.int64)
-    starts = _run_starts(codes)
-    return codes[starts[:-1]], np.diff(starts)
+    np.not_equal(srt[1:], srt[:-1], out=edge[1:n])
+    return edge
 
 
 def histogram_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,9 +151,8 @@ def histogram_of_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def multiplicities(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`histogram_of_counts` of a uint64 array's values (sorted in place; the distinct
     values themselves are never copied out)."""
-    if codes.shape[0] == 0:
-        return histogram_of_counts(np.zeros((0,), np.int64))
-    return histogram_of_counts(np.diff(_run_starts(codes)))
+    codes.sort()
+    return histogram_of_counts(np.diff(np.flatnonzero(sorted_run_edges(codes))))
 
 
 def entropy_of_multiplicities(n: int, k: np.ndarray, m: np.ndarray) -> float:
@@ -197,19 +186,30 @@ def mix64(v: np.ndarray) -> np.ndarray:
 
 
 def _word_pair(codes, valid, hi: int) -> np.ndarray:
-    """The valid rows' words ``hi`` and ``hi + 1`` as one uint64 per row (a new array)."""
-    v = codes[valid, hi].astype(np.uint64)
+    """Words ``hi`` and ``hi + 1`` of the valid rows (all rows for ``valid=None``) as one
+    uint64 per row (a new array)."""
+    rows = slice(None) if valid is None else valid
+    v = codes[rows, hi].astype(np.uint64)
     v <<= np.uint64(32)
-    v |= codes[valid, hi + 1]
+    v |= codes[rows, hi + 1]
     return v
+
+
+def code_column(codes, kind: str, valid=None) -> np.ndarray:
+    """The output (``"y"``), input (``"x"``) or joint (``"xy"``) uint64 codes of the valid
+    rows (all for ``valid=None``) of one group's rows ``(R, 4)``: a new array. The joint code
+    is a 64-bit mix of the output code xor the input code (two columns alive at most)."""
+    if kind == "xy":
+        joint = mix64(_word_pair(codes, valid, 2) + np.uint64(_JOINT_OFFSET))
+        joint ^= _word_pair(codes, valid, 0)
+        return joint
+    return _word_pair(codes, valid, 2 if kind == "y" else 0)
 
 
 def joint_codes(codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(x, y, xy)`` uint64 codes of rows ``(R, 4)`` of one group (all rows valid): the input
     and output codes, and the 64-bit mix of both that :func:`vector_mi_numpy` counts."""
-    every = np.ones((codes.shape[0],), bool)
-    x, y = _word_pair(codes, every, 0), _word_pair(codes, every, 2)
-    return x, y, mix64(y + np.uint64(JOINT_OFFSET)) ^ x
+    return tuple(code_column(codes, kind) for kind in ("x", "y", "xy"))
 
 
 def vector_mi_numpy(codes, valid):
@@ -230,13 +230,8 @@ def vector_mi_numpy(codes, valid):
     n = int(valid.sum())
     for g in range(n_groups):
         # One code column alive at a time (each is made again from the rows when needed).
-        cg = codes[:, g]
-        hist_y = multiplicities(_word_pair(cg, valid, 2))
-        hist_x = multiplicities(_word_pair(cg, valid, 0))
-        xy = mix64(_word_pair(cg, valid, 2) + np.uint64(JOINT_OFFSET))
-        xy ^= _word_pair(cg, valid, 0)
-        out[g] = mi_of_multiplicities(n, hist_y, hist_x, multiplicities(xy))
-        del xy
+        hists = [multiplicities(code_column(codes[:, g], kind, valid)) for kind in ("y", "x", "xy")]
+        out[g] = mi_of_multiplicities(n, *hists)
     return out
 
 

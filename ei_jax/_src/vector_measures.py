@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax._src import checks, core_measures, distributed_counts, reporting, row_codes, sampling
-from ei_jax._src import sharding
-from ei_jax._src import pairwise_uncertainty, vector_uncertainty
+from ei_jax._src import pairwise_uncertainty, sharding, vector_uncertainty
 from ei_jax._src.core_estimates import check_estimate_samples
 from ei_jax._src.errors import EmptyHistogramError
 from ei_jax._src.problems import canonicalize_key, resolve
