@@ -9,8 +9,13 @@ host MI of all of them. Reported per process: peak RSS (``ru_maxrss``), its grow
 warm-up call at 1/64 of the samples (imports and compilation excluded), wall time of the
 measure, and the value (identical in every column).
 
+With ``--stderr`` the measure is ``ei_jax.ei(..., stderr=True)`` (value, bias correction and
+standard error): ``bucketed`` counts each process's cells where they are
+(``ei_jax/_src/distributed_estimate.py``), ``gathered`` gathers the four quarters' rows first.
+
     .venv/bin/python benchmarks/multiprocess_memory.py                 # 4e6 samples
     .venv/bin/python benchmarks/multiprocess_memory.py --samples 1e7 --processes 2,4
+    .venv/bin/python benchmarks/multiprocess_memory.py --stderr --processes 2,4
 """
 
 import argparse
@@ -28,6 +33,7 @@ CHILD = textwrap.dedent('''
     import json, resource, sys, time
     import jax
     port, pid, nproc, samples, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    stderr = sys.argv[6] == "stderr"
     if nproc > 1:
         jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=nproc,
                                    process_id=pid, initialization_timeout=120)
@@ -44,6 +50,22 @@ CHILD = textwrap.dedent('''
         codes, valid, *_ = core_measures.vector_rows(key, f, w, samples=n, **kw)
         return float(row_codes.vector_mi(codes, valid)[0])
 
+    if stderr:   # the Estimate of ei(..., stderr=True): its value, correction and stderr
+        import flax.linen as nn, jax.numpy as jnp, ei_jax
+        from ei_jax._src import vector_measures
+        from ei_jax._src.problems import resolve
+        top = ei_jax.topology_of(nn.Dense(6, use_bias=False), {"params": {"kernel": w}}, jnp.zeros((1, 25)))
+        problem = resolve(top, "Dense", in_range=(0, 1), out_range=(0, 1), activation="sigmoid")
+
+        def measure(key, n):
+            if mode == "bucketed":
+                e = ei_jax.ei(key, top, "Dense", samples=n, stderr=True, in_range=(0, 1), in_bins=8,
+                              out_range=(0, 1), out_bins=8, activation="sigmoid")
+            else:   # every process's rows of the four quarters gathered, then the estimate
+                quarters = vector_measures._quarter_runs(key, problem, problem.kwargs(8, 8), 0, n, 4)
+                e = vector_measures._estimate(problem, quarters, n)[0]
+            return repr((e.value, e.corrected, e.stderr))
+
     def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -56,11 +78,11 @@ CHILD = textwrap.dedent('''
 ''')
 
 
-def run(processes: int, samples: int, mode: str, timeout: float) -> list[dict]:
+def run(processes: int, samples: int, mode: str, timeout: float, what: str) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=1")
     port = free_port()
-    outs = run_at_once([(["-c", CHILD, str(port), str(i), str(processes), str(samples), mode], env)
+    outs = run_at_once([(["-c", CHILD, str(port), str(i), str(processes), str(samples), mode, what], env)
                         for i in range(processes)], timeout=timeout)
     return [json.loads(out.splitlines()[-1]) for out in outs]
 
@@ -70,20 +92,23 @@ def main(argv=None):
     p.add_argument("--samples", type=float, default=4e6, help="vector EI samples (default 4e6)")
     p.add_argument("--processes", default="2", help="process counts to compare with 1 (default 2; e.g. 2,4)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per run")
+    p.add_argument("--stderr", action="store_true",
+                   help="measure ei(..., stderr=True) (value, correction, standard error) instead")
     args = p.parse_args(argv)
     samples = int(args.samples)
     rows = []
     counts = [int(c) for c in args.processes.split(",")]
     for processes, mode in [(1, "bucketed")] + [(c, m) for c in counts for m in ("bucketed", "gathered")]:
-        res = run(processes, samples, mode, args.timeout)
+        res = run(processes, samples, mode, args.timeout, "stderr" if args.stderr else "value")
         for r in res:
             print(f"{processes} process(es), {mode}: {json.dumps(r)}", flush=True)
         rows.append((processes, mode, res))
     values = {r["value"] for _, _, res in rows for r in res}
     if len(values) != 1:
         sys.exit(f"values differ: {values}")
-    print(f"\nvector EI of Linear(25, 6) sigmoid, 8 bins, {samples:,} samples, 1 CPU device per process "
-          f"(value {values.pop():.6f} bits everywhere)\n")
+    value = values.pop()
+    print(f"\nvector EI{' (stderr=True)' if args.stderr else ''} of Linear(25, 6) sigmoid, 8 bins, "
+          f"{samples:,} samples, 1 CPU device per process (value {value} bits everywhere)\n")
     print("| processes | rows | peak RSS per process | growth over warm-up | measure wall |")
     print("|---|---|---|---|---|")
     growth = {}

@@ -53,10 +53,27 @@ SCRIPT = textwrap.dedent('''
         rows = sharding.local_valid_rows(codes, valid)
         mi, total, peak = distributed_counts.vector_mi(rows)
         out["rows"] = dict(local=len(rows), total=total, peak=peak, same=float(mi[0]) == out["vector_ei"])
-    for name, e in (("ei_parts_se", ei_jax.ei_parts(key, top, "layers_0", samples=20_000, stderr=True, **kw)),
-                    ("ei_se", ei_jax.ei(key, top, "layers_2", samples=20_000, stderr=True, in_bins=8,
-                                        out_bins=8))):
-        out[name] = [e.value, e.corrected, e.stderr]
+    e = ei_jax.ei_parts(key, top, "layers_0", samples=20_000, stderr=True, **kw)
+    out["ei_parts_se"] = [e.value, e.corrected, e.stderr]
+    # The vector estimates count each process's rows where they are: no row gather (a tiled
+    # process_allgather) may happen while they run.
+    from jax.experimental import multihost_utils
+    allgather, row_gathers = multihost_utils.process_allgather, []
+    def spy(x, tiled=False):
+        row_gathers.append(tiled)
+        return allgather(x, tiled=tiled)
+    multihost_utils.process_allgather = spy
+    vkw8 = dict(in_bins=8, out_bins=8)
+    ests = {"ei_se": [ei_jax.ei(key, top, "layers_2", samples=20_000, stderr=True, **vkw8)],
+            "ei_auto_se": [ei_jax.ei(key, top, "layers_2", threshold=0.1, stderr=True, **vkw8)],
+            "groups_se": ei_jax.eis_between_groups(key, top, "layers_0", [((0, 1), (2,)), ((2,), (0, 3))],
+                                                   samples=20_000, stderr=True, **kw),
+            "both_se": list(ei_jax.vector_and_pairwise_ei(key, top, "layers_0", samples=20_000,
+                                                          stderr=True, **kw))}
+    multihost_utils.process_allgather = allgather
+    out["row_gathers"] = sum(row_gathers)
+    for name, es in ests.items():
+        out[name] = [[e.value, e.corrected, e.stderr] for e in es]
 
     def measure(w, k, devices=None):
         return core.ei_parts(k, lambda q, x: jax.nn.sigmoid(x @ q), w, in_shape=(3,), in_range=(0, 1),
@@ -97,5 +114,6 @@ def test_two_processes_of_two_devices_give_the_single_device_numbers():
         assert w == single
     # real measurements, not empty ones
     assert single["ei_parts"] > 0 and single["ei"] > 0 and single["sensitivity"] > 0
-    assert single["vector_ei"] > 1 and single["ei_auto"] > 0
+    assert single["vector_ei"] > 1 and single["ei_auto"] > 0 and single["row_gathers"] == 0
+    assert all(e[2] > 0 for name in ("ei_se", "ei_auto_se", "groups_se", "both_se") for e in single[name])
     assert min(single["map_params"]) > 0 and min(single["groups"]) > 0

@@ -76,13 +76,14 @@ def merge(histograms) -> tuple[np.ndarray, np.ndarray]:
     return distinct, summed
 
 
-def _gather(x: np.ndarray) -> np.ndarray:
+def gather(x: np.ndarray) -> np.ndarray:
+    """``x`` of every JAX process, stacked: ``(processes, *x.shape)``."""
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.process_allgather(x))
 
 
-def global_multiplicities(values: list, *, gather=_gather, process=None, processes=None):
+def global_multiplicities(values: list, *, gather=gather, process=None, processes=None):
     """Multiplicity histogram of a multiset of uint64 codes spread over processes.
 
     Args:

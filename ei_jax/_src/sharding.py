@@ -6,8 +6,9 @@ results are identical on 1 or N devices. With several processes the mesh holds e
 process's devices: each process passes the same (replicated) key and parameters, the summed
 counts come back replicated on every device, and every process gets the whole result. Row
 codes stay where they were made (:func:`local_valid_rows`): vector entropies count them
-across processes in hash buckets (:mod:`ei_jax._src.distributed_counts`); only
-``core_measures.vector_rows`` and the ``stderr=True`` vector estimates gather them all
+across processes in hash buckets (:mod:`ei_jax._src.distributed_counts`, and
+:mod:`ei_jax._src.distributed_estimate` for the ``stderr=True`` estimates); only
+``core_measures.vector_rows`` and vector EI of checkpoint stacks gather them all
 (:func:`on_first_device`).
 """
 

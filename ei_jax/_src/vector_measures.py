@@ -57,11 +57,18 @@ def _mi_of_rows(problem, rows, shared=False) -> float:
 
 
 def _estimate(problem, quarters, samples, stacklevel=4, results=None):
+    """The estimates of the quarters' rows: all of them, or each process's share of them
+    (``quarters[i][4]``: counted where they are, the same numbers on every process)."""
     rows = [q[0] for q in quarters]
-    _check_rows(problem, sum(len(r) for r in rows))
+    shared = bool(quarters[0][4])
+    total = sum(len(r) for r in rows)
+    if shared:
+        total = int(distributed_counts.gather(np.asarray([total], np.int32)).sum())
+    _check_rows(problem, total)
     below, above = (sum(q[i] for q in quarters) for i in (1, 2))
     return vector_uncertainty.estimates(rows, samples, below, above, name=problem.name,
-                                        stacklevel=stacklevel, results=results)
+                                        stacklevel=stacklevel, results=results, shared=shared,
+                                        rows=total)
 
 
 def _merge(a, b):
@@ -72,9 +79,9 @@ def _merge(a, b):
 def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stderr_target):
     """Automatic mode: ``(float or Estimate, (below, above), samples used)``.
 
-    Without ``stderr`` the rows of every round are kept as one run (under ``jax.distributed``
-    each process keeps its own share); with it, as the four quarters of the samples so far
-    (the first round in four, every later one in two), gathered on every process.
+    Without ``stderr`` the rows of every round are kept as one run, with it as the four
+    quarters of the samples so far (the first round in four, every later one in two); under
+    ``jax.distributed`` each process keeps its own share of them.
     """
     rounds = sampling.AutoRounds(threshold, vector=True, desc=f"EI {problem.name}", progress=progress,
                                  max_samples=VECTOR_MAX_SAMPLES if max_samples is None else max_samples,
@@ -85,7 +92,7 @@ def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stde
             part = _quarter_runs(key, problem, kw, start, n, 1, gather=False)
             runs = part if runs is None else [_merge(runs[0], part[0])]
         else:
-            parts = _quarter_runs(key, problem, kw, start, n, 4 if runs is None else 2)
+            parts = _quarter_runs(key, problem, kw, start, n, 4 if runs is None else 2, gather=False)
             runs = parts if runs is None else [_merge(runs[0], runs[1]), _merge(runs[2], runs[3]), *parts]
         value = _mi_of_rows(problem, np.concatenate([r[0] for r in runs]), shared=runs[0][4])
         if stderr_target is not None:
@@ -143,7 +150,7 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
     stderr = bool(stderr) or stderr_target is not None
     if samples is not None and stderr:
         _, samples = check_estimate_samples(samples)
-        quarters = _quarter_runs(key, problem, kw, 0, samples, 4)
+        quarters = _quarter_runs(key, problem, kw, 0, samples, 4, gather=False)
         est = _estimate(problem, quarters, samples)[0]
         _report(problem, est.below, est.above, samples, clip)
         return est
@@ -190,7 +197,7 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip)
     if stderr:
         _, samples = check_estimate_samples(samples)
-        quarters = _quarter_runs(canonicalize_key(key), problem, kw, 0, samples, 4, groups=groups)
+        quarters = _quarter_runs(canonicalize_key(key), problem, kw, 0, samples, 4, groups=groups, gather=False)
         out = _estimate(problem, quarters, samples)
         _report(problem, out[0].below, out[0].above, samples, clip)
         return out
@@ -231,7 +238,7 @@ def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batc
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
     if stderr:
         _, samples = check_estimate_samples(samples)
-        quarters = _quarter_runs(key, problem, kw, 0, samples, 4, with_pairs=True)
+        quarters = _quarter_runs(key, problem, kw, 0, samples, 4, with_pairs=True, gather=False)
         vec = _estimate(problem, quarters, samples)[0]
         _report(problem, vec.below, vec.above, samples, clip)
         pairs = [tuple(np.asarray(a, np.int64) for a in q[3]) for q in quarters]
