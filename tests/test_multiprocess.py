@@ -64,12 +64,15 @@ SCRIPT = textwrap.dedent('''
         return allgather(x, tiled=tiled)
     multihost_utils.process_allgather = spy
     vkw8 = dict(in_bins=8, out_bins=8)
+    from ei_jax._src import vector_stack
+    stacked = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a]), top.nodes["layers_2"]["params"])
     ests = {"ei_se": [ei_jax.ei(key, top, "layers_2", samples=20_000, stderr=True, **vkw8)],
             "ei_auto_se": [ei_jax.ei(key, top, "layers_2", threshold=0.1, stderr=True, **vkw8)],
             "groups_se": ei_jax.eis_between_groups(key, top, "layers_0", [((0, 1), (2,)), ((2,), (0, 3))],
                                                    samples=20_000, stderr=True, **kw),
             "both_se": list(ei_jax.vector_and_pairwise_ei(key, top, "layers_0", samples=20_000,
-                                                          stderr=True, **kw))}
+                                                          stderr=True, **kw)),
+            "stack_se": vector_stack.ei_stack(key, top, "layers_2", stacked, samples=20_000, **vkw8)}
     multihost_utils.process_allgather = allgather
     out["row_gathers"] = sum(row_gathers)
     for name, es in ests.items():
@@ -115,5 +118,6 @@ def test_two_processes_of_two_devices_give_the_single_device_numbers():
     # real measurements, not empty ones
     assert single["ei_parts"] > 0 and single["ei"] > 0 and single["sensitivity"] > 0
     assert single["vector_ei"] > 1 and single["ei_auto"] > 0 and single["row_gathers"] == 0
-    assert all(e[2] > 0 for name in ("ei_se", "ei_auto_se", "groups_se", "both_se") for e in single[name])
+    assert all(e[2] > 0 for name in ("ei_se", "ei_auto_se", "groups_se", "both_se", "stack_se") for e in single[name])
     assert min(single["map_params"]) > 0 and min(single["groups"]) > 0
+    assert single["stack_se"][0] == single["ei_se"][0] != single["stack_se"][1]  # checkpoint 0 is top's

@@ -7,7 +7,8 @@ the GIL) while checkpoint ``j + 1`` is sampled, with the same calls as alone, so
 checkpoint gets exactly the :class:`ei_jax.Estimate` and the warnings it gets alone.
 (Sampling several checkpoints in one ``jax.vmap``-ed call was tried: its batched forward
 pass rounds differently, which moves a sample across a bin edge now and then -- a vector
-EI differing in the 5th digit from the checkpoint measured alone.)
+EI differing in the 5th digit from the checkpoint measured alone.) Under ``jax.distributed``
+each process keeps its own share of every checkpoint's rows, as in :func:`ei_jax.ei`.
 """
 
 import concurrent.futures
@@ -60,7 +61,8 @@ def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=Non
     pending, out = [], []
 
     def finish(quarters, futures):
-        est = _estimate(problem, quarters, samples, stacklevel=5, results=[f.result() for f in futures])[0]
+        est = _estimate(problem, quarters, samples, stacklevel=5,
+                        results=[f.result() for f in futures] if futures else None)[0]
         _report(problem, est.below, est.above, samples, False)
         out.append(est)
         if progress is not None:
@@ -69,7 +71,14 @@ def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=Non
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for j in range(n):
             params = (jax.tree.map(lambda a: a[j], stacked_params),)        # the span of one layer
-            quarters = _quarter_runs(key, dataclasses.replace(problem, params=params), kw, 0, samples, 4)
+            quarters = _quarter_runs(key, dataclasses.replace(problem, params=params), kw, 0, samples, 4,
+                                     gather=False)
+            if quarters[0][4]:
+                # Under jax.distributed each process keeps its share of the rows and the
+                # estimate is a collective, which every process must enter in the same order:
+                # no worker thread, the checkpoints one after another.
+                finish(quarters, [])
+                continue
             rows = [q[0] for q in quarters]
             _check_rows(problem, sum(len(r) for r in rows))             # before any work on no rows
             pending.append((quarters, [pool.submit(vector_uncertainty.group_estimate, [r[:, g] for r in rows],
