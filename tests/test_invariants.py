@@ -105,11 +105,17 @@ def test_vmap_over_keys_gives_independent_estimates(weights):
 
 
 def test_new_weights_and_sample_counts_do_not_recompile(weights):
+    # A run of at most one block and a run of many full steps: the two step sizes (small runs
+    # take a power-of-two step of 1 to 16 blocks, larger ones the full step). Once both are
+    # compiled, new weights and sample counts of either kind compile nothing, whatever ran
+    # before this test.
     kw = dict(in_shape=(6,), **KW)
     core.ei_parts(jax.random.key(0), sigmoid_apply, weights, samples=1000, **kw)
+    core.ei_parts(jax.random.key(0), sigmoid_apply, weights, samples=777_777, **kw)
     before = pairwise_stats.pair_loop._cache_size()
-    core.ei_parts(jax.random.key(1), sigmoid_apply, weights * 2 + 1, samples=777_777, **kw)
+    core.ei_parts(jax.random.key(1), sigmoid_apply, weights * 2 + 1, samples=1_234_567, **kw)
     core.ei_parts(jax.random.key(2), sigmoid_apply, -weights, samples=5, **kw)
+    core.ei_parts(jax.random.key(3), sigmoid_apply, weights, samples=999, **kw)
     assert pairwise_stats.pair_loop._cache_size() == before
 
 

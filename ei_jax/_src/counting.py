@@ -129,12 +129,12 @@ def _bits_counts(ix, vx, iy, vy, in_bins, out_bins):
     def body(t, acc):
         px = _pack_bits(slice_of(ix, t), slice_of(vx, t), in_bins)
         py = _pack_bits(slice_of(iy, t), slice_of(vy, t), out_bins)
-        # A sum of per-word terms, written out, fuses into one loop over the cells: a
-        # reduction over a (words, cells) array would materialise it (and be slower). Each
-        # cell is <= BITS_SLICE: exact in int16, which halves the vector width needed.
-        total = jax.lax.population_count(px[0][:, None] & py[0][None, :]).astype(jnp.int16)
-        for w in range(1, BITS_SLICE // _WORD):
-            total = total + jax.lax.population_count(px[w][:, None] & py[w][None, :]).astype(jnp.int16)
+        # Each cell is <= BITS_SLICE: exact in int16, which halves the vector width needed.
+        # XLA fuses the AND, popcount and the sum over words into one loop over the cells;
+        # one reduction (not a written-out sum of per-word terms) keeps the program small:
+        # the first call of W4 traces and compiles ~0.3 s less, at the same speed.
+        total = jnp.sum(jax.lax.population_count(px[:, :, None] & py[:, None, :]).astype(jnp.int16),
+                        axis=0, dtype=jnp.int16)
         return acc + total.astype(jnp.int32)
 
     acc = jnp.zeros((n_in * in_bins, n_out * out_bins), jnp.int32)
