@@ -24,7 +24,14 @@ SCRIPT = textwrap.dedent('''
     v = core.ei_parts(jax.random.key(1), lambda w, x: jax.nn.sigmoid(x @ w), jax.numpy.eye(3),
                       in_shape=(3,), in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8,
                       samples=5000)
-    print(json.dumps(dict(value=float(v), hits=len(hits),
+    # A stack of parameter sets: one compiled call whose NaN check is an output, not a host
+    # callback (a program with one is never written to the cache).
+    measure = lambda w, key: core.ei_parts(key, lambda w, x: jax.nn.sigmoid(x @ w), w, in_shape=(3,),
+                                           in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8,
+                                           samples=5000)
+    stack = [float(s) for s in core.map_params(measure, jax.numpy.stack([jax.numpy.eye(3)] * 2),
+                                               jax.random.key(1))]
+    print(json.dumps(dict(value=float(v), stack=stack, hits=len(hits),
                           dir=jax.config.jax_compilation_cache_dir)))
 ''')
 
@@ -43,9 +50,11 @@ def test_a_second_process_loads_the_programs_the_first_one_compiled(tmp_path):
     first, _ = _run(cache)
     assert first["dir"] == str(cache) and first["hits"] == 0
     assert any(cache.iterdir())
+    assert [p.name for p in cache.glob("jit_map_stack-*")]   # map_params' program is kept too
     second, _ = _run(cache)
-    assert second["hits"] >= 1
+    assert second["hits"] >= 2
     assert second["value"] == first["value"] > 0
+    assert second["stack"] == first["stack"] and abs(first["stack"][0] - first["value"]) < 1e-5
 
 
 def test_an_unwritable_directory_warns_and_runs_without_a_cache(tmp_path):

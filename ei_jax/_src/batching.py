@@ -66,4 +66,22 @@ def map_params(fn, stacked_params, *shared, group_size=None, memory_budget=1 << 
 
 @functools.lru_cache(maxsize=64)
 def _mapped(fn, batch_size: int):
-    return jax.jit(lambda p, *shared: jax.lax.map(lambda q: fn(q, *shared), p, batch_size=batch_size))
+    def one(q, *shared):
+        # Checks on the mapped parameters (finite weights) come out as flags, checked on the
+        # host below: the same errors, and a program the persistent cache can keep.
+        with checks.deferred_checks(jax.tree.leaves(q)[0]) as found:
+            out = fn(q, *shared)
+        return out, checks.Flags.of(found)
+
+    def map_stack(p, *shared):
+        return jax.lax.map(lambda q: one(q, *shared), p, batch_size=batch_size)
+
+    compiled = jax.jit(map_stack)
+
+    def call(p, *shared):
+        out, flags = compiled(p, *shared)
+        checks.raise_flagged(flags)
+        return out
+
+    call.lower = compiled.lower     # the compiled program, for inspection
+    return call

@@ -4,8 +4,15 @@ under ``jax.jit`` / ``jax.vmap`` and a guard against differentiating a sampled m
 Checks on Python values raise a typed error at once. Checks on array *data* use
 :func:`error_if`: when the data is concrete the typed error is raised at once; inside a
 user's ``jax.jit`` the check runs on the device and the call fails at run time with the same
-message (a ``JaxRuntimeError`` whose text carries it), instead of being skipped.
+message (a ``JaxRuntimeError`` whose text carries it), instead of being skipped. Inside
+:func:`ei_jax.core.map_params` the check's result becomes an output of the compiled call
+(:func:`deferred_checks`), checked on the host afterwards: the same typed error, naming the
+parameter sets, and a program without host callbacks (JAX's persistent compilation cache
+cannot store a program that has one).
 """
+
+import contextlib
+import threading
 
 import jax
 import jax.numpy as jnp
@@ -75,12 +82,70 @@ def error_if(pred, error: type[Exception], message: str) -> None:
         if bool(np.any(np.asarray(pred))):
             raise error(message)
         return
+    state = getattr(_deferring, "state", None)
+    if state is not None and getattr(pred, "_trace", None) is state[0]:
+        state[1].append((jnp.any(pred), error, message))
+        return
 
     def fail(p):
         if np.any(np.asarray(p)):
             raise error(message)
 
     jax.debug.callback(fail, pred)
+
+
+_deferring = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_checks(reference):
+    """Within: :func:`error_if` on data traced in the same trace as ``reference`` (a tracer,
+    e.g. the parameters :func:`ei_jax.core.map_params` maps over) records ``(flag, error,
+    message)`` in the yielded list instead of adding a host callback; the caller returns
+    :class:`Flags` of them from its compiled call and :func:`raise_flagged` checks them.
+    Data of any other trace (a ``jax.vmap`` inside, a value not depending on ``reference``)
+    keeps its callback, so no check is ever lost."""
+    outer = getattr(_deferring, "state", None)
+    found = []
+    _deferring.state = (getattr(reference, "_trace", None) or object(), found)
+    try:
+        yield found
+    finally:
+        _deferring.state = outer
+
+
+@jax.tree_util.register_pytree_node_class
+class Flags:
+    """Deferred checks as an output of a compiled call: their bool flags (leaves) and their
+    ``(error, message)`` (static, so a cached call returns them too)."""
+
+    def __init__(self, flags, checks):
+        self.flags, self.checks = list(flags), tuple(checks)
+
+    @classmethod
+    def of(cls, found):
+        return cls([f for f, _, _ in found], [(e, m) for _, e, m in found])
+
+    def tree_flatten(self):
+        return self.flags, self.checks
+
+    @classmethod
+    def tree_unflatten(cls, checks, flags):
+        return cls(flags, checks)
+
+
+def raise_flagged(flags: Flags, what: str = "parameter set") -> None:
+    """Raises the first deferred check whose flag ``(N,)`` is set, naming the entries where it
+    is (on concrete flags; traced ones become :func:`error_if` checks again)."""
+    for flag, (error, message) in zip(flags.flags, flags.checks):
+        if isinstance(flag, jax.core.Tracer):
+            error_if(flag, error, message)
+            continue
+        bad = np.flatnonzero(np.asarray(flag).reshape(-1))
+        if bad.size:
+            listed = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
+            raise error(f"{message} ({what}{'s' if bad.size > 1 else ''} {listed} of the stack, "
+                        "counting from 0)")
 
 
 @jax.jit
