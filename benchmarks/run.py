@@ -8,6 +8,7 @@ that workload alone); deep-ei and ei_jax repetitions alternate; the table shows 
     .venv/bin/python benchmarks/run.py --only W1,W3 --reps 5
     .venv/bin/python benchmarks/run.py --skip-deep-ei --devices 2
     .venv/bin/python benchmarks/run.py --scale             # ei_jax alone at 1e9 / 1e7 rows
+    .venv/bin/python benchmarks/run.py --only W3,W4,W5 --cache --w3-via map_params
 
 Workloads (deep-ei: ``torch.set_num_threads(1)``, ``batch_size=1000``; same weights both sides):
 
@@ -26,7 +27,9 @@ Workloads (deep-ei: ``torch.set_num_threads(1)``, ``batch_size=1000``; same weig
 
 ei_jax's first call (including compilation) and its steady state (a second call in the same
 process with another key) are reported separately; compilations are counted with
-``jax.monitoring``. The deep-ei virtualenv is ``.venv-ref`` (``$EI_JAX_REFERENCE_PYTHON``
+``jax.monitoring``. ``--cache``: every ei_jax child runs with ``EI_JAX_CACHE_DIR`` set to one
+fresh directory per workload that an untimed child fills first, so each timed first call is a
+later process's, loading its programs from JAX's persistent cache. The deep-ei virtualenv is ``.venv-ref`` (``$EI_JAX_REFERENCE_PYTHON``
 overrides); it is created with pinned versions if missing.
 """
 
@@ -115,6 +118,12 @@ def parse_args(argv=None):
                         "exported to a temporary directory put first on the children's PYTHONPATH; "
                         "default: the working tree")
     p.add_argument("--no-steady", action="store_true", help="ei_jax: first call only")
+    p.add_argument("--cache", action="store_true",
+                   help="ei_jax children load their programs from a persistent compilation cache "
+                        "that an untimed child of each workload fills first")
+    p.add_argument("--w3-via", choices=("vmap", "map_params"), default="vmap",
+                   help="W3's one compiled call: jax.jit of jax.vmap (default), or core.map_params "
+                        "(its checks are outputs, so its program can be cached)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per child process")
     p.add_argument("--json", default=None, help="also write every raw measurement to this file")
     p.add_argument("--table-from", default=None, metavar="JSON",
@@ -326,6 +335,8 @@ def main(argv=None):
             deep_spec = dict(base)
             if wid in ("W3", "B1"):
                 jax_spec["batch_size"] = args.vmap_batch_size
+            if wid == "W3":
+                jax_spec["via"] = args.w3_via
             if wid == "W3" and args.quick:
                 arrays = dict(np.load(weights))
                 arrays["w3"] = arrays["w3"][:wl["quick_weights"]]
@@ -344,6 +355,15 @@ def main(argv=None):
                     sides.append((f"ei_jax {v}", sys.executable, EI_JAX_CHILD, dict(jax_spec, variant=v), env))
             else:
                 sides.append(("ei_jax", sys.executable, EI_JAX_CHILD, jax_spec, env))
+            if args.cache:
+                for k, (name, python, script, spec, child_env) in enumerate(sides):
+                    if name == "deep_ei":
+                        continue
+                    cache = tmp / f"cache-{wid}-{k}"
+                    child_env = dict(child_env, EI_JAX_CACHE_DIR=str(cache))
+                    sides[k] = (name, python, script, spec, child_env)
+                    res = run_child(python, script, dict(spec, seeds=[0]), tmp, child_env, args.timeout)
+                    print(f"{wid} {name} filling the cache: {brief(res)}", flush=True)
             for rep in range(args.reps):
                 order = sides if rep % 2 == 0 else sides[::-1]  # alternate who goes first
                 for name, python, script, spec, child_env in order:
@@ -468,6 +488,11 @@ def make_table(ids, raw, overrides, args) -> str:
     if runs:
         lines.append(f"ei_jax {runs[0]['jax_version']} ran on backend {runs[0]['backend']} with "
                      f"{runs[0]['devices']} device(s). ")
+    if getattr(args, "cache", False):
+        lines.append("ei_jax's first calls load their programs from a persistent compilation cache "
+                     "filled by an untimed process (--cache). ")
+    if getattr(args, "w3_via", "vmap") == "map_params" and "W3" in ids:
+        lines.append("W3 runs as one core.map_params call (--w3-via map_params). ")
     lines.append(f"Medians over {args.reps} fresh-process repetition(s) per side; peak RSS is the largest "
                  "ru_maxrss over the repetitions and includes the interpreter and its imports "
                  "(ei_jax: jax + flax; deep-ei: torch). 'steady' is a second call in the same process with "
