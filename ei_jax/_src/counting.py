@@ -16,8 +16,6 @@ Counts are int32 within one call. Three kernels count pairwise joint histograms:
 Vector quantities (row codes and their entropies) are in :mod:`ei_jax._src.row_codes`.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 
