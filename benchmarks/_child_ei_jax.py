@@ -80,14 +80,15 @@ def main(spec_path: str) -> None:
         kw = dict(in_shape=(1,), in_range=unit, in_bins=bins, out_range=unit, out_bins=bins,
                   samples=samples, batch_size=batch_size)
 
-        # One compiled call: jit of vmap, defined once; the key is an argument, not a constant.
-        f = jax.jit(lambda key, ws: jax.vmap(lambda w: core.ei_parts(key, dense_sigmoid, w, **kw))(ws))
-        if spec.get("via") == "map_params":   # the same, as one map_params group of every weight
+        # One compiled call, defined once; the key is an argument, not a constant.
+        if spec.get("via") == "map_params":   # one map_params group of every weight
             def one(w, key):
                 return core.ei_parts(key, dense_sigmoid, w, **kw)
 
             def f(key, ws):
                 return core.map_params(one, ws, key, group_size=len(ws))
+        else:                                 # jit of vmap
+            f = jax.jit(lambda key, ws: jax.vmap(lambda w: core.ei_parts(key, dense_sigmoid, w, **kw))(ws))
 
         def measure(key):
             return np.asarray(f(key, ws)).tolist()

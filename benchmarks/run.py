@@ -29,8 +29,9 @@ ei_jax's first call (including compilation) and its steady state (a second call 
 process with another key) are reported separately; compilations are counted with
 ``jax.monitoring``. ``--cache``: every ei_jax child runs with ``EI_JAX_CACHE_DIR`` set to one
 fresh directory per workload that an untimed child fills first, so each timed first call is a
-later process's, loading its programs from JAX's persistent cache. The deep-ei virtualenv is ``.venv-ref`` (``$EI_JAX_REFERENCE_PYTHON``
-overrides); it is created with pinned versions if missing.
+later process's, loading its programs from JAX's persistent cache. The deep-ei virtualenv is
+``.venv-ref`` (``$EI_JAX_REFERENCE_PYTHON`` overrides); it is created with pinned versions if
+missing.
 """
 
 import argparse
@@ -488,10 +489,10 @@ def make_table(ids, raw, overrides, args) -> str:
     if runs:
         lines.append(f"ei_jax {runs[0]['jax_version']} ran on backend {runs[0]['backend']} with "
                      f"{runs[0]['devices']} device(s). ")
-    if getattr(args, "cache", False):
+    if args.cache:
         lines.append("ei_jax's first calls load their programs from a persistent compilation cache "
                      "filled by an untimed process (--cache). ")
-    if getattr(args, "w3_via", "vmap") == "map_params" and "W3" in ids:
+    if args.w3_via == "map_params" and "W3" in ids:
         lines.append("W3 runs as one core.map_params call (--w3-via map_params). ")
     lines.append(f"Medians over {args.reps} fresh-process repetition(s) per side; peak RSS is the largest "
                  "ru_maxrss over the repetitions and includes the interpreter and its imports "

@@ -134,7 +134,7 @@ class Flags:
         return cls(flags, checks)
 
 
-def raise_flagged(flags: Flags, what: str = "parameter set") -> None:
+def raise_flagged(flags: Flags) -> None:
     """Raises the first deferred check whose flag ``(N,)`` is set, naming the entries where it
     is (on concrete flags; traced ones become :func:`error_if` checks again)."""
     for flag, (error, message) in zip(flags.flags, flags.checks):
@@ -144,7 +144,7 @@ def raise_flagged(flags: Flags, what: str = "parameter set") -> None:
         bad = np.flatnonzero(np.asarray(flag).reshape(-1))
         if bad.size:
             listed = ", ".join(map(str, bad[:10])) + (", ..." if bad.size > 10 else "")
-            raise error(f"{message} ({what}{'s' if bad.size > 1 else ''} {listed} of the stack, "
+            raise error(f"{message} (parameter set{'s' if bad.size > 1 else ''} {listed} of the stack, "
                         "counting from 0)")
 
 
