@@ -53,7 +53,7 @@ def test_any_process_count_gives_the_single_process_estimate_bit_for_bit(process
 
     def one(rows, gather, process, processes):
         def counted(x):                                  # what each round of cell records carries
-            if x.ndim == 2 and x.shape[1] in (8, 11, 14):
+            if x.ndim == 2 and x.shape[1] in (8, 11, 12):
                 seen[process].append(x.nbytes * processes)
             return gather(x)
         return distributed_estimate.group_estimate(rows, gather=counted, process=process,
@@ -61,13 +61,13 @@ def test_any_process_count_gives_the_single_process_estimate_bit_for_bit(process
 
     results = run_processes(per_process, one)
     assert results == [single] * processes               # floats equal to the last bit
-    # A round carries, from each of the P processes, the cell records (56 bytes at most) of
-    # one of 4P bucket groups: about 14 bytes per row of the largest share, whatever P --
+    # A round carries, from each of the P processes, the cells (48 bytes at most) of one of
+    # 4P bucket groups: about 12 bytes per row of the largest share, whatever P --
     # bounded by a process's share of the rows (1.5: hash-bucket fluctuation), never all of
     # them (16 bytes a row).
     largest_share = max(sum(len(q) for q in rows) for rows in per_process)
     rounds = max(max(s) for s in seen)
-    assert rounds < 1.5 * 14 * largest_share
+    assert rounds < 1.5 * 12 * largest_share
     assert rounds < 0.5 * 16 * sum(len(q) for q in quarters)
 
 
@@ -85,3 +85,17 @@ def test_the_library_call_is_the_one_process_path():
     rng = np.random.default_rng(3)
     quarters = _quarters(rng, (900, 1000, 1100, 1003), 30, 4)
     assert vector_uncertainty.group_estimate(quarters, 4003) == distributed_estimate.group_estimate(quarters, **ONE)
+
+
+@pytest.mark.parametrize("buckets", [8, 6])
+def test_as_many_rounds_as_buckets(monkeypatch, buckets):
+    """With more processes than ``BUCKETS / ROUNDS_PER_PROCESS``, every bucket is a round of
+    its own (owned by ``bucket % P``, here also for a bucket count that 4 does not divide)."""
+    monkeypatch.setattr(distributed_estimate, "BUCKETS", buckets)
+    rng = np.random.default_rng(buckets)
+    quarters = _quarters(rng, (700, 800, 650, 720), 300, 5)
+    single = distributed_estimate.group_estimate(quarters, **ONE)
+    assert min(buckets, distributed_estimate.ROUNDS_PER_PROCESS * 4) == buckets
+    results = run_processes(_split(rng, quarters, 4),
+                            lambda r, **kw: distributed_estimate.group_estimate(r, **kw))
+    assert results == [single] * 4

@@ -8,9 +8,9 @@ every sub-sample, so everything is a sum over *cells*: distinct ``(xy code, quar
 their row count ``n``. A cell needs three counts of each of its codes (x, y and xy: in the
 whole run, in the cell's half, in its quarter), and a code's rows may sit on any process.
 
-Each process makes its own cells from its rows; then three routings move cell records
-between processes, each to the owner of a hash bucket of one code (``BUCKETS`` buckets,
-bucket ``b`` owned by process ``b % P``, sent in ``ROUNDS_PER_PROCESS * P`` rounds of
+Each process makes its own cells from its rows; then three routings move cells between
+processes, each to the owner of a hash bucket of one code (``BUCKETS`` buckets, bucket ``b``
+owned by process ``b % P``, sent in ``ROUNDS_PER_PROCESS * P`` rounds of
 ``process_allgather``): by the xy code (the owner merges the cells of every process into
 global cells and attaches the xy counts), by the x code (attaches the x counts), by the y
 code (attaches the y counts). The y owner then has every count of its cells and adds up each
@@ -20,8 +20,10 @@ floats for one process as for any number: one process is this same code with a t
 collective. Only integers and the per-bucket float64 partials (as uint32 words) cross
 processes.
 
-Memory per process: its own rows' codes, its cells, the records of the buckets it owns
-(its share of the cells) and one round's gathered records.
+Cells are kept as columns (a dict of arrays), so that a routing moves only the columns still
+needed, a sort permutes one column at a time, and what arrives is written straight into its
+final arrays. Memory per process: its own rows' codes, its cells, the cells of the buckets
+it owns (its share) and one round's gathered cells.
 """
 
 import math
@@ -34,26 +36,30 @@ from ei_jax._src.estimate import WEIGHTS
 #: Hash buckets of the cells. Fixed, whatever the process count: each bucket's partial sum
 #: is then the same float on every process count, and so is the total.
 BUCKETS = 1024
+#: Rounds of a routing per process: a round's gathered cells are a ``1 / ROUNDS_PER_PROCESS``
+#: share of one process's, so more rounds mean less memory in flight (and more collectives).
+ROUNDS_PER_PROCESS = 16
 
-# Columns of a cell record (uint32): codes as two words each, then the counts attached.
-_XY, _X, _Y, _Q, _N = 0, 2, 4, 6, 7
-_CXY, _CX, _CY = 8, 11, 14          # each: count in the whole run, in the cell's half, its quarter
-_WIDTH = 17
-
-
-def _code(rec, col) -> np.ndarray:
-    """The uint64 code in columns ``col, col + 1`` of records ``(n, w)`` (a new array)."""
-    return np.ascontiguousarray(rec[:, col:col + 2]).view(np.uint64).reshape(-1)
-
-
-def _words(codes: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(codes).view(np.uint32).reshape(-1, 2)
+# The columns of the cells: codes (uint64), quarter, row count, and each code's three counts
+# (in the whole run, in the cell's half, in its quarter).
+_DTYPES = dict(xy=np.uint64, x=np.uint64, y=np.uint64, q=np.uint8, n=np.uint32,
+               cxy=np.uint32, cx=np.uint32, cy=np.uint32)
+_TRIPLES = ("cxy", "cx", "cy")
 
 
-def _local_cells(quarter_rows) -> np.ndarray:
-    """This process's cells ``(n, _WIDTH)``: one record per distinct ``(xy code, quarter)`` of
-    its rows, with its x and y codes and row count (the count columns still zero)."""
-    out = []
+def _empty(names) -> dict:
+    return {k: np.zeros((0, 3) if k in _TRIPLES else (0,), _DTYPES[k]) for k in names}
+
+
+def _width(name: str) -> int:
+    """uint32 words of one cell's ``name`` column."""
+    return 3 if name in _TRIPLES else np.dtype(_DTYPES[name]).itemsize // 4 or 1
+
+
+def _local_cells(quarter_rows) -> dict:
+    """This process's cells: one per distinct ``(xy code, quarter)`` of its rows, with its x
+    and y codes and row count."""
+    parts = []
     for q, rows in enumerate(quarter_rows):
         if len(rows) == 0:
             continue
@@ -62,90 +68,136 @@ def _local_cells(quarter_rows) -> np.ndarray:
         xy = xy[order]
         starts = np.flatnonzero(row_codes.sorted_run_edges(xy)[:-1])
         first = order[starts]
-        rec = np.zeros((len(starts), _WIDTH), np.uint32)
-        rec[:, _XY:_XY + 2] = _words(xy[starts])
-        rec[:, _X:_X + 2] = _words(row_codes.code_column(rows[first], "x"))
-        rec[:, _Y:_Y + 2] = _words(row_codes.code_column(rows[first], "y"))
-        rec[:, _Q] = q
-        rec[:, _N] = np.diff(np.append(starts, len(xy)))
-        out.append(rec)
-    return np.concatenate(out) if out else np.zeros((0, _WIDTH), np.uint32)
+        del order
+        parts.append(dict(xy=xy[starts], x=row_codes.code_column(rows, "x", first),
+                          y=row_codes.code_column(rows, "y", first),
+                          q=np.full(len(starts), q, np.uint8),
+                          n=np.diff(np.append(starts, len(xy))).astype(np.uint32)))
+        del xy
+    if not parts:
+        return _empty(("xy", "x", "y", "q", "n"))
+    return {k: np.concatenate([p.pop(k) for p in parts]) for k in list(parts[0])}
 
 
-def route(records: np.ndarray, col: int, width: int, *, gather, process: int, processes: int):
-    """Every process's records whose code in column ``col`` is in a bucket this process owns
-    (only their first ``width`` columns travel; the others come back zero).
+def _pack(cells: dict, names, idx, out: np.ndarray) -> None:
+    """Columns ``names`` of the cells ``idx`` as uint32 words, into ``out[:len(idx)]``."""
+    at = 0
+    for k in names:
+        w = _width(k)
+        col = cells[k][idx]
+        out[:len(idx), at:at + w] = col.view(np.uint32).reshape(len(idx), w) if w > 1 else col[:, None]
+        at += w
 
-    Round ``r`` of ``ROUNDS_PER_PROCESS * processes`` gathers the records of the buckets
-    ``b`` with ``b % rounds == r`` from every process, one padded shape per round; each
-    process keeps those of its buckets. With one process, the records as they are.
+
+def _unpack(words: np.ndarray, names, out: dict, start: int) -> None:
+    """uint32 words of cells (as :func:`_pack` wrote them) into ``out[k][start:]``."""
+    at, m = 0, len(words)
+    for k in names:
+        w = _width(k)
+        dst = out[k][start:start + m]
+        if k in _TRIPLES:
+            dst[:] = words[:, at:at + 3]
+        elif w == 2:
+            dst.view(np.uint32).reshape(m, 2)[:] = words[:, at:at + 2]
+        else:
+            dst[:] = words[:, at]
+        at += w
+
+
+def route(cells: dict, by: str, names, *, gather, process: int, processes: int) -> dict:
+    """Columns ``names`` of every process's cells whose ``by`` code is in a bucket this
+    process owns.
+
+    Round ``r`` of ``rounds = min(BUCKETS, ROUNDS_PER_PROCESS * processes)`` gathers, from
+    every process, its cells of the buckets ``b`` with ``b % rounds == r``, in one padded
+    shape for every round. ``processes`` divides ``rounds`` (or ``rounds`` is ``BUCKETS``
+    and ``r = b``), so they all have one owner, ``r % processes``, who copies them into its
+    result, whose size it knows from the counts gathered first. With one process, the cells
+    as they are.
     """
     if processes == 1:
-        return records
-    rounds = min(BUCKETS, distributed_counts.ROUNDS_PER_PROCESS * processes)
-    which = distributed_counts.bucket_of(_code(records, col), BUCKETS) % rounds
+        return {k: cells[k] for k in names}
+    rounds = min(BUCKETS, ROUNDS_PER_PROCESS * processes)
+    which = distributed_counts.bucket_of(cells[by], BUCKETS) % rounds
     order = np.argsort(which, kind="stable")
-    records, which = records[order, :width], which[order]
     sizes = gather(np.bincount(which, minlength=rounds).astype(np.int32))   # (P, rounds)
+    del which
     starts = np.concatenate([[0], np.cumsum(sizes[process])])
-    cap = max(1, int(sizes.max()))
-    kept = []
+    mine = np.arange(rounds) % processes == process
+    out = {k: np.empty((int(sizes[:, mine].sum()),) + cells[k].shape[1:], cells[k].dtype)
+           for k in names}
+    payload = np.zeros((max(1, int(sizes.max())), sum(_width(k) for k in names)), np.uint32)
+    at = 0
     for r in range(rounds):
-        payload = np.zeros((cap, width), np.uint32)
-        payload[:sizes[process, r]] = records[starts[r]:starts[r + 1]]
-        got = gather(payload)                                               # (P, cap, width)
-        for p in range(processes):
-            part = got[p, :sizes[p, r]]
-            kept.append(part[distributed_counts.bucket_of(_code(part, col), BUCKETS) % processes == process])
-    del records
-    out = np.zeros((sum(len(k) for k in kept), _WIDTH), np.uint32)
-    out[:, :width] = np.concatenate(kept)
+        if not sizes[:, r].any():                                  # nobody sends: skip on all
+            continue
+        _pack(cells, names, order[starts[r]:starts[r + 1]], payload)
+        got = gather(payload)                                      # (P, cap, words)
+        if mine[r]:
+            for p in range(processes):
+                _unpack(got[p, :sizes[p, r]], names, out, at)
+                at += sizes[p, r]
+        del got
     return out
 
 
-def _merge_cells(rec: np.ndarray) -> np.ndarray:
-    """Records of the same ``(xy, quarter)`` from several processes as one (counts added)."""
-    order = np.lexsort((rec[:, _Q], _code(rec, _XY)))
-    rec = rec[order]
-    xy = _code(rec, _XY)
-    same = np.zeros(len(rec), bool)
-    same[1:] = (xy[1:] == xy[:-1]) & (rec[1:, _Q] == rec[:-1, _Q])
+def _permute(cells: dict, order) -> None:
+    """Every column of the cells in ``order``, in place of the dict (one column at a time)."""
+    for k in list(cells):
+        cells[k] = cells[k][order]
+
+
+def _merge_cells(cells: dict) -> None:
+    """Cells of the same ``(xy, quarter)`` from several processes as one (counts added), in
+    ``(xy, quarter)`` order."""
+    _permute(cells, np.lexsort((cells["q"], cells["xy"])))
+    xy, q = cells["xy"], cells["q"]
+    same = np.zeros(len(xy), bool)
+    same[1:] = (xy[1:] == xy[:-1]) & (q[1:] == q[:-1])
+    if not same.any():
+        return
     starts = np.flatnonzero(~same)
-    out = rec[starts]
-    if len(rec):
-        out[:, _N] = np.add.reduceat(rec[:, _N].astype(np.int64), starts)
-    return out
+    n = np.add.reduceat(cells["n"].astype(np.int64), starts)
+    _permute(cells, starts)
+    cells["n"] = n.astype(np.uint32)
 
 
-def _attach_counts(rec: np.ndarray, col: int, to: int, *, code_sorted=False) -> np.ndarray:
-    """Fills columns ``to .. to + 2`` of the records with the count of their code (column
-    ``col``) in the whole run, in the record's half and in its quarter, over the records here
-    (which hold every cell of that code: its owner's). ``code_sorted``: the records are in
-    code order already."""
-    code = _code(rec, col)
+def _attach_counts(cells: dict, by: str, name: str, *, code_sorted=False) -> None:
+    """Column ``name``: the count of each cell's ``by`` code in the whole run, in the cell's
+    half and in its quarter, over the cells here (which hold every cell of that code: its
+    owner's). ``code_sorted``: the cells are in code order already."""
+    code = cells[by]
     order = slice(None) if code_sorted else np.argsort(code, kind="stable")
-    run = np.empty(len(rec), np.int64)
-    run[order] = np.cumsum(row_codes.sorted_run_edges(code[order])[:-1]) - 1
-    del code
-    runs = int(run[order][-1]) + 1 if len(rec) else 0
-    q = rec[:, _Q].astype(np.int64)
-    # Per code and quarter, its rows (float64 sums of integers below 2**31: exact).
-    table = np.bincount(run * 4 + q, weights=rec[:, _N], minlength=4 * runs).astype(np.int64)
-    by_half = table.reshape(-1, 2).sum(axis=1)                    # (runs * 2,): code, half
-    rec[:, to] = by_half.reshape(-1, 2).sum(axis=1)[run]
-    rec[:, to + 1] = by_half[2 * run + q // 2]
-    rec[:, to + 2] = table[4 * run + q]
-    return rec
+    idx = np.empty(len(code), np.int64)                   # 4 * (the code's run) + quarter
+    idx[order] = np.cumsum(row_codes.sorted_run_edges(code[order])[:-1]) - 1
+    del order
+    runs = int(idx.max()) + 1 if len(code) else 0
+    idx *= 4
+    idx += cells["q"]
+    # Per code and quarter, its rows: float64 sums of integers below 2**31, exact (and so
+    # are the sums over halves and over the whole run, written as uint32).
+    table = np.bincount(idx, weights=cells["n"], minlength=4 * runs)
+    out = np.empty((len(code), 3), np.uint32)
+    out[:, 2] = table[idx]
+    table = table.reshape(-1, 2).sum(axis=1)              # (runs * 2,): code, half
+    idx //= 2
+    out[:, 1] = table[idx]
+    idx //= 2
+    out[:, 0] = table.reshape(-1, 2).sum(axis=1)[idx]
+    cells[name] = out
 
 
 def _bucket_sums(slots: int, terms, bucket: np.ndarray, **collective) -> np.ndarray:
-    """Sums ``(slots,)`` float64 of ``terms``, ``(slot, value)`` pairs of per-cell arrays, in a
-    fixed order on every process count: each bucket's partial sums in the cells' (canonical)
-    order, then the ``BUCKETS`` partials in bucket order."""
+    """Sums ``(slots,)`` float64 of ``terms``, ``(slot, value)`` pairs of per-cell arrays (or
+    functions returning one, called one at a time), in a fixed order on every process count:
+    each bucket's partial sums in the cells' (canonical) order, then the ``BUCKETS`` partials
+    in bucket order."""
     gather, p = collective["gather"], collective["processes"]
     partial = np.zeros(BUCKETS * slots, np.float64)
-    for slot, value in terms:          # each partial gets one slot's values only: exact adds
+    for term in terms:              # each partial gets one slot's values only: exact adds
+        slot, value = term() if callable(term) else term
         partial += np.bincount(bucket * slots + slot, weights=value, minlength=BUCKETS * slots)
+        del value
     partial = partial.reshape(BUCKETS, slots)
     if p > 1:
         words = partial.view(np.uint32).reshape(BUCKETS, slots, 2)
@@ -168,34 +220,45 @@ def group_estimate(quarter_rows, **collective):
     :func:`distributed_counts.global_multiplicities`, all three required)."""
     sizes = _total([len(r) for r in quarter_rows], **collective)
     n = int(sizes.sum())
-    cells = _attach_counts(_merge_cells(route(_local_cells(quarter_rows), _XY, _CXY, **collective)),
-                           _XY, _CXY, code_sorted=True)
-    singletons = int(_total([np.count_nonzero(cells[:, _CXY] == 1)], **collective)[0])
-    cells = _attach_counts(route(cells, _X, _CX, **collective), _X, _CX)
-    cells = _attach_counts(route(cells, _Y, _CY, **collective), _Y, _CY)
+    cells = route(_local_cells(quarter_rows), "xy", ("xy", "x", "y", "q", "n"), **collective)
+    if collective["processes"] > 1:
+        _merge_cells(cells)                      # one process: its cells are distinct already
+    _attach_counts(cells, "xy", "cxy", code_sorted=collective["processes"] > 1)
+    singletons = int(_total([np.count_nonzero(cells["cxy"][:, 0] == 1)], **collective)[0])
+    cells = route(cells, "x", ("x", "y", "xy", "q", "n", "cxy"), **collective)
+    _attach_counts(cells, "x", "cx")
+    cells = route(cells, "y", ("y", "xy", "q", "n", "cxy", "cx"), **collective)
+    _attach_counts(cells, "y", "cy")
     # Canonical order: by bucket, and within a bucket by (xy code, quarter), unique per cell.
-    order = np.lexsort((cells[:, _Q], _code(cells, _XY)))
-    bucket = distributed_counts.bucket_of(_code(cells, _Y), BUCKETS)[order]
-    order = order[np.argsort(bucket, kind="stable")]
-    cells, bucket = cells[order], np.sort(bucket).astype(np.int64)
+    bucket = distributed_counts.bucket_of(cells.pop("y"), BUCKETS)
+    order = np.lexsort((cells["q"], cells["xy"], bucket))
+    del cells["xy"]
+    _permute(cells, order)
+    bucket = bucket[order].astype(np.int64)
+    del order
 
-    q = cells[:, _Q].astype(np.int64)
+    q = cells["q"].astype(np.int64)
     h = q // 2
-    rows = cells[:, _N].astype(np.float64)
+    rows = cells["n"].astype(np.float64)
     halves = np.array([sizes[0] + sizes[1], sizes[2] + sizes[3]], np.int64)
-    n_sub = (n, halves[h], sizes[q])
-    pmi = [np.log2(cells[:, _CXY + i].astype(np.float64) * n_sub[i]
-                   / (cells[:, _CX + i].astype(np.float64) * cells[:, _CY + i])) for i in range(3)]
+    cxy, cx, cy = (cells[k] for k in _TRIPLES)
+
+    def n_sub(i):   # rows of each cell's sub-sample: the run, its half, its quarter
+        return n if i == 0 else halves[h] if i == 1 else sizes[q]
+
+    def pmi(i):   # computed again where needed: three float64 columns are never alive at once
+        return np.log2(cxy[:, i].astype(np.float64) * n_sub(i) / (cx[:, i].astype(np.float64) * cy[:, i]))
+
     # Slots: the run's, each half's and each quarter's sum of its rows' pointwise MI.
-    sums = _bucket_sums(7, [(0, rows * pmi[0]), (1 + h, rows * pmi[1]), (3 + q, rows * pmi[2])],
-                        bucket, **collective)
+    sums = _bucket_sums(7, [lambda: (0, rows * pmi(0)), lambda: (1 + h, rows * pmi(1)),
+                            lambda: (3 + q, rows * pmi(2))], bucket, **collective)
     i_full = sums[0] / n
     i_h = np.array([sums[1 + k] / max(int(halves[k]), 1) for k in (0, 1)])
     i_q = np.array([sums[3 + k] / max(int(sizes[k]), 1) for k in range(4)])
     corrected = WEIGHTS[0] * i_full + WEIGHTS[1] * i_h.sum() / 2 + WEIGHTS[2] * i_q.sum() / 4
     # Each row's influence on the corrected estimate (see ei_jax._src.estimate), squared.
-    infl = WEIGHTS[0] * (pmi[0] - i_full) / n
-    infl += WEIGHTS[1] / 2 * (pmi[1] - i_h[h]) / np.maximum(halves[h], 1)
-    infl += WEIGHTS[2] / 4 * (pmi[2] - i_q[q]) / np.maximum(sizes[q], 1)
+    infl = WEIGHTS[0] * (pmi(0) - i_full) / n
+    infl += WEIGHTS[1] / 2 * (pmi(1) - i_h[h]) / np.maximum(halves[h], 1)
+    infl += WEIGHTS[2] / 4 * (pmi(2) - i_q[q]) / np.maximum(sizes[q], 1)
     squares = _bucket_sums(1, [(0, rows * infl * infl)], bucket, **collective)[0]
     return float(i_full), float(corrected), math.sqrt(squares), singletons / max(n, 1)
