@@ -82,6 +82,33 @@ def test_nan_weights_in_a_stack_still_fail_where_the_check_cannot_be_an_output()
     assert core.map_params(scaled, bad[:1], jax.random.key(0)).shape == (1, 2)
 
 
+def test_a_vmapped_check_is_one_callback_for_the_whole_batch():
+    """JAX batches a host callback into one per batch entry; the check reduces its flag over
+    the batch first, so a jit(vmap) sweep compiles one callback whatever the stack size (and
+    still fails when any entry, at any vmap depth, is not finite)."""
+    stack = jnp.stack([W * c for c in np.linspace(0.5, 2.0, 40)])
+    vmapped = jax.jit(jax.vmap(_measure, in_axes=(0, None)))
+    assert vmapped.lower(stack, jax.random.key(0)).as_text().count("callback(") == 1
+    values = np.asarray(vmapped(stack, jax.random.key(0)))
+    np.testing.assert_allclose(values[[0, 39]], [float(_measure(stack[i], jax.random.key(0))) for i in (0, 39)],
+                               rtol=1e-5)
+    with pytest.raises(Exception, match="NaN or infinite parameters"):
+        vmapped(stack.at[17, 2, 0].set(jnp.nan), jax.random.key(0)).block_until_ready()
+    nested = jax.jit(jax.vmap(jax.vmap(_measure, in_axes=(0, None)), in_axes=(0, None)))
+    grid = stack.reshape(8, 5, 3, 2)
+    assert nested.lower(grid, jax.random.key(0)).as_text().count("callback(") == 1
+    with pytest.raises(Exception, match="NaN or infinite parameters"):
+        nested(grid.at[6, 3, 1, 1].set(jnp.inf), jax.random.key(0)).block_until_ready()
+    # the empty-histogram check of the estimators, batched over data
+    kw = dict(in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4)
+    x = jnp.linspace(0.1, 0.9, 100)[:, None]
+    mi = jax.jit(jax.vmap(lambda a, b: ei_jax.pairwise_mutual_information(a, b, **kw)))
+    ys = jnp.stack([x, x * 0.5, x + 5.0])           # the last one: every output above its range
+    assert mi.lower(ys[:2], ys[:2]).as_text().count("callback(") == 1
+    with pytest.raises(Exception, match="every sample"):
+        mi(jnp.stack([x] * 3), ys).block_until_ready()
+
+
 def test_empty_pair_of_the_estimators_fails_under_jit_too():
     x = jnp.linspace(0.1, 0.9, 100)[:, None]
     y = x + 5.0  # every output above its range
