@@ -62,12 +62,13 @@ def test_any_process_count_gives_the_single_process_estimate_bit_for_bit(process
     results = run_processes(per_process, one)
     assert results == [single] * processes               # floats equal to the last bit
     # A round carries, from each of the P processes, the cells (48 bytes at most) of one of
-    # 4P bucket groups: about 12 bytes per row of the largest share, whatever P --
-    # bounded by a process's share of the rows (1.5: hash-bucket fluctuation), never all of
-    # them (16 bytes a row).
+    # ROUNDS_PER_PROCESS * P bucket groups: 48 / ROUNDS_PER_PROCESS = 3 bytes per row of the
+    # largest share on average, whatever P -- bounded by a process's share of the rows (4x:
+    # codes with few distinct values, y here, crowd some rounds; 7.2 bytes at 4 processes),
+    # never all of them (16 bytes a row).
     largest_share = max(sum(len(q) for q in rows) for rows in per_process)
     rounds = max(max(s) for s in seen)
-    assert rounds < 1.5 * 12 * largest_share
+    assert rounds < 4 * 48 / distributed_estimate.ROUNDS_PER_PROCESS * largest_share
     assert rounds < 0.5 * 16 * sum(len(q) for q in quarters)
 
 

@@ -81,11 +81,10 @@ def _local_cells(quarter_rows) -> dict:
 
 def _pack(cells: dict, names, idx, out: np.ndarray) -> None:
     """Columns ``names`` of the cells ``idx`` as uint32 words, into ``out[:len(idx)]``."""
-    at = 0
+    at, m = 0, len(idx)
     for k in names:
-        w = _width(k)
-        col = cells[k][idx]
-        out[:len(idx), at:at + w] = col.view(np.uint32).reshape(len(idx), w) if w > 1 else col[:, None]
+        w, col = _width(k), cells[k][idx]
+        out[:m, at:at + w] = col[:, None] if col.itemsize < 4 else col.view(np.uint32).reshape(m, w)
         at += w
 
 
@@ -93,14 +92,11 @@ def _unpack(words: np.ndarray, names, out: dict, start: int) -> None:
     """uint32 words of cells (as :func:`_pack` wrote them) into ``out[k][start:]``."""
     at, m = 0, len(words)
     for k in names:
-        w = _width(k)
-        dst = out[k][start:start + m]
-        if k in _TRIPLES:
-            dst[:] = words[:, at:at + 3]
-        elif w == 2:
-            dst.view(np.uint32).reshape(m, 2)[:] = words[:, at:at + 2]
-        else:
+        w, dst = _width(k), out[k][start:start + m]
+        if dst.itemsize < 4:
             dst[:] = words[:, at]
+        else:
+            dst.view(np.uint32).reshape(m, w)[:] = words[:, at:at + w]
         at += w
 
 
@@ -188,14 +184,13 @@ def _attach_counts(cells: dict, by: str, name: str, *, code_sorted=False) -> Non
 
 
 def _bucket_sums(slots: int, terms, bucket: np.ndarray, **collective) -> np.ndarray:
-    """Sums ``(slots,)`` float64 of ``terms``, ``(slot, value)`` pairs of per-cell arrays (or
-    functions returning one, called one at a time), in a fixed order on every process count:
-    each bucket's partial sums in the cells' (canonical) order, then the ``BUCKETS`` partials
-    in bucket order."""
+    """Sums ``(slots,)`` float64 of ``terms``, ``(slot, value)`` pairs of per-cell arrays (an
+    iterable: a generator makes each pair only when it is added), in a fixed order on every
+    process count: each bucket's partial sums in the cells' (canonical) order, then the
+    ``BUCKETS`` partials in bucket order."""
     gather, p = collective["gather"], collective["processes"]
     partial = np.zeros(BUCKETS * slots, np.float64)
-    for term in terms:              # each partial gets one slot's values only: exact adds
-        slot, value = term() if callable(term) else term
+    for slot, value in terms:       # each partial gets one slot's values only: exact adds
         partial += np.bincount(bucket * slots + slot, weights=value, minlength=BUCKETS * slots)
         del value
     partial = partial.reshape(BUCKETS, slots)
@@ -249,9 +244,12 @@ def group_estimate(quarter_rows, **collective):
     def pmi(i):   # computed again where needed: three float64 columns are never alive at once
         return np.log2(cxy[:, i].astype(np.float64) * n_sub(i) / (cx[:, i].astype(np.float64) * cy[:, i]))
 
-    # Slots: the run's, each half's and each quarter's sum of its rows' pointwise MI.
-    sums = _bucket_sums(7, [lambda: (0, rows * pmi(0)), lambda: (1 + h, rows * pmi(1)),
-                            lambda: (3 + q, rows * pmi(2))], bucket, **collective)
+    def pmi_terms():   # slots: the run's, each half's and each quarter's sum of its rows' MI
+        yield 0, rows * pmi(0)
+        yield 1 + h, rows * pmi(1)
+        yield 3 + q, rows * pmi(2)
+
+    sums = _bucket_sums(7, pmi_terms(), bucket, **collective)
     i_full = sums[0] / n
     i_h = np.array([sums[1 + k] / max(int(halves[k]), 1) for k in (0, 1)])
     i_q = np.array([sums[3 + k] / max(int(sizes[k]), 1) for k in range(4)])
