@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax import core
-from ei_jax._src import binning as _b
-from ei_jax._src import counting
-from ei_jax._src import spec as _spec
-from ei_jax._src.interventions import BLOCK, uniform_blocks
+from ei_jax._src.info import binning as _b
+from ei_jax._src.info import counting
+from ei_jax._src.sampled import spec as _spec
+from ei_jax._src.sampled.interventions import BLOCK, uniform_blocks
 
 
 def apply(w, x):

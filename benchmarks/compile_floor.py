@@ -17,7 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from ei_jax._src.interventions import uniform_blocks
+from ei_jax._src.sampled.interventions import uniform_blocks
 
 EVENTS = []
 jax.monitoring.register_event_duration_secs_listener(lambda e, d, **_: EVENTS.append((e, d)))

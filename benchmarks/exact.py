@@ -48,7 +48,7 @@ def child(name, weights_path):
     import numpy as np
 
     from ei_jax import core
-    from ei_jax._src import exact_core
+    from ei_jax._src.exact import kernel as exact_core
 
     res = {"workload": name}
     sig = dict(activation="sigmoid", in_range=(0, 1), out_range=(0, 1))

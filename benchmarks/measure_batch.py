@@ -83,8 +83,8 @@ def _write_checkpoints(folder: Path, n: int):
     import jax
     import jax.numpy as jnp
 
-    from ei_jax._src.checkpoints import save_checkpoint
-    from ei_jax._src.paper_nets import mlp
+    from ei_jax.experiments.checkpoints import save_checkpoint
+    from ei_jax.experiments.paper_nets import mlp
 
     model, x0 = mlp((4, 5, 5, 3)), jnp.zeros((1, 4))
     init = jax.jit(model.init)

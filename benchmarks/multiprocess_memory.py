@@ -39,7 +39,8 @@ CHILD = textwrap.dedent('''
                                    process_id=pid, initialization_timeout=120)
     import numpy as np
     from ei_jax import core
-    from ei_jax._src import core_measures, row_codes
+    from ei_jax._src.core import measures as core_measures
+    from ei_jax._src.info import row_codes
     w = jax.random.normal(jax.random.key(0), (25, 6))
     kw = dict(in_shape=(25,), in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8)
     f = lambda q, x: jax.nn.sigmoid(x @ q)
@@ -52,8 +53,8 @@ CHILD = textwrap.dedent('''
 
     if stderr:   # the Estimate of ei(..., stderr=True): its value, correction and stderr
         import flax.linen as nn, jax.numpy as jnp, ei_jax
-        from ei_jax._src import vector_measures
-        from ei_jax._src.problems import resolve
+        from ei_jax._src.measures import vector as vector_measures
+        from ei_jax._src.model.problems import resolve
         top = ei_jax.topology_of(nn.Dense(6, use_bias=False), {"params": {"kernel": w}}, jnp.zeros((1, 25)))
         problem = resolve(top, "Dense", in_range=(0, 1), out_range=(0, 1), activation="sigmoid")
 

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from ei_jax import core
-from ei_jax._src.exact_core import exact_ei_parts_matrix
+from ei_jax._src.exact.kernel import exact_ei_parts_matrix
 
 
 def sigmoid_apply(w, x):

@@ -6,6 +6,8 @@ APIs; this top-level ``bridges`` package converts *PyTorch* networks to Flax.
 * :func:`from_torch` converts a live ``torch.nn.Module`` (``nn.Linear``, ``nn.Conv2d``,
   ``nn.AvgPool2d``/``MaxPool2d``, ``nn.Flatten``, ``nn.Sigmoid``/``Tanh``/``ReLU``/``Identity``
   in (nested) ``nn.Sequential``).
+* :func:`read_state_dict`, :func:`linear_chain` and :func:`natural_key` are the pieces
+  ``ei-jax measure`` uses to rebuild a plain chain of dense layers from any checkpoint.
 * :func:`load_checkpoint` reads a checkpoint file: a ``state_dict`` saved with ``torch.save``
   (loaded with ``weights_only=True``) or a safetensors file (read with NumPy; **torch is not
   needed**), with the architecture given as a torch module or, for a plain stack of Linear
@@ -15,12 +17,12 @@ Both return what :func:`ei_jax.topology_of` takes: ``(model, variables)`` for ``
 (``topology_of(model, variables, x)``), an ``nnx.Sequential`` for ``api="nnx"``
 (``topology_of(model, x)``). The Flax networks give torch's outputs (to float32 rounding) and
 take images as NHWC; convolutions are then measured over one receptive field (see
-:mod:`ei_jax._src.topology`).
+:func:`ei_jax.topology_of`).
 
 torch is optional (``pip install torch==2.13.0``; from an ei-jax checkout
 ``pip install '.[torch]'``), imported only when a torch module or ``torch.save`` file is given
 -- never by ``import bridges``. The errors are ei_jax's own checkpoint family
-(``bridges.CheckpointError`` is ``ei_jax._src.errors.CheckpointError``), so one ``except``
+(``bridges.CheckpointError`` is ``ei_jax.errors.CheckpointError``), so one ``except``
 catches a bad checkpoint whichever package read it.
 
 Example:
@@ -39,6 +41,9 @@ from bridges._src.errors import (
     MissingDependencyError,
     UnsupportedModuleError,
 )
+from bridges._src.checkpoints import read_state_dict
+from bridges._src.flax_build import linear_chain
+from bridges._src.ir import natural_key
 from bridges._src.torch_modules import from_torch
 
 __all__ = [
@@ -48,5 +53,8 @@ __all__ = [
     "MissingDependencyError",
     "UnsupportedModuleError",
     "from_torch",
+    "linear_chain",
     "load_checkpoint",
+    "natural_key",
+    "read_state_dict",
 ]

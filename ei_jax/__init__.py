@@ -7,84 +7,50 @@ Set ``EI_JAX_CACHE_DIR`` (a directory, or empty for ``~/.cache/ei_jax/jax``) to 
 compiled programs on disk: later runs of a script skip compiling them.
 """
 
-from ei_jax._src.compilation_cache import enable_from_environment as _enable_cache_from_env
+from importlib import metadata as _metadata
 
-from ei_jax import core, exact
-from ei_jax._src.compilation_cache import enable_compilation_cache
-from ei_jax._src.errors import (
-    CheckpointError,
-    CheckpointNotFoundError,
-    CheckpointShapeError,
+from ei_jax._src.base.compilation_cache import enable_from_environment as _enable_cache_from_env
+
+from ei_jax import core, errors, exact
+from ei_jax._src.base.compilation_cache import enable_compilation_cache
+from ei_jax._src.base.errors import (
     DefaultRangeWarning,
     EIJaxError,
-    EmptyHistogramError,
-    ExactUnavailableError,
-    InvalidBinsError,
-    InvalidCallError,
-    InvalidOptionError,
-    InvalidRangeError,
-    InvalidSamplesError,
-    InvalidWindowError,
-    LayerNotFoundError,
-    LayerOrderError,
-    MemoryBudgetError,
-    MissingDependencyError,
-    NonFiniteParamsError,
-    NotDifferentiableError,
     OutOfRangeWarning,
     SampleLimitedWarning,
-    ShapeMismatchError,
-    UnknownActivationError,
-    UnsupportedModuleError,
 )
-from ei_jax._src.estimators import (
+from ei_jax._src.info.estimators import (
     entropy,
     joint_histograms,
     mutual_information,
     mutual_information_from_counts,
     pairwise_mutual_information,
 )
-from ei_jax._src.layers import AvgPool, Flatten, MaxPool
-from ei_jax._src.estimate import Estimate
-from ei_jax._src.causal_plane import CausalPlanePoint, causal_plane, degeneracy, rotate_causal_plane
-from ei_jax._src.pairwise_measures import ei_parts, ei_parts_matrix, sensitivity, sensitivity_matrix
-from ei_jax._src.vector_measures import ei, eis_between_groups, vector_and_pairwise_ei
-from ei_jax._src.topology import topology_of
+from ei_jax._src.model.layers import AvgPool, Flatten, MaxPool
+from ei_jax._src.info.estimate import Estimate
+from ei_jax._src.measures.causal_plane import causal_plane, degeneracy
+from ei_jax._src.info.causal_plane_point import CausalPlanePoint, rotate_causal_plane
+from ei_jax._src.measures.pairwise import ei_parts, ei_parts_matrix, sensitivity, sensitivity_matrix
+from ei_jax._src.measures.vector import ei, eis_between_groups, vector_and_pairwise_ei
+from ei_jax._src.model.topology import topology_of
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("ei-jax")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 _enable_cache_from_env()
 
 __all__ = [
     "AvgPool",
     "CausalPlanePoint",
-    "CheckpointError",
-    "CheckpointNotFoundError",
-    "CheckpointShapeError",
     "DefaultRangeWarning",
     "EIJaxError",
-    "EmptyHistogramError",
     "Estimate",
-    "ExactUnavailableError",
     "Flatten",
-    "InvalidBinsError",
-    "InvalidCallError",
-    "InvalidOptionError",
-    "InvalidRangeError",
-    "InvalidSamplesError",
-    "InvalidWindowError",
-    "LayerNotFoundError",
-    "LayerOrderError",
     "MaxPool",
-    "MemoryBudgetError",
-    "MissingDependencyError",
-    "NonFiniteParamsError",
-    "NotDifferentiableError",
     "OutOfRangeWarning",
     "SampleLimitedWarning",
-    "ShapeMismatchError",
-    "UnknownActivationError",
-    "UnsupportedModuleError",
     "causal_plane",
     "core",
     "degeneracy",
@@ -95,6 +61,7 @@ __all__ = [
     "exact",
     "enable_compilation_cache",
     "entropy",
+    "errors",
     "joint_histograms",
     "mutual_information",
     "mutual_information_from_counts",

@@ -17,14 +17,14 @@ Example:
   (8,)
 """
 
-from ei_jax._src.batching import map_params
-from ei_jax._src.core_estimates import (
+from ei_jax._src.core.batching import map_params
+from ei_jax._src.core.estimates import (
     ei_parts_estimate,
     ei_parts_matrix_estimate,
     sensitivity_estimate,
     sensitivity_matrix_estimate,
 )
-from ei_jax._src.core_measures import (
+from ei_jax._src.core.measures import (
     ei_parts,
     ei_parts_matrix,
     pairwise_stats,
@@ -34,9 +34,9 @@ from ei_jax._src.core_measures import (
     vector_ei,
     vector_stats,
 )
-from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
-from ei_jax._src.interface import BLOCK, MAX_SAMPLES, PairStats, VectorStats
-from ei_jax._src.interventions import uniform_blocks
+from ei_jax._src.exact.kernel import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax._src.base.interface import BLOCK, MAX_SAMPLES, PairStats, VectorStats
+from ei_jax._src.sampled.interventions import uniform_blocks
 
 __all__ = [
     "BLOCK",

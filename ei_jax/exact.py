@@ -22,8 +22,8 @@ Example:
   True
 """
 
-from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
-from ei_jax._src.exact_measures import (
+from ei_jax._src.exact.kernel import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax._src.exact.measures import (
     ExactLayer,
     causal_plane,
     degeneracy,

@@ -22,8 +22,8 @@ import numpy as np
 import optax
 
 from ei_jax import exact
-from ei_jax._src.datasets import load_iris
-from ei_jax._src.paper_nets import mlp
+from ei_jax.experiments.datasets import load_iris
+from ei_jax.experiments.paper_nets import mlp
 
 BINS = 8
 KW = dict(activation="sigmoid", in_range=(0, 1), in_bins=BINS, out_range=(0, 1), out_bins=BINS)

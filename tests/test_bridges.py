@@ -267,7 +267,7 @@ def test_checkpoint_does_not_fit_architecture(tmp_path):
     e = _error(bridges.CheckpointShapeError, r"'0.weight' has shape \(11, 20\).*Linear\(20, 10, "
                r"bias=True\) at '0' expects \(10, 20\)", tmp_path / "a.pt",
                architecture=nn.Sequential(nn.Linear(20, 10), nn.Sigmoid()))
-    assert isinstance(e, ei_jax.ShapeMismatchError) and isinstance(e, ValueError)
+    assert isinstance(e, ei_jax.errors.ShapeMismatchError) and isinstance(e, ValueError)
     torch.save(nn.Sequential(nn.Linear(20, 11, bias=False)).state_dict(), tmp_path / "nobias.pt")
     _error(bridges.CheckpointError, r"missing \['0.bias'\]", tmp_path / "nobias.pt",
            architecture=nn.Sequential(nn.Linear(20, 11)))
@@ -299,7 +299,7 @@ def test_error_hierarchy():
     assert issubclass(bridges.CheckpointError, ei_jax.EIJaxError) and issubclass(bridges.CheckpointError, ValueError)
     assert issubclass(bridges.MissingDependencyError, ei_jax.EIJaxError)
     assert issubclass(bridges.MissingDependencyError, ImportError)
-    assert bridges.UnsupportedModuleError is ei_jax.UnsupportedModuleError
+    assert bridges.UnsupportedModuleError is ei_jax.errors.UnsupportedModuleError
     assert not issubclass(bridges.CheckpointError, pickle.UnpicklingError)
 
 

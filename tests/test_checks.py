@@ -21,9 +21,9 @@ W = jnp.array([[1.0, -2.0], [0.5, 3.0], [2.0, 0.0]])
 
 def test_grad_through_a_sampled_measure_is_an_error_not_zero():
     for fn in (core.ei_parts, core.sensitivity, core.vector_ei):
-        with pytest.raises(ei_jax.NotDifferentiableError, match="exact_ei_parts_matrix"):
+        with pytest.raises(ei_jax.errors.NotDifferentiableError, match="exact_ei_parts_matrix"):
             jax.grad(lambda w: fn(jax.random.key(0), apply, w, **KW))(W)
-    with pytest.raises(ei_jax.NotDifferentiableError):
+    with pytest.raises(ei_jax.errors.NotDifferentiableError):
         jax.jit(jax.grad(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW)))(W)
     # stop_gradient makes the value a constant: no error, and the other term's gradient is kept
     g = jax.grad(lambda w: core.ei_parts(jax.random.key(0), apply, jax.lax.stop_gradient(w), **KW)
@@ -36,11 +36,11 @@ def test_grad_through_a_sampled_measure_is_an_error_not_zero():
 
 def test_nan_weights_in_the_core_fail_eagerly_and_under_jit():
     bad = W.at[0, 0].set(jnp.nan)
-    with pytest.raises(ei_jax.NonFiniteParamsError, match="NaN or infinite"):
+    with pytest.raises(ei_jax.errors.NonFiniteParamsError, match="NaN or infinite"):
         core.ei_parts(jax.random.key(0), apply, bad, **KW)
     with pytest.raises(Exception, match="NaN or infinite parameters") as info:
         jax.jit(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW))(bad).block_until_ready()
-    assert "JaxRuntimeError" in type(info.value).__name__ or isinstance(info.value, ei_jax.NonFiniteParamsError)
+    assert "JaxRuntimeError" in type(info.value).__name__ or isinstance(info.value, ei_jax.errors.NonFiniteParamsError)
     # finite weights under jit are not affected
     jax.jit(lambda w: core.ei_parts(jax.random.key(0), apply, w, **KW))(W).block_until_ready()
 
@@ -52,16 +52,16 @@ def _measure(w, key):
 def test_nan_weights_in_a_stack_name_the_parameter_sets_and_leave_no_callback():
     stack = jnp.stack([W, 2 * W, -W, W + 1, 0.5 * W])
     bad = stack.at[3, 0, 0].set(jnp.nan).at[1, 2, 1].set(jnp.inf)
-    with pytest.raises(ei_jax.NonFiniteParamsError, match=r"NaN or infinite.*parameter sets 1, 3 of the stack"):
+    with pytest.raises(ei_jax.errors.NonFiniteParamsError, match=r"NaN or infinite.*parameter sets 1, 3 of the stack"):
         core.map_params(_measure, bad, jax.random.key(0), group_size=2)
-    with pytest.raises(ei_jax.NonFiniteParamsError, match=r"parameter set 4 of"):
+    with pytest.raises(ei_jax.errors.NonFiniteParamsError, match=r"parameter set 4 of"):
         core.map_params(_measure, stack.at[4, 1, 1].set(jnp.nan), jax.random.key(0), group_size=2)
     good = core.map_params(_measure, stack, jax.random.key(0), group_size=2)
     np.testing.assert_allclose(np.asarray(good), [float(_measure(w, jax.random.key(0))) for w in stack],
                                rtol=1e-5)  # float32 MI, grouped vs one at a time
     # The check is an output of the compiled call, not a host callback (which the persistent
     # compilation cache cannot store); a jit of vmap of the same measure has one.
-    from ei_jax._src import batching
+    from ei_jax._src.core import batching
     mapped = batching._mapped(_measure, 2).lower(stack, jax.random.key(0)).as_text()
     vmapped = jax.jit(jax.vmap(_measure, in_axes=(0, None))).lower(stack, jax.random.key(0)).as_text()
     assert "callback" not in mapped and "callback" in vmapped
@@ -113,14 +113,14 @@ def test_empty_pair_of_the_estimators_fails_under_jit_too():
     x = jnp.linspace(0.1, 0.9, 100)[:, None]
     y = x + 5.0  # every output above its range
     kw = dict(in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4)
-    with pytest.raises(ei_jax.EmptyHistogramError, match="clip=True"):
+    with pytest.raises(ei_jax.errors.EmptyHistogramError, match="clip=True"):
         ei_jax.pairwise_mutual_information(x, y, **kw)
     with pytest.raises(Exception, match="every sample"):
         jax.jit(lambda a, b: ei_jax.pairwise_mutual_information(a, b, **kw))(x, y).block_until_ready()
 
 
 def test_sample_limit_message_gives_advice_that_works():
-    with pytest.raises(ei_jax.InvalidSamplesError, match="different keys") as info:
+    with pytest.raises(ei_jax.errors.InvalidSamplesError, match="different keys") as info:
         core.ei_parts(jax.random.key(0), apply, W, **dict(KW, samples=3_000_000_000))
     assert "convenient API" not in str(info.value)
     assert core.MAX_SAMPLES == (1 << 31) - core.BLOCK
@@ -129,11 +129,11 @@ def test_sample_limit_message_gives_advice_that_works():
 @pytest.mark.parametrize("option", [dict(batch_size=0), dict(devices=0), dict(devices=99),
                                     dict(method="fastest")])
 def test_options_are_option_errors(option):
-    with pytest.raises(ei_jax.InvalidOptionError, match=next(iter(option))):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match=next(iter(option))):
         core.ei_parts(jax.random.key(0), apply, W, **KW, **option)
 
 
 def test_group_size_is_an_option_error():
-    with pytest.raises(ei_jax.InvalidOptionError, match="group_size"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="group_size"):
         core.map_params(lambda w, k: core.ei_parts(k, apply, w, **KW), jnp.stack([W, W]),
                         jax.random.key(0), group_size=0)

@@ -12,8 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from ei_jax import _cli_setup, cli
-from ei_jax._src import experiments as ex
+from ei_jax import cli
+from ei_jax.cli import setup as _cli_setup
+import ei_jax.experiments as ex
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -282,10 +283,10 @@ def test_reproduce_force_and_unwritable_out(cli_run, tmp_path, capsys, monkeypat
 
 def test_os_errors_are_one_line_without_errno():
     e = PermissionError(13, "Permission denied", "/runs/iris/measurements.csv")
-    assert cli._one_line(e) == "/runs/iris/measurements.csv: Permission denied"
+    assert cli.commands._one_line(e) == "/runs/iris/measurements.csv: Permission denied"
     e = OSError(18, "Invalid cross-device link", "/a", None, "/b")
-    assert cli._one_line(e) == "/a -> /b: Invalid cross-device link"
-    assert cli._one_line(FileExistsError("--out x exists")) == "--out x exists"
+    assert cli.commands._one_line(e) == "/a -> /b: Invalid cross-device link"
+    assert cli.commands._one_line(FileExistsError("--out x exists")) == "--out x exists"
 
 
 def _measure_process(ckpt, out_json, env, *extra):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jax
 
-from ei_jax._src import compilation_cache
+from ei_jax._src.base import compilation_cache
 
 SCRIPT = textwrap.dedent('''
     import json, jax

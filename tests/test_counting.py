@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax._src import counting
+from ei_jax._src.info import counting
 
 
 @pytest.mark.parametrize("rows, n_in, n_out, in_bins, out_bins", [
@@ -47,5 +47,5 @@ def test_out_of_range_counts_each_side_over_valid_samples_only():
 def test_unknown_method_is_a_typed_error():
     ix = jnp.zeros((4, 1), jnp.int32)
     v = jnp.ones((4, 1), bool)
-    with pytest.raises(ei_jax.InvalidOptionError, match="method must be one of"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="method must be one of"):
         counting.pair_counts(ix, v, ix, v, in_bins=2, out_bins=2, method="fast")

@@ -179,7 +179,7 @@ def test_spans_compose_the_recorded_activations():
     assert ei_parts(l2, top, in_layer=l1, samples=N, **UNIT) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(deep_ei.SpanOrderError, match="comes after") as info:
         ei_parts(l1, top, in_layer=l2, samples=N, **UNIT)
-    assert isinstance(info.value, AssertionError) and isinstance(info.value, ei_jax.LayerOrderError)
+    assert isinstance(info.value, AssertionError) and isinstance(info.value, ei_jax.errors.LayerOrderError)
 
 
 def test_a_conv_layer_is_measured_over_one_receptive_field():
@@ -276,10 +276,10 @@ def test_bad_input_raises_deep_ei_compatible_typed_errors(one, eye3):
     cases = [
         (lambda: ei_parts(other, top, samples=N), deep_ei.LayerKeyError, KeyError, "not a layer"),
         (lambda: ei_parts(layer, top, in_layer=other, samples=N), deep_ei.LayerKeyError,
-         ei_jax.LayerNotFoundError, "in_layer"),
+         ei_jax.errors.LayerNotFoundError, "in_layer"),
         (lambda: eis_between_groups(layer, top, [((0,), (0,))]), deep_ei.SamplesRequiredError, TypeError,
          "needs samples"),
-        (lambda: vector_and_pairwise_ei(layer, top), deep_ei.SamplesRequiredError, ei_jax.InvalidSamplesError,
+        (lambda: vector_and_pairwise_ei(layer, top), deep_ei.SamplesRequiredError, ei_jax.errors.InvalidSamplesError,
          "needs samples"),
         (lambda: ei_parts(layer, top, samples=N, out_range="dynamic"), deep_ei.DynamicBinningError,
          ValueError, "'dynamic'"),
@@ -287,14 +287,14 @@ def test_bad_input_raises_deep_ei_compatible_typed_errors(one, eye3):
          "in_range"),
         (lambda: ei_parts(layer, top, samples=N, device="gpu7"), deep_ei.DeviceValueError, RuntimeError,
          "device"),
-        (lambda: ei_parts(layer, top, samples=N, batch_size=0), ei_jax.InvalidSamplesError, ValueError,
+        (lambda: ei_parts(layer, top, samples=N, batch_size=0), ei_jax.errors.InvalidSamplesError, ValueError,
          "batch_size"),
         (lambda: ei_parts(layer, top, samples=N, activation=42), deep_ei.ActivationTypeError, TypeError,
          "activation"),
         (lambda: ei_parts(layer, top, samples=N, activation=lambda x: x.sum()), deep_ei.ActivationTypeError,
-         ei_jax.UnknownActivationError, "same shape"),
+         ei_jax.errors.UnknownActivationError, "same shape"),
         (lambda: ei_parts(layer, {}, samples=N), deep_ei.TopologyTypeError, TypeError, "topology_of"),
-        (lambda: ei_parts(layer, top, samples=-5, **UNIT), ei_jax.InvalidSamplesError, ValueError, "samples"),
+        (lambda: ei_parts(layer, top, samples=-5, **UNIT), ei_jax.errors.InvalidSamplesError, ValueError, "samples"),
         (lambda: topology_of("net", torch.zeros(1)), bridges.UnsupportedModuleError, TypeError, "nn.Module"),
     ]
     for call, error, builtin, words in cases:

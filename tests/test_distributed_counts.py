@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from ei_jax._src import distributed_counts, row_codes
+from ei_jax._src.sampled import distributed_counts
+from ei_jax._src.info import row_codes
 
 
 class Collective:

@@ -8,7 +8,8 @@ sub-sample); the real 2-process run is in tests/test_multiprocess.py."""
 import numpy as np
 import pytest
 
-from ei_jax._src import distributed_estimate, vector_uncertainty
+from ei_jax._src.sampled import distributed_estimate
+from ei_jax._src.measures import vector_uncertainty
 from tests.test_distributed_counts import run_processes
 from tests.test_vector_stack import _seven_sorts
 

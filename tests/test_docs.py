@@ -7,22 +7,20 @@ import pytest
 
 import ei_jax
 import ei_jax.core
-from ei_jax._src import (
-    activation_inference,
-    batching,
-    causal_plane,
-    core_measures,
-    estimators,
-    interventions,
-    layer_maps,
-    layers,
-    pairwise_measures,
-    recording,
-    reporting,
-    sampling,
-    topology,
-    vector_measures,
-)
+from ei_jax._src.model import activation_inference
+from ei_jax._src.core import batching
+from ei_jax._src.measures import causal_plane
+from ei_jax._src.core import measures as core_measures
+from ei_jax._src.info import estimators
+from ei_jax._src.sampled import interventions
+from ei_jax._src.model import layer_maps
+from ei_jax._src.model import layers
+from ei_jax._src.measures import pairwise as pairwise_measures
+from ei_jax._src.model import recording
+from ei_jax._src.info import reporting
+from ei_jax._src.measures import sampling
+from ei_jax._src.model import topology
+from ei_jax._src.measures import vector as vector_measures
 
 import bridges
 

@@ -22,82 +22,82 @@ GOOD = dict(samples=1000, in_range=(0, 1), in_bins=8, out_bins=8)
 
 @pytest.mark.parametrize("bad", [(1, 0), (1, 1), (float("nan"), 1), (0, float("inf")), "ab", (0,), None])
 def test_invalid_ranges(top, bad):
-    with pytest.raises(ei_jax.InvalidRangeError, match="range"):
+    with pytest.raises(ei_jax.errors.InvalidRangeError, match="range"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, in_range=bad if bad is not None else "x"))
 
 
 def test_invalid_out_range_and_estimator_ranges(top):
-    with pytest.raises(ei_jax.InvalidRangeError, match="lo < hi"):
+    with pytest.raises(ei_jax.errors.InvalidRangeError, match="lo < hi"):
         ei_jax.sensitivity(jax.random.key(0), top, "layers_2", **dict(GOOD, out_range=(5, 5)))
     x = np.zeros((10, 2), np.float32)
-    with pytest.raises(ei_jax.InvalidRangeError):
+    with pytest.raises(ei_jax.errors.InvalidRangeError):
         ei_jax.pairwise_mutual_information(x, x, in_range=(1, 0), in_bins=4, out_range=(0, 1), out_bins=4)
 
 
 @pytest.mark.parametrize("bins", [0, -3, 2.5, "8", True, 1 << 21])
 def test_invalid_bins(top, bins):
-    with pytest.raises(ei_jax.InvalidBinsError, match="bins"):
+    with pytest.raises(ei_jax.errors.InvalidBinsError, match="bins"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, in_bins=bins))
 
 
 def test_histograms_too_large_for_memory(top):
-    with pytest.raises(ei_jax.MemoryBudgetError, match="fewer bins"):
+    with pytest.raises(ei_jax.errors.MemoryBudgetError, match="fewer bins"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, in_bins=4096, out_bins=4096))
-    assert issubclass(ei_jax.MemoryBudgetError, MemoryError)
+    assert issubclass(ei_jax.errors.MemoryBudgetError, MemoryError)
 
 
 @pytest.mark.parametrize("samples", [0, -5, 2.0, "100"])
 def test_invalid_samples(top, samples):
-    with pytest.raises(ei_jax.InvalidSamplesError, match="samples"):
+    with pytest.raises(ei_jax.errors.InvalidSamplesError, match="samples"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, samples=samples))
 
 
 def test_too_many_samples_is_refused_before_running(top):
-    with pytest.raises(ei_jax.InvalidSamplesError, match="int32"):
+    with pytest.raises(ei_jax.errors.InvalidSamplesError, match="int32"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, samples=1 << 32))
 
 
 @pytest.mark.parametrize("threshold", [0, -0.1, float("nan"), "x"])
 def test_invalid_threshold(top, threshold):
-    with pytest.raises(ei_jax.InvalidSamplesError, match="threshold"):
+    with pytest.raises(ei_jax.errors.InvalidSamplesError, match="threshold"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", in_range=(0, 1), in_bins=8, out_bins=8,
                         threshold=threshold)
 
 
 def test_invalid_batch_size(top):
     # An option, not a sample count: InvalidOptionError (was InvalidSamplesError).
-    with pytest.raises(ei_jax.InvalidOptionError, match="batch_size"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="batch_size"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", **dict(GOOD, batch_size=0))
 
 
 def test_unknown_layer_lists_the_layers(top):
-    with pytest.raises(ei_jax.LayerNotFoundError, match="layers_0"):
+    with pytest.raises(ei_jax.errors.LayerNotFoundError, match="layers_0"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_7", **GOOD)
     with pytest.raises(LookupError):
         ei_jax.ei(jax.random.key(0), top, "layers_0", in_layer="nope", **GOOD)
 
 
 def test_in_layer_after_layer(top):
-    with pytest.raises(ei_jax.LayerOrderError, match="comes after"):
+    with pytest.raises(ei_jax.errors.LayerOrderError, match="comes after"):
         ei_jax.ei_parts(jax.random.key(0), top, "layers_0", in_layer="layers_2", **GOOD)
 
 
 def test_shape_mismatches():
-    with pytest.raises(ei_jax.ShapeMismatchError, match="same number of samples"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="same number of samples"):
         ei_jax.pairwise_mutual_information(np.zeros((10, 2)), np.zeros((9, 2)), in_range=(0, 1),
                                            in_bins=2, out_range=(0, 1), out_bins=2)
-    with pytest.raises(ei_jax.ShapeMismatchError, match="2-d"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="2-d"):
         ei_jax.mutual_information(np.zeros(10), np.zeros((10, 1)), in_range=(0, 1), in_bins=2,
                                   out_range=(0, 1), out_bins=2)
-    with pytest.raises(ei_jax.ShapeMismatchError, match="apply_fn"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="apply_fn"):
         core.ei_parts(jax.random.key(0), lambda w, x: x @ w, jnp.ones((3, 2)), in_shape=(4,),
                       in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4, samples=10)
 
 
 def test_bad_groups(top):
-    with pytest.raises(ei_jax.ShapeMismatchError, match="outside the layer"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="outside the layer"):
         ei_jax.eis_between_groups(jax.random.key(0), top, "layers_0", [((0, 9), (0,))], **GOOD)
-    with pytest.raises(ei_jax.ShapeMismatchError, match="pairs"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="pairs"):
         ei_jax.eis_between_groups(jax.random.key(0), top, "layers_0", [1, 2], **GOOD)
 
 
@@ -107,7 +107,7 @@ def test_nan_weights():
     variables = {"params": {"kernel": jnp.array([[1.0, jnp.nan], [0.0, 1.0]]), "bias": jnp.zeros(2)}}
     top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
     top.nodes["Dense"]["params"] = variables["params"]
-    with pytest.raises(ei_jax.NonFiniteParamsError, match="NaN"):
+    with pytest.raises(ei_jax.errors.NonFiniteParamsError, match="NaN"):
         ei_jax.ei_parts(jax.random.key(0), top, "Dense", **GOOD)
 
 
@@ -116,7 +116,7 @@ def test_all_out_of_range_pair_is_a_clear_error_not_a_math_domain_error():
     x0 = jnp.zeros((1, 2))
     params = {"params": {"kernel": jnp.array([[1.0, 0.0], [0.0, 1.0]]), "bias": jnp.array([50.0, 0.0])}}
     top = ei_jax.topology_of(net, params, x0)
-    with pytest.raises(ei_jax.EmptyHistogramError, match="clip=True"):
+    with pytest.raises(ei_jax.errors.EmptyHistogramError, match="clip=True"):
         ei_jax.ei_parts(jax.random.key(0), top, "Dense", samples=1000, in_range=(0, 1), in_bins=4,
                         out_range=(0, 1), out_bins=4)
     # clip=True puts them in the edge bin instead, and says so.
@@ -125,9 +125,9 @@ def test_all_out_of_range_pair_is_a_clear_error_not_a_math_domain_error():
                             out_range=(0, 1), out_bins=4, clip=True)
     assert v > 1.0  # the identity-like second output still carries information
     x = np.full((10, 1), 5.0, np.float32)
-    with pytest.raises(ei_jax.EmptyHistogramError):
+    with pytest.raises(ei_jax.errors.EmptyHistogramError):
         ei_jax.pairwise_mutual_information(x, x, in_range=(0, 1), in_bins=2, out_range=(0, 1), out_bins=2)
-    with pytest.raises(ei_jax.EmptyHistogramError):
+    with pytest.raises(ei_jax.errors.EmptyHistogramError):
         ei_jax.mutual_information(x, x, in_range=(0, 1), in_bins=2, out_range=(0, 1), out_bins=2)
 
 
@@ -149,9 +149,9 @@ def test_unknown_activations():
     net = nn.Dense(2)
     x0 = jnp.zeros((1, 2))
     top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
-    with pytest.raises(ei_jax.UnknownActivationError, match="Unknown activation"):
+    with pytest.raises(ei_jax.errors.UnknownActivationError, match="Unknown activation"):
         ei_jax.ei_parts(jax.random.key(0), top, "Dense", activation="softplusplus", **GOOD)
-    with pytest.raises(ei_jax.UnknownActivationError, match="out_range"):
+    with pytest.raises(ei_jax.errors.UnknownActivationError, match="out_range"):
         ei_jax.ei_parts(jax.random.key(0), top, "Dense", activation=jax.nn.softplus, **GOOD)
     # With an explicit out_range a custom callable is fine.
     v = ei_jax.ei_parts(jax.random.key(0), top, "Dense", activation=jax.nn.softplus, out_range=(0, 3), **GOOD)
@@ -168,7 +168,7 @@ def test_bad_key_and_topology(top):
 
 
 def test_errors_are_also_builtin_exceptions():
-    assert issubclass(ei_jax.InvalidRangeError, ValueError)
-    assert issubclass(ei_jax.LayerNotFoundError, LookupError)
-    assert issubclass(ei_jax.UnsupportedModuleError, TypeError)
-    assert issubclass(ei_jax.EmptyHistogramError, ei_jax.EIJaxError)
+    assert issubclass(ei_jax.errors.InvalidRangeError, ValueError)
+    assert issubclass(ei_jax.errors.LayerNotFoundError, LookupError)
+    assert issubclass(ei_jax.errors.UnsupportedModuleError, TypeError)
+    assert issubclass(ei_jax.errors.EmptyHistogramError, ei_jax.EIJaxError)

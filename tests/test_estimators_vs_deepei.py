@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax._src.binning import Binning
+from ei_jax._src.info.binning import Binning
 from tests.reference.oracle import run_oracle
 
 RNG = np.random.default_rng(20201027)
@@ -149,7 +149,7 @@ def _bins_requests():
 def test_bin_indices_equal_deep_ei_bit_for_bit():
     cases, reqs = _bins_requests()
     for (lo, hi, bins, mode, v), ref in zip(cases, run_oracle(reqs)):
-        idx, valid, side = ei_jax._src.binning.bin_values(jnp.asarray(v), Binning(float(lo), float(hi), bins, mode))
+        idx, valid, side = ei_jax._src.info.binning.bin_values(jnp.asarray(v), Binning(float(lo), float(hi), bins, mode))
         idx, valid = np.asarray(idx), np.asarray(valid)
         want = ref["index"].reshape(-1)
         want_valid = (want >= 0) & (want < bins)

@@ -15,8 +15,8 @@ from flax import nnx
 
 import ei_jax
 from ei_jax import exact
-from ei_jax._src import exact_core
-from ei_jax._src.errors import (
+from ei_jax._src.exact import kernel as exact_core
+from ei_jax._src.base.errors import (
     EmptyHistogramError,
     ExactUnavailableError,
     InvalidBinsError,

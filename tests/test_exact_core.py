@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ei_jax._src import exact_core
+from ei_jax._src.exact import kernel as exact_core
 
 
 def _fd_grad(f, x, eps, entries):

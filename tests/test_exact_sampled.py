@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax._src import exact_core
-from ei_jax._src.exact_binning import widened_edges
+from ei_jax._src.exact import kernel as exact_core
+from ei_jax._src.exact.preimages import widened_edges
 
 N = 2_000_000
 

@@ -1,4 +1,4 @@
-"""The paper's experiments (ei_jax._src.experiments): data, training, measuring, checkpoints.
+"""The paper's experiments (ei_jax.experiments): data, training, measuring, checkpoints.
 
 The central checks: every number in a run's table is what the public ei_jax functions
 return for the saved checkpoint with the stored key; EI_parts moves over training by much
@@ -20,9 +20,9 @@ import pytest
 
 import ei_jax
 from ei_jax import exact
-from ei_jax._cli_loader import dense_chain, load_any_checkpoint
-from ei_jax._src import experiments as ex
-from ei_jax._src import reproduce as reproduce_module
+from ei_jax.cli.loader import dense_chain, load_any_checkpoint
+import ei_jax.experiments as ex
+from ei_jax.experiments import reproduce as reproduce_module
 
 # Small settings shared by the tests here and in test_cli.py (same shapes and sample counts
 # reuse the compiled measures within one pytest process).

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from ei_jax import core
-from ei_jax._src.binning import Binning
-from ei_jax._src.reporting import mi_matrix
+from ei_jax._src.info.binning import Binning
+from ei_jax._src.info.reporting import mi_matrix
 
 ACTS = {"sigmoid": (jax.nn.sigmoid, lambda v: 1 / (1 + np.exp(-v)), (0.0, 1.0)),
         "tanh": (jnp.tanh, np.tanh, (-1.0, 1.0)),

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import ei_jax
 from ei_jax import core
-from ei_jax._src import pairwise_stats, sampling
+from ei_jax._src.sampled import pairwise_loops as pairwise_stats
+from ei_jax._src.measures import sampling
 
 KW = dict(in_range=(0, 1), in_bins=8, out_range=(0, 1), out_bins=8)
 
@@ -94,7 +95,7 @@ def test_map_params_groups_a_stack_and_equals_a_loop():
     other = np.asarray(core.map_params(shared, ws[:2], jax.random.key(10)))
     np.testing.assert_array_equal(other[1], np.asarray(shared(ws[1], jax.random.key(10))))
     assert not np.array_equal(other[1], np.asarray(counts(ws[1])))
-    with pytest.raises(ei_jax.ShapeMismatchError, match="leading"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="leading"):
         core.map_params(fn, {"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))})
 
 
@@ -226,8 +227,8 @@ def test_mi_is_between_zero_and_the_marginal_entropies(seed, n, bins, scale):
     counts, _, _ = ei_jax.joint_histograms(x, y, **kw)
     mi = np.asarray(ei_jax.mutual_information_from_counts(counts))
     c = np.asarray(counts, np.int64)
-    hx = np.asarray(ei_jax._src.estimators.entropy_from_counts(c.sum(axis=3)))
-    hy = np.asarray(ei_jax._src.estimators.entropy_from_counts(c.sum(axis=2)))
+    hx = np.asarray(ei_jax._src.info.estimators.entropy_from_counts(c.sum(axis=3)))
+    hy = np.asarray(ei_jax._src.info.estimators.entropy_from_counts(c.sum(axis=2)))
     assert np.all(mi >= 0)
     assert np.all(mi <= np.minimum(hx, hy) + 1e-5)
     v = float(ei_jax.mutual_information(x, y, **kw))
@@ -237,7 +238,7 @@ def test_mi_is_between_zero_and_the_marginal_entropies(seed, n, bins, scale):
 
 
 def test_host_and_device_mi_from_counts_agree():
-    from ei_jax._src.reporting import mi_matrix
+    from ei_jax._src.info.reporting import mi_matrix
 
     rng = np.random.default_rng(0)
     counts = rng.integers(0, 50, (4, 3, 6, 7)).astype(np.int32)

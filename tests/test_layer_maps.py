@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax import Flatten
-from ei_jax._src.layer_maps import CONV, DENSE, apply_of, conv_patch_apply, dense_apply, stack_apply
+from ei_jax._src.model.layer_maps import CONV, DENSE, apply_of, conv_patch_apply, dense_apply, stack_apply
 
 RNG = np.random.default_rng(11)
 

@@ -15,12 +15,12 @@ import pytest
 
 import ei_jax
 from ei_jax import exact
-from ei_jax._src import plotting
-from ei_jax._src import stack_exact as stack_exact_module
-from ei_jax._src.exact_core import exact_ei_parts_matrix
-from ei_jax._src.layer_values import COLUMNS, ROW_FIELDS, layer_values, method_summary, table_note
-from ei_jax._src.measure_rows import MeasureSettings, measure_layer
-from ei_jax._src.stack_exact import stack_values
+from ei_jax.experiments import plotting
+from ei_jax._src.exact import stacks as stack_exact_module
+from ei_jax._src.exact.kernel import exact_ei_parts_matrix
+from ei_jax.experiments.table_columns import COLUMNS, ROW_FIELDS, layer_values, method_summary, table_note
+from ei_jax.experiments.measure_rows import MeasureSettings, measure_layer
+from ei_jax._src.exact.stacks import stack_values
 
 SETTINGS = MeasureSettings(samples=4_000, sensitivity_samples=400, bins=4, in_range=(0.0, 1.0))
 KW = dict(samples=SETTINGS.samples, sensitivity_samples=SETTINGS.sensitivity_samples,

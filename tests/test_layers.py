@@ -11,7 +11,7 @@ import pytest
 
 import ei_jax
 from ei_jax import AvgPool, Flatten, MaxPool
-from ei_jax._src.errors import InvalidWindowError
+from ei_jax._src.base.errors import InvalidWindowError
 
 
 def _pool_by_loops(x, window, strides, padding, reduce, fill, count_include_pad=True):
@@ -77,7 +77,7 @@ def test_bad_window_strides_or_padding_raise_a_typed_error(cls, kwargs, field):
 
 @pytest.mark.parametrize("layer", [AvgPool(2), MaxPool(2)])
 def test_pooling_a_non_image_says_what_shape_it_wants(layer):
-    with pytest.raises(ei_jax.ShapeMismatchError, match=r"\(batch, height, width, channels\).*\(3, 4\)"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match=r"\(batch, height, width, channels\).*\(3, 4\)"):
         layer(jnp.ones((3, 4)))
 
 

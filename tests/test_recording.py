@@ -11,7 +11,7 @@ from flax import nnx
 
 import ei_jax
 from ei_jax import Flatten, MaxPool
-from ei_jax._src import recording as rec
+from ei_jax._src.model import recording as rec
 
 LINEAR_CALL, CONV_CALL = nnx.Linear.__call__, nnx.Conv.__call__
 

@@ -1,4 +1,4 @@
-"""EI of a recurrent cell (ei_jax._src.recurrent) and torch nn.RNN through bridges."""
+"""EI of a recurrent cell (ei_jax._src.model.recurrent) and torch nn.RNN through bridges."""
 
 import math
 
@@ -12,10 +12,10 @@ from flax import nnx
 
 import bridges
 import ei_jax
-from ei_jax._src import study_measure as sm
-from ei_jax._src.activations import ACTIVATIONS
-from ei_jax._src.exact_core import exact_ei_parts_matrix
-from ei_jax._src.recurrent import cell_topology
+from ei_jax.experiments.studies import measure as sm
+from ei_jax._src.model.activations import ACTIVATIONS
+from ei_jax._src.exact.kernel import exact_ei_parts_matrix
+from ei_jax._src.model.recurrent import cell_topology
 
 X0 = jnp.zeros((1, 2))
 
@@ -83,15 +83,15 @@ def test_baseline_and_intervened_input():
 
 def test_bad_cells_and_options_raise_typed_errors():
     cell, v = _linen_cell(np.ones((2, 3)), np.eye(3), np.zeros(3))
-    with pytest.raises(ei_jax.InvalidOptionError, match="steps"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="steps"):
         cell_topology(cell, v, X0, steps=0)
-    with pytest.raises(ei_jax.InvalidOptionError, match="baseline"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="baseline"):
         cell_topology(cell, v, X0, baseline=np.zeros(3))
-    with pytest.raises(ei_jax.UnsupportedModuleError, match="residual"):
+    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="residual"):
         ei_jax.topology_of(nn.SimpleCell(3, residual=True), v, X0)
-    with pytest.raises(ei_jax.InvalidCallError):
+    with pytest.raises(ei_jax.errors.InvalidCallError):
         ei_jax.topology_of(cell, X0)
-    with pytest.raises(ei_jax.UnsupportedModuleError, match="activation"):
+    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="activation"):
         ei_jax.topology_of(nn.SimpleCell(3, activation_fn=lambda x: x ** 3), v, X0)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax._src import core_measures, sampling
+from ei_jax._src.core import measures as core_measures
+from ei_jax._src.measures import sampling
 
 
 def test_power_law_fit_recovers_its_parameters():
@@ -56,10 +57,10 @@ def test_auto_rounds_warn_at_max_samples_and_need_every_estimate():
             rounds.record(float(i))
     assert rounds.samples == 20_000
     rounds = sampling.AutoRounds(0.05, vector=True)
-    with pytest.raises(ei_jax.InvalidCallError, match="record"):
+    with pytest.raises(ei_jax.errors.InvalidCallError, match="record"):
         for _ in rounds:
             pass
-    with pytest.raises(ei_jax.InvalidSamplesError, match="max_samples"):
+    with pytest.raises(ei_jax.errors.InvalidSamplesError, match="max_samples"):
         sampling.AutoRounds(0.05, vector=True, max_samples=5)
 
 

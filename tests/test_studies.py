@@ -12,12 +12,12 @@ import pytest
 
 import ei_jax
 from ei_jax import exact
-from ei_jax._src import study_measure as sm
-from ei_jax._src import study_report as rep
-from ei_jax._src import study_runs
-from ei_jax._src.checkpoints import read_flax_checkpoint
-from ei_jax._src.recurrent import cell_topology
-from ei_jax._src.study_cli import add_study_parser, run_study
+from ei_jax.experiments.studies import measure as sm
+from ei_jax.experiments.studies import report as rep
+from ei_jax.experiments.studies import runs as study_runs
+from ei_jax.experiments.checkpoints import read_flax_checkpoint
+from ei_jax._src.model.recurrent import cell_topology
+from ei_jax.cli.study import add_study_parser, run_study
 
 MEASURES = ("ei_parts", "sensitivity")
 

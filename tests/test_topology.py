@@ -8,8 +8,8 @@ import pytest
 from flax import nnx
 
 import ei_jax
-from ei_jax._src.errors import InvalidCallError
-from ei_jax._src.layer_maps import dense_apply
+from ei_jax._src.base.errors import InvalidCallError
+from ei_jax._src.model.layer_maps import dense_apply
 
 X0 = jnp.zeros((1, 6))
 
@@ -110,13 +110,13 @@ class _Attention(nn.Module):
     (_Attention(), "Attention"),
 ])
 def test_unsupported_structure_names_the_problem(model, message):
-    with pytest.raises(ei_jax.UnsupportedModuleError, match=message):
+    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match=message):
         _linen(model)
 
 
 def test_sequential_with_an_unknown_function_is_refused():
     net = nn.Sequential([nn.Dense(3), jax.nn.softplus, nn.Dense(2)])
-    with pytest.raises(ei_jax.UnsupportedModuleError, match="softplus"):
+    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="softplus"):
         _linen(net)
 
 
@@ -146,7 +146,7 @@ def test_non_finite_weights_are_named_not_called_unsupported(api, bad):
         net = nnx.Sequential(nnx.Linear(6, 4, rngs=nnx.Rngs(0)), nnx.sigmoid, nnx.Linear(4, 3, rngs=nnx.Rngs(1)))
         net.layers[2].bias[...] = net.layers[2].bias[...].at[0].set(bad)
         call = lambda: ei_jax.topology_of(net, X0)  # noqa: E731
-    with pytest.raises(ei_jax.NonFiniteParamsError, match="'layers_2'.*finite weights") as err:
+    with pytest.raises(ei_jax.errors.NonFiniteParamsError, match="'layers_2'.*finite weights") as err:
         call()
     assert isinstance(err.value, ValueError)
     assert ("'kernel'" if api == "linen" else "'bias'") in str(err.value)
@@ -160,7 +160,7 @@ WAY_OUT = "ei_jax.core.ei_parts(key, apply_fn, params, in_shape="
                                    nn.Sequential([nn.Dense(3), nn.relu, nn.sigmoid, nn.Dense(2)])],
                          ids=["skip", "twice", "norm", "attention", "softplus", "two_activations"])
 def test_unsupported_errors_point_to_the_pure_core(model):
-    with pytest.raises(ei_jax.UnsupportedModuleError) as err:
+    with pytest.raises(ei_jax.errors.UnsupportedModuleError) as err:
         _linen(model)
     assert WAY_OUT in str(err.value) and "apply_fn(params, x)" in str(err.value)
 
@@ -199,7 +199,7 @@ def test_wrong_call_signatures_raise_typed_errors():
         ei_jax.topology_of(nn.Dense(3), 5, X0)
     with pytest.raises(InvalidCallError, match="no variables"):
         ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), {}, X0)
-    with pytest.raises(ei_jax.UnsupportedModuleError, match="bridges.from_torch"):
+    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="bridges.from_torch"):
         ei_jax.topology_of(object(), X0)
-    with pytest.raises(ei_jax.ShapeMismatchError, match="leading batch axis"):
+    with pytest.raises(ei_jax.errors.ShapeMismatchError, match="leading batch axis"):
         ei_jax.topology_of(nnx.Linear(6, 3, rngs=nnx.Rngs(0)), jnp.zeros(6))

@@ -15,7 +15,7 @@ import pytest
 
 import ei_jax
 from ei_jax import core
-from ei_jax._src.exact_core import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax._src.exact.kernel import exact_ei_parts_matrix, exact_sensitivity_matrix
 
 KEYS = 200
 
@@ -157,9 +157,9 @@ def test_causal_plane_with_stderr_and_bad_combinations(top):
     p = ei_jax.causal_plane(jax.random.key(9), top, "layers_0", samples=20_000, stderr=True, **KW)
     assert p.degeneracy.corrected == pytest.approx(p.sensitivity.corrected - p.ei.corrected)
     assert p.degeneracy.stderr == pytest.approx(np.hypot(p.sensitivity.stderr, p.ei.stderr))
-    with pytest.raises(ei_jax.InvalidOptionError, match="extrapolate"):
+    with pytest.raises(ei_jax.errors.InvalidOptionError, match="extrapolate"):
         ei_jax.ei_parts(0, top, "layers_0", extrapolate=True, stderr=True, **KW)
-    with pytest.raises(ei_jax.InvalidSamplesError, match="16 samples"):
+    with pytest.raises(ei_jax.errors.InvalidSamplesError, match="16 samples"):
         ei_jax.ei_parts(0, top, "layers_0", samples=10, stderr=True, **KW)
 
 

@@ -1,4 +1,4 @@
-"""Pipelined vector EI of a stack of checkpoints (ei_jax._src.vector_stack) against measuring each
+"""Pipelined vector EI of a stack of checkpoints (ei_jax._src.measures.vector_stack) against measuring each
 checkpoint alone with ei_jax.ei(..., stderr=True), and the faster host estimate against the
 seven-sort one it replaced (an independent re-implementation here)."""
 
@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax._src import row_codes, vector_stack, vector_uncertainty
-from ei_jax._src.estimate import WEIGHTS
+from ei_jax._src.info import row_codes
+from ei_jax._src.measures import vector_stack
+from ei_jax._src.measures import vector_uncertainty
+from ei_jax._src.info.estimate import WEIGHTS
 
 
 def _stack(widths, n, seed=0):

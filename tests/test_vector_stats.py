@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from ei_jax import core
-from ei_jax._src import row_codes, spec, vector_stats
-from ei_jax._src.core_measures import vector_rows
+from ei_jax._src.info import row_codes
+from ei_jax._src.sampled import spec
+from ei_jax._src.sampled import vector_loops as vector_stats
+from ei_jax._src.core.measures import vector_rows
 
 
 def sigmoid_apply(w, x):

@@ -18,6 +18,7 @@ import networkx as nx
 
 import ei_jax
 from bridges._src import deep_ei_activations as acts
+from bridges._src.torch_modules import from_torch
 from bridges._src.deep_ei_errors import (
     DeviceValueError,
     DynamicBinningError,
@@ -116,7 +117,7 @@ def check_device(device) -> None:
 def check_batch_size(batch_size) -> None:
     """deep-ei's batch_size must be a positive int; ei_jax chooses its own chunks (same result)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ei_jax.InvalidSamplesError(
+        raise ei_jax.errors.InvalidSamplesError(
             f"batch_size must be a positive int. Got {batch_size!r}. (bridges.deep_ei accepts it for "
             "deep-ei's sake; the result never depends on it.)"
         )
@@ -146,7 +147,7 @@ def _span_modules(topology, info, span):
     for j, m in enumerate(span):
         if j and info.breaks.get(m):
             k = info.order.index(m)
-            raise ei_jax.UnsupportedModuleError(
+            raise ei_jax.errors.UnsupportedModuleError(
                 f"The span from {type(span[0]).__name__} to {type(span[-1]).__name__} cannot be "
                 f"measured: between {type(info.order[k - 1]).__name__} (layer {k - 1}) and "
                 f"{type(m).__name__} (layer {k}), {info.breaks[m]}. The drop-in applies only the "
@@ -154,7 +155,7 @@ def _span_modules(topology, info, span):
                 "the layers one at a time."
             )
         if type(m) is nn.Linear and len(info.shapes[m][0]) != 2:
-            raise ei_jax.UnsupportedModuleError(
+            raise ei_jax.errors.UnsupportedModuleError(
                 f"Linear {m} gets an input of shape {info.shapes[m][0]}; the drop-in measures Linear "
                 "layers on (batch, features) inputs only."
             )
@@ -163,7 +164,7 @@ def _span_modules(topology, info, span):
             act = topology.nodes[m]["output"]["activation"]
             name = _node_name(act)
             if name is acts.UNKNOWN:
-                raise ei_jax.UnsupportedModuleError(
+                raise ei_jax.errors.UnsupportedModuleError(
                     f"The span's inner activation {act!r} (after {type(m).__name__}) is not sigmoid, "
                     "tanh or ReLU; inside a span only those can be converted. Measure the layers "
                     "one at a time."
@@ -182,9 +183,7 @@ def _ei_jax_topology(info, mods):
         x0 = jnp.zeros((1, *shape[2:], shape[1]))  # NCHW -> NHWC, as bridges converts it
     else:
         x0 = jnp.zeros((1, *shape[1:]))
-    import bridges  # the package is initialised by the time a measure runs
-
-    model, variables = bridges.from_torch(nn.Sequential(*mods), api="linen")
+    model, variables = from_torch(nn.Sequential(*mods), api="linen")
     return ei_jax.topology_of(model, variables, x0)
 
 
@@ -205,7 +204,7 @@ def prepare(layer, topology, *, in_layer, in_range, out_range, in_bins, out_bins
     span = info.order[i0:i1 + 1]
     for end in (span[0], span[-1]):
         if type(end) not in (nn.Linear, nn.Conv2d):
-            raise ei_jax.UnsupportedModuleError(
+            raise ei_jax.errors.UnsupportedModuleError(
                 f"{type(end).__name__} is not a layer with weights; measure a Linear or Conv2d layer "
                 "(pooling and Flatten are applied as part of a span, not measured on their own)."
             )

@@ -7,8 +7,8 @@ from the ei_jax error that names the problem *and* from the builtin deep-ei rais
 ei_jax's message (expected vs got, and what to do).
 """
 
-from ei_jax import (
-    EIJaxError,
+from ei_jax import EIJaxError
+from ei_jax.errors import (
     InvalidSamplesError,
     LayerNotFoundError,
     LayerOrderError,

@@ -32,7 +32,7 @@ import networkx as nx
 from bridges._src import deep_ei_activations as acts
 from bridges._src.deep_ei_errors import UnrecognisedOperationWarning
 from bridges._src.torch_trace import trace
-from ei_jax import UnsupportedModuleError
+from ei_jax.errors import UnsupportedModuleError
 
 __all__ = ["INFO_KEY", "TraceInfo", "topology_of"]
 

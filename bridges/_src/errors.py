@@ -1,15 +1,15 @@
 """Typed exceptions of :mod:`bridges`: the checkpoint and dependency errors of ei_jax itself.
 
 There is one family of checkpoint errors for ei_jax, its ``ei-jax`` command and bridges: the
-classes are defined in :mod:`ei_jax._src.errors` and re-exported here, so
+classes are defined in :mod:`ei_jax.errors` and re-exported here, so
 ``bridges.CheckpointError`` is the class ei_jax itself raises for a bad checkpoint. Each derives from
 :class:`ei_jax.EIJaxError` and from the builtin a Python user would catch (``ValueError``,
 ``FileNotFoundError``, ``ImportError``, ``TypeError``). An unknown ``api=`` raises
 :class:`UnknownApiError` (a ``ValueError``); arguments that do not go together (or a path that
-is not a path) raise :class:`ei_jax.InvalidCallError` (a ``TypeError``).
+is not a path) raise :class:`ei_jax.errors.InvalidCallError` (a ``TypeError``).
 """
 
-from ei_jax._src.errors import (  # noqa: F401 - re-exported by bridges
+from ei_jax.errors import (  # noqa: F401 - re-exported by bridges
     CheckpointError,
     CheckpointNotFoundError,
     CheckpointShapeError,

@@ -115,3 +115,33 @@ def to_nnx(layers):
 def build(layers, api: str):
     """linen: ``(model, variables)``; NNX: the module."""
     return to_linen(layers) if check_api(api) == "linen" else to_nnx(layers)
+
+
+def linear_chain(state, activation, *, ordered: bool, source: str, remedy: str = ir.TORCH_REMEDY):
+    """A plain chain of Linear layers, from a state dict and activation names, as a linen network.
+
+    :func:`ir.linear_stack` (the one rebuild of a dense chain from weights) followed by
+    :func:`to_linen`; ``ei-jax measure`` uses it for torch, safetensors and Flax checkpoints.
+
+    Args:
+      state: ``{"0.weight": (out, in), "0.bias": (out,), ...}`` NumPy arrays.
+      activation: one name used after every layer, or one per layer (``"identity"`` for none).
+      ordered: ``state`` is in forward order; otherwise layers sort by name in natural order.
+      source: the file, for messages.
+      remedy: what messages tell the user to do when the weights are not a plain chain.
+
+    Returns:
+      ``(model, variables, names, n_in)``: a ``flax.linen.Sequential``, its variables, the
+      Linear layers' names in ``state`` and the first layer's input width.
+
+    Example:
+      >>> import numpy as np
+      >>> model, variables, names, n_in = linear_chain(
+      ...     {"0.weight": np.ones((2, 3), np.float32)}, "tanh", ordered=True, source="x")
+      >>> names, n_in, sorted(variables["params"])
+      (['0'], 3, ['layers_0'])
+    """
+    layers = ir.linear_stack(state, activation, ordered=ordered, source=source, remedy=remedy)
+    model, variables = to_linen(layers)
+    linears = [layer for layer in layers if isinstance(layer, ir.Linear)]
+    return model, variables, [layer.name for layer in linears], int(linears[0].weight.shape[1])

@@ -18,7 +18,7 @@ branches and skip connections.
 import dataclasses
 from typing import Any
 
-from ei_jax import UnsupportedModuleError
+from ei_jax.errors import UnsupportedModuleError
 
 __all__ = ["Call", "trace"]
 

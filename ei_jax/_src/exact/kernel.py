@@ -1,0 +1,288 @@
+"""Exact (infinite-sample) pairwise EI and sensitivity of ``y = f(x @ W + b)``: the pure core.
+
+For the pair (A, B), ``z = W[A, B] x_A + S + b_B`` with ``S = sum_{l != A} W[l, B] x_l`` and
+every ``x_l ~ U(lo, hi)`` independent. With deep-ei's widened input bins ``[a_i, a_{i+1}]``
+(probability ``p_i``) and the output thresholds ``t_j`` (:mod:`ei_jax._src.exact.preimages`),
+
+.. math::
+   P(i, j) = p_i \\left[F_{A,i}(t_{j+1}) - F_{A,i}(t_j)\\right],
+
+where ``F_{A,i}`` is the CDF of ``z`` given ``x_A`` uniform on bin ``i`` (:mod:`exact_sums`).
+Mass outside the output range (``z < t_0`` or ``z >= t_k``) is dropped and ``P`` is
+renormalised over what is kept, as deep-ei drops out-of-range samples per pair; the mutual
+information of ``P`` is the value deep-ei's plug-in estimate converges to. Sensitivity holds
+the other inputs at 0, so ``S = 0`` and ``F_{A,i}`` is the CDF of a uniform (closed form).
+
+Everything runs in float64 inside a scoped ``jax.enable_x64`` and returns the caller's
+default float dtype (float32 unless x64 is on), so ``jax.jit``, ``jax.vmap`` and
+``jax.grad`` of these functions work in a float32 program and the gradient is the true one.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ei_jax._src.exact import sums
+from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
+from ei_jax._src.info.binning import check_range
+from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
+from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, output_thresholds
+
+#: Working memory per group of output columns (bytes, float64 arrays of the series).
+GROUP_BUDGET = 64 << 20
+
+
+def _xlogx(x):
+    pos = x > 0
+    return jnp.where(pos, x * jnp.log2(jnp.where(pos, x, 1.0)), 0.0)
+
+
+def mi_from_conditionals(p, cdf):
+    """MI (bits) of ``P(i, j) = p_i (cdf[..., i, j+1] - cdf[..., i, j])`` renormalised.
+
+    Args:
+      p: ``(k_in,)`` input-bin probabilities.
+      cdf: ``(..., k_in, k_out + 1)`` conditional CDFs at the thresholds.
+
+    Returns:
+      ``(mi, kept)``: bits ``(...)`` (clamped at 0) and the kept mass ``(...)``.
+    """
+    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * p.reshape((1,) * (cdf.ndim - 2) + (-1, 1))
+    kept = jnp.sum(joint, axis=(-2, -1))
+    pn = joint / jnp.where(kept > 0, kept, 1.0)[..., None, None]
+    h = (jnp.sum(_xlogx(pn), axis=(-2, -1)) - jnp.sum(_xlogx(jnp.sum(pn, -1)), -1)
+         - jnp.sum(_xlogx(jnp.sum(pn, -2)), -1))
+    return jnp.maximum(h, 0.0), kept
+
+
+def _empty(zmin, zmax, t0, tk):
+    """No mass in ``[t0, tk)`` for ``z`` uniform-ish on ``[zmin, zmax]`` (a point if equal)."""
+    return jnp.where(zmax > zmin, (zmax <= t0) | (zmin >= tk), (zmin < t0) | (zmin >= tk))
+
+
+def _finish(mi, kept, empty, v):
+    out = jnp.where(v == 0, 0.0, mi)
+    return jnp.where(empty | (kept <= 0), jnp.nan, out)
+
+
+def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
+    """Conditional CDFs ``(n_in, k_in, k_out + 1)`` of one output column at the thresholds."""
+    n = v.shape[0]
+    if which == "sensitivity" or n == 1:
+        return cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
+    if n <= 3:
+        return cdf_trapezoid(v, b, lo, hi, a, t)
+    return cdf_series(v, b, lo, hi, m, h, t, terms, active)
+
+
+def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms, active=None):
+    v, b = col
+    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms, active=active)
+    mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
+    lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
+    if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
+        lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
+    return _finish(mi, kept, _empty(b + lo_v, b + hi_v, t[0], t[-1]), v)
+
+
+def _column_joint(col, *, which, lo, hi, a, h, m, p, t, terms):
+    v, b = col
+    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms)
+    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * jnp.asarray(p)[None, :, None]
+    kept = jnp.sum(joint, axis=(-2, -1), keepdims=True)
+    return joint / jnp.where(kept > 0, kept, jnp.nan)
+
+
+@functools.partial(jax.jit, static_argnames=("which", "tables", "activation", "in_range",
+                                               "in_bins", "out_range", "out_bins", "terms"))
+def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, in_bins, out_range,
+            out_bins, terms):
+    lo, hi = in_range
+    a, h, m, p = input_bins(in_range, in_bins)
+    t = output_thresholds(activation, out_range, out_bins)
+    kernel = kernel.astype(jnp.float64)
+    bias = bias.astype(jnp.float64)
+    n, k_in = kernel.shape[0], h.shape[0]
+    extra = {} if active is None else {"active": active}
+    fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
+                           a=a, h=h, m=m, p=p, t=t, terms=terms, **extra)
+    per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
+    most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
+    # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
+    group = max(g for g in range(1, most + 1) if kernel.shape[1] % g == 0)
+    cols = jax.lax.map(fn, (kernel.T, bias), batch_size=group)        # (n_out, n_in, ...)
+    return jnp.moveaxis(cols, 0, 1)
+
+
+def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
+    kernel = jnp.asarray(kernel)
+    if kernel.ndim != 2:
+        raise ShapeMismatchError(
+            f"kernel must be (n_in, n_out) (Flax layout). Got shape {kernel.shape}; for a conv "
+            "kernel (kh, kw, c_in, c_out) pass kernel.reshape(-1, c_out).")
+    kernel = kernel.astype(kernel.dtype)       # not weak-typed: one compiled program per dtype
+    bias = jnp.zeros(kernel.shape[1], kernel.dtype) if bias is None else jnp.asarray(bias)
+    bias = bias.astype(bias.dtype)
+    if bias.shape != (kernel.shape[1],):
+        raise ShapeMismatchError(
+            f"bias must have shape (n_out,)=({kernel.shape[1]},). Got {bias.shape}.")
+    in_range = check_range("in_range", in_range)
+    out_range = check_range("out_range", out_range)
+    activation = canonical_exact_activation(activation)
+    if which == "sensitivity" or kernel.shape[0] <= 3:
+        terms = 0
+    elif terms is None:
+        if isinstance(kernel, jax.core.Tracer):
+            terms = sums.default_terms(kernel.shape[0])
+        else:
+            terms = sums.choose_terms(np.asarray(kernel), in_range)
+            if terms > sums.MAX_TERMS:
+                raise ExactUnavailableError(
+                    f"This kernel's columns have almost all their spread in one or two inputs, so "
+                    f"the exact series would need more than {sums.MAX_TERMS} terms for 1e-8 "
+                    "accuracy. Use the sampled measure (ei_jax.ei_parts(key, ...)), or pass "
+                    "terms=... explicitly to accept a larger error.")
+    elif isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or terms < 1:
+        raise InvalidOptionError(f"terms must be a positive int or None. Got {terms!r}.")
+    return kernel, bias, activation, in_range, out_range, int(terms)
+
+
+def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms,
+         tables=False):
+    out_dtype = jnp.zeros((), float).dtype          # the caller's default float
+    kernel, bias, activation, in_range, out_range, terms = _prepare(
+        kernel, bias, activation, in_range, out_range, terms, which=which)
+    inner = functools.partial(_matrix, which=which, tables=tables, activation=activation,
+                              in_range=in_range, in_bins=int(in_bins), out_range=out_range,
+                              out_bins=int(out_bins), terms=terms)
+
+    # The float64 scope must also cover the backward pass, which jax.grad runs after this
+    # function has returned: a custom VJP re-enters the scope and recomputes the forward.
+    @jax.custom_vjp
+    def fn(k, b):
+        with jax.enable_x64(True):
+            return inner(k, b).astype(out_dtype)
+
+    def fwd(k, b):
+        return fn(k, b), (k, b)
+
+    def bwd(res, g):
+        with jax.enable_x64(True):
+            _, vjp = jax.vjp(inner, *res)
+            return vjp(g.astype(jnp.float64))
+
+    fn.defvjp(fwd, bwd)
+    return fn(kernel, bias)
+
+
+def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, out_range, out_bins,
+                          terms=None) -> jax.Array:
+    """Exact EI of every connection of ``y = f(x @ kernel + bias)``: ``I(x_A; y_B)`` in bits.
+
+    The infinite-sample limit of deep-ei's pairwise plug-in estimate (``ei_parts_matrix``)
+    under do(x = H^max): every input uniform on ``in_range``, deep-ei's widened bins, per-pair
+    dropping of outputs outside ``out_range`` with the pair's joint renormalised.
+
+    .. math::
+       EI(A \\to B) = \\sum_{i,j} P(i, j) \\log_2 \\frac{P(i, j)}{P(i) P(j)}, \\quad
+       P(i, j) = p_i [F_{A,i}(t_{j+1}) - F_{A,i}(t_j)]
+
+    Args:
+      kernel: ``(n_in, n_out)`` weights (Flax layout). May be traced: ``jax.jit``, ``jax.vmap``
+        and ``jax.grad`` work, and new weights do not recompile.
+      bias: ``(n_out,)`` or None.
+      activation: ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"`` (or None),
+        ``"softplus"``, ``"elu"``, ``"leaky_relu"`` (slope 0.01).
+      in_range, out_range: ``(lo, hi)``; in_bins, out_bins: bin counts (static).
+      terms: cosine-series terms for ``n_in >= 4`` (static). None: chosen from the weights
+        for a truncation error of F below 1e-8 when they are concrete, or from ``n_in`` alone
+        (:func:`ei_jax._src.exact.sums.default_terms`) when they are traced.
+
+    Returns:
+      ``(n_in, n_out)`` bits in the default float dtype; NaN for a pair whose outputs all fall
+      outside ``out_range`` (the sampled measures raise ``EmptyHistogramError`` there). A zero
+      weight gives exactly 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax._src.exact.kernel import exact_ei_parts_matrix
+      >>> m = exact_ei_parts_matrix(jnp.array([[4.0]]), activation="sigmoid", in_range=(0, 1),
+      ...                           in_bins=8, out_range=(0, 1), out_bins=8)
+      >>> m.shape, bool(0 < m[0, 0] < 3)
+      ((1, 1), True)
+    """
+    return _run(kernel, bias, which="parts", activation=activation, in_range=in_range,
+                in_bins=in_bins, out_range=out_range, out_bins=out_bins, terms=terms)
+
+
+def exact_sensitivity_matrix(kernel, bias=None, *, activation, in_range, in_bins, out_range,
+                             out_bins) -> jax.Array:
+    """Exact sensitivity of every connection: ``I(x_A; y_B)`` under do(x_A = H^max), others 0.
+
+    Input A alone is uniform on ``in_range`` and every other input is 0 (deep-ei's baseline),
+    so ``z = W[A, B] x_A + b_B`` and each conditional CDF is that of a uniform (closed form).
+
+    Args:
+      kernel: ``(n_in, n_out)``; bias: ``(n_out,)`` or None; the rest as
+        :func:`exact_ei_parts_matrix`.
+
+    Returns:
+      ``(n_in, n_out)`` bits in the default float dtype (NaN for an all-dropped pair).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax._src.exact.kernel import exact_sensitivity_matrix
+      >>> s = exact_sensitivity_matrix(jnp.array([[100.0]]), activation="identity",
+      ...                              in_range=(0, 1), in_bins=4, out_range=(0, 100), out_bins=4)
+      >>> round(float(s[0, 0]), 4)           # z = 100 x: each input bin maps into one output bin
+      2.0
+    """
+    return _run(kernel, bias, which="sensitivity", activation=activation, in_range=in_range,
+                in_bins=in_bins, out_range=out_range, out_bins=out_bins, terms=None)
+
+
+def exact_joint_tables(kernel, bias=None, *, activation, in_range, in_bins, out_range, out_bins,
+                       sensitivity=False, terms=None) -> jax.Array:
+    """The exact binned joint distribution of every pair, renormalised over the kept mass.
+
+    Args: as :func:`exact_ei_parts_matrix`; ``sensitivity=True`` gives the tables of the
+      sensitivity intervention (other inputs at 0).
+
+    Returns:
+      ``(n_in, n_out, in_bins, out_bins)`` probabilities (each pair's table sums to 1; NaN
+      for an all-dropped pair), in the default float dtype.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from ei_jax._src.exact.kernel import exact_joint_tables
+      >>> p = exact_joint_tables(jnp.ones((5, 2)), activation="sigmoid", in_range=(0, 1),
+      ...                        in_bins=4, out_range=(0, 1), out_bins=3)
+      >>> p.shape, bool(abs(float(p[0, 0].sum()) - 1) < 1e-6)
+      ((5, 2, 4, 3), True)
+    """
+    return _run(kernel, bias, which="sensitivity" if sensitivity else "parts", activation=activation,
+                in_range=in_range, in_bins=in_bins, out_range=out_range, out_bins=out_bins,
+                terms=terms, tables=True)
+
+
+def ei_parts_matrix_cut(kernel, bias, active_terms, *, activation, in_range, in_bins, out_range,
+                        out_bins, terms) -> jax.Array:
+    """:func:`exact_ei_parts_matrix` (``n_in >= 4``) with the series cut at ``active_terms``.
+
+    ``terms`` (static) is the compiled length and ``active_terms`` (traced, ``<= terms``) the
+    terms kept, so under ``jax.vmap`` checkpoints that need different lengths share one
+    program and each gets its own series: the value with ``terms=active_terms``, to float64
+    rounding (the sum over terms adds exact zeros). float64 out (its own ``jax.enable_x64``
+    scope, as the other exact functions); no gradient rule (use :func:`exact_ei_parts_matrix`
+    for that).
+    """
+    kernel, bias, activation, in_range, out_range, terms = _prepare(
+        kernel, bias, activation, in_range, out_range, terms, which="parts")
+    if kernel.shape[0] <= 3:
+        raise InvalidOptionError("ei_parts_matrix_cut is for n_in >= 4 (fewer inputs use no series).")
+    with jax.enable_x64(True):
+        return _matrix(kernel, bias, jnp.asarray(active_terms, jnp.int32), which="parts", tables=False,
+                       activation=activation, in_range=in_range, in_bins=int(in_bins),
+                       out_range=out_range, out_bins=int(out_bins), terms=terms)

@@ -1,0 +1,279 @@
+"""The CDF of a weighted sum of independent uniforms: closed forms and a cosine series.
+
+The exact pairwise measures (:mod:`ei_jax._src.exact.kernel`) need, for an input bin ``i`` of
+input ``A`` and an output threshold ``T``, the probability that the pre-activation
+``z = w x_A + S + b`` lies below ``T`` while ``x_A`` is uniform over the bin. That is the CDF
+of the sum ``S + b + w U_i`` (``U_i`` uniform on the bin) at ``T``: equivalently the mean of
+``F_S(T - b - w x)`` over the bin, i.e. ``[G(T - b - w a_i) - G(T - b - w a_{i+1})] / (w h_i)``
+with ``G = \\int F_S``. Both routes here do that division analytically, so a small (or zero)
+weight loses no precision:
+
+* **Few summands** (``S`` has at most two uniforms): ``F_S`` is piecewise quadratic (a
+  trapezoidal density), and its mean over an interval is integrated piece by piece with
+  Simpson's rule, which is exact for quadratics (:func:`trapezoid_interval_mean`).
+* **Many summands**: the cosine (COS) series of the density of ``S + b + w U_i`` on a bounded
+  window ``[L, L + W]``, whose coefficients are the characteristic function
+  ``phi(u) = exp(i u mu) prod_l sinc(u d_l / 2)`` at ``u_k = k pi / W``; ``F`` integrates it
+  term by term (:func:`series_coefficients`). The product over the other inputs is a
+  leave-one-out product formed from prefix and suffix products (no division by a factor that
+  can cross zero). The window is the exact support, or a Hoeffding bound around the mean
+  outside of which the mass is below ``1e-17``.
+
+:func:`choose_terms` picks the number of series terms from the weights (host NumPy) with a
+bound on the truncation error of ``F``; :func:`default_terms` gives the count used when the
+weights are traced (under a user's ``jax.jit``), from the layer's fan-in alone.
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: Half-width factor of the Hoeffding window: P(|S - E S| >= c sqrt(sum d_l^2)) <= 2 exp(-2 c^2)
+#: with c = 4.5 is 5e-18 (d_l the range widths of the summands).
+HOEFFDING = 4.5
+#: Bound on the truncation error of F (absolute) that :func:`choose_terms` aims at.
+TERMS_TOL = 1e-8
+#: Fewest and most series terms.
+MIN_TERMS = 32
+MAX_TERMS = 1 << 15
+
+
+def sinc(x):
+    """``sin(x) / x`` with the value 1 at 0 (differentiable everywhere)."""
+    return jnp.sinc(x / jnp.pi)
+
+
+def _safe_div(num, den):
+    ok = den > 0
+    return jnp.where(ok, num / jnp.where(ok, den, 1.0), 0.0)
+
+
+# --- at most two summands: the trapezoid ----------------------------------------------------
+
+def _trapezoid_pieces(d1, d2):
+    """Knots and the five polynomial pieces of the CDF of ``d1 U1 + d2 U2`` (centred, d1>=d2)."""
+    k = (-(d1 + d2) / 2, -(d1 - d2) / 2, (d1 - d2) / 2, (d1 + d2) / 2)
+
+    def rise(x):   # s^2 / (2 d1 d2), s = x - k0 in [0, d2]
+        s = x - k[0]
+        return 0.5 * _safe_div(s, d1) * _safe_div(s, d2)
+
+    def flat(x):   # d2 / (2 d1) + (x - k1) / d1
+        return 0.5 * _safe_div(d2, d1) + _safe_div(x - k[1], d1)
+
+    def fall(x):   # 1 - r^2 / (2 d1 d2), r = k3 - x
+        r = k[3] - x
+        return 1.0 - 0.5 * _safe_div(r, d1) * _safe_div(r, d2)
+
+    return k, (rise, flat, fall)
+
+
+def trapezoid_cdf(x, d1, d2):
+    """CDF at ``x`` of ``d1 (U1 - 1/2) + d2 (U2 - 1/2)``, ``U`` iid uniform(0, 1), d1 >= d2 >= 0.
+
+    Widths of zero are allowed: one width zero is a uniform, both zero a point mass at 0
+    (CDF ``1[x > 0]``).
+    """
+    k, (rise, flat, fall) = _trapezoid_pieces(d1, d2)
+    return jnp.where(x <= k[0], 0.0, jnp.where(x <= k[1], rise(x), jnp.where(
+        x <= k[2], flat(x), jnp.where(x <= k[3], fall(x), 1.0))))
+
+
+def trapezoid_interval_mean(p, q, d1, d2):
+    """Mean of :func:`trapezoid_cdf` over ``[min(p, q), max(p, q)]`` (its value at p if p == q).
+
+    Integrates each quadratic piece over its overlap with the interval by Simpson's rule
+    (exact for quadratics) and weights by the overlap's share of the interval, so no
+    difference of antiderivatives is divided by a small length.
+
+    Args:
+      p, q: interval ends, arrays broadcastable with ``d1``, ``d2``.
+      d1, d2: the two widths, ``d1 >= d2 >= 0``.
+
+    Returns:
+      the mean, an array of the broadcast shape, in ``[0, 1]``.
+    """
+    a, b = jnp.minimum(p, q), jnp.maximum(p, q)
+    length = b - a
+    k, pieces = _trapezoid_pieces(d1, d2)
+    total = jnp.maximum(b, k[3]) - jnp.maximum(a, k[3])          # the piece where F = 1
+    for lo_k, hi_k, poly in zip(k[:-1], k[1:], pieces):
+        x0 = jnp.clip(a, lo_k, hi_k)
+        x1 = jnp.clip(b, lo_k, hi_k)
+        total = total + (x1 - x0) * (poly(x0) + 4.0 * poly(0.5 * (x0 + x1)) + poly(x1)) / 6.0
+    point = trapezoid_cdf(0.5 * (a + b), d1, d2)
+    return jnp.where(length > 0, _safe_div(total, length), point)
+
+
+# --- many summands: the cosine series -------------------------------------------------------
+
+def loo_products(factors, axis=0):
+    """Leave-one-out products along ``axis``: ``out[l] = prod_{l' != l} factors[l']``.
+
+    Exclusive prefix times exclusive suffix products: no division, so factors may be zero
+    or change sign.
+    """
+    f = jnp.moveaxis(factors, axis, 0)
+    ones = jnp.ones_like(f[:1])
+    prefix = jnp.concatenate([ones, jnp.cumprod(f[:-1], axis=0)], axis=0)
+    suffix = jnp.concatenate([jnp.cumprod(f[:0:-1], axis=0)[::-1], ones], axis=0)
+    return jnp.moveaxis(prefix * suffix, 0, axis)
+
+
+def window_half_width(widths):
+    """Half-width of a window around the mean that holds all of ``z | bin`` but < 1e-17 of mass.
+
+    Args:
+      widths: ``(n, ...)`` range widths ``d_l = |w_l| (hi - lo)`` of the summands of one
+        output's pre-activation.
+
+    Returns:
+      ``(...)``: ``min(sum d / 2, max d / 2 + HOEFFDING * sqrt(sum d^2))``. Every conditional
+      sum ``S_{-A} + w_A U_i`` has its mean within ``d_A / 2`` of the full mean and a sum of
+      squared widths at most ``sum d^2``, so its Hoeffding window fits inside.
+    """
+    s2 = jnp.sum(widths * widths, axis=0)
+    root = jnp.where(s2 > 0, jnp.sqrt(jnp.where(s2 > 0, s2, 1.0)), 0.0)
+    hoeffding = 0.5 * jnp.max(widths, axis=0) + HOEFFDING * root
+    return jnp.minimum(0.5 * jnp.sum(widths, axis=0), hoeffding)
+
+
+def _sinc_from(sin_kx, kx):
+    """``sin(kx) / kx`` from a (recurrence-built) ``sin(kx)``; Taylor series below 1e-3."""
+    small = jnp.abs(kx) < 1e-3
+    x2 = kx * kx
+    taylor = 1.0 - x2 / 6.0 * (1.0 - x2 / 20.0)
+    return jnp.where(small, taylor, sin_kx / jnp.where(small, 1.0, kx))
+
+
+def _rotate(z, step):
+    """Complex product of ``(cos, sin)`` pairs: ``z * step``."""
+    return (z[0] * step[0] - z[1] * step[1], z[1] * step[0] + z[0] * step[1])
+
+
+def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, terms, active=None):
+    """Sine-basis coefficients of the conditional CDFs ``F_{A,i}`` of one output column.
+
+    With the window ``[L, L + W]`` and ``u_k = k u_1``, ``u_1 = pi / W``,
+
+    .. math::
+       F_{A,i}(L + \\tau) = \\frac{\\tau}{W} + \\sum_{k=1}^{K} X_{k,A,i} \\sin(u_k \\tau), \\quad
+       X_{k,A,i} = \\frac{2}{k\\pi}\\, \\rho_{-A}(u_k)\\,
+       \\mathrm{sinc}\\!\\left(\\frac{u_k |w_A| h_i}{2}\\right) \\cos(u_k (\\mu_{A,i} - L)),
+
+    where ``rho_{-A}(u) = prod_{l != A} sinc(u d_l / 2)`` is the leave-one-out product of the
+    other inputs' factors (exclusive prefix times suffix products: no division) and
+    ``mu_{A,i} - L`` is the conditional mean's place in the window. The harmonics
+    ``cos(k x)``, ``sin(k x)`` come from a ``lax.scan`` over ``k`` that multiplies by
+    ``e^{i x}`` (one complex product per coefficient instead of a trigonometric call;
+    rounding grows like ``k * eps``).
+
+    Args:
+      u1: scalar first frequency ``pi / W``.
+      d_half: ``(n,)`` half range widths ``d_l / 2`` of the inputs.
+      width_a: ``(n,)`` ``|w_A|``.
+      offset: ``(n, k_in)`` ``mu_{A,i} - L``.
+      bin_group: static ``(k_in,)`` index of each bin's width in ``group_widths``.
+      group_widths: static ``(G,)`` distinct input-bin widths (interior and end bins).
+      terms: static ``K``.
+      active: optional traced count ``<= K``: the coefficients past it are 0, so the series
+        is the one of ``active`` terms (a stack of checkpoints needing different lengths then
+        shares one compiled ``K``; the harmonics come from the same recurrence, so the kept
+        terms are the same numbers).
+
+    Returns:
+      ``(K, n, k_in)`` coefficients ``X``.
+    """
+    x_l = u1 * d_half                                                        # (n,)
+    x_g = 0.5 * u1 * width_a[:, None] * jnp.asarray(group_widths)[None, :]   # (n, G)
+    x_ai = u1 * offset                                                       # (n, k_in)
+    steps = tuple((jnp.cos(x), jnp.sin(x)) for x in (x_l, x_g, x_ai))
+
+    def body(carry, _):
+        z_l, z_g, z_ai = (_rotate(z, s) for z, s in zip(carry, steps))
+        return (z_l, z_g, z_ai), (z_l[1], z_g[1], z_ai[0])
+
+    one = tuple((jnp.ones_like(x), jnp.zeros_like(x)) for x in (x_l, x_g, x_ai))
+    _, (sin_l, sin_g, cos_ai) = jax.lax.scan(body, one, None, length=terms)
+    k = jnp.arange(1, terms + 1, dtype=u1.dtype)
+    loo = loo_products(_sinc_from(sin_l, k[:, None] * x_l[None, :]), axis=1)          # (K, n)
+    spread = _sinc_from(sin_g, k[:, None, None] * x_g[None])[:, :, np.asarray(bin_group)]
+    scale = (2.0 / jnp.pi) / k
+    if active is not None:
+        scale = jnp.where(jnp.arange(1, terms + 1, dtype=jnp.int32) <= active, scale, 0.0)
+    return scale[:, None, None] * loo[:, :, None] * spread * cos_ai
+
+
+# --- number of terms ------------------------------------------------------------------------
+
+def _log_envelope(x):
+    """A bound on ``log |sinc x|``: ``-x^2/6`` up to pi (Taylor coefficients all negative), ``-log x`` beyond."""
+    x = np.abs(x)
+    return np.where(x <= np.pi, x * x * np.float32(-1.0 / 6.0), -np.log(np.maximum(x, 1e-30)))
+
+
+_GRID = np.unique(np.round(np.geomspace(1, MAX_TERMS * 2, 128)).astype(np.int64))
+
+
+def _terms_for_widths(d, tol):
+    """Fewest terms for the widths ``d (n, m)`` of each output column (n >= 2)."""
+    half = np.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * np.sqrt((d * d).sum(0)))
+    wid = np.where(half > 0, 2.0 * half, 1.0)                                       # (m,)
+    scale = ((np.pi / wid) * (0.5 * d)).astype(np.float32)                          # (n, m)
+    total = np.stack([_log_envelope(np.float32(g) * scale).sum(0, dtype=np.float64) for g in _GRID])              # (g, m)
+    # The bound on rho_{-A} that holds for every A leaves out the largest factor's envelope.
+    worst = np.stack([_log_envelope(np.float32(g) * scale.max(0)) for g in _GRID])             # (g, m)
+    logb = np.maximum.accumulate((total - worst)[::-1], axis=0)[::-1]              # monotone
+    # Tail of sum_{k>K} 2 B(u_k) / (k pi): between two grid points the sum of 1/k is at most
+    # log(k_{g+1} / k_g) + 1 / k_g.
+    step = np.log(np.append(_GRID[1:], 2 * _GRID[-1]) / _GRID) + 1.0 / _GRID
+    tail = np.cumsum(((2.0 / np.pi) * np.exp(logb) * step[:, None])[::-1], axis=0)[::-1]
+    ok = tail <= tol
+    need = np.where(ok.any(0), _GRID[np.argmax(ok, axis=0)], MAX_TERMS + 1)
+    need = np.where(half > 0, need, MIN_TERMS)
+    return int(need.max())
+
+
+def round_terms(k):
+    """Rounds a term count up to 2^j or 1.5 * 2^j (few distinct compiled shapes)."""
+    k = max(int(k), MIN_TERMS)
+    p = 1 << (k - 1).bit_length()
+    return p * 3 // 4 if p * 3 // 4 >= k else p
+
+
+def choose_terms(kernel, in_range, *, tol=TERMS_TOL) -> int:
+    """Series terms that bound the truncation error of every conditional CDF by ``tol``.
+
+    Args:
+      kernel: concrete ``(n_in, n_out)`` weights (NumPy or a non-traced array).
+      in_range: ``(lo, hi)`` of the inputs.
+      tol: bound on the absolute error of ``F`` from truncating the series.
+
+    Returns:
+      the term count (rounded by :func:`round_terms`), or ``MAX_TERMS + 1`` if even
+      ``MAX_TERMS`` cannot guarantee ``tol`` (weights too sparse or too unequal: a column
+      whose other inputs hold almost no spread), which callers report as exact being
+      unavailable.
+    """
+    w = np.abs(np.asarray(kernel, np.float64))
+    if w.shape[0] < 2:
+        return MIN_TERMS
+    need = _terms_for_widths(w * (in_range[1] - in_range[0]), tol)
+    return need if need > MAX_TERMS else round_terms(need)
+
+
+@functools.lru_cache(maxsize=64)
+def default_terms(n_in: int) -> int:
+    """Terms used for traced weights: twice what equal weights need (``tol`` = 1e-8)."""
+    if n_in < 2:
+        return MIN_TERMS
+    need = _terms_for_widths(np.ones((n_in, 1)), TERMS_TOL)
+    return round_terms(min(2 * need, MAX_TERMS))
+
+
+def hoeffding_mass_bound() -> float:
+    """Mass outside the window on one side (at most)."""
+    return math.exp(-2.0 * HOEFFDING * HOEFFDING)

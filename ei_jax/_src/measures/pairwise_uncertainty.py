@@ -1,0 +1,65 @@
+"""Standard errors and bias corrections for the convenient pairwise measures (``stderr=True``).
+
+A run is counted in quarters (a fixed run: its four quarters; an automatic run: its first
+round in four, every later round -- which doubles the samples -- in two, so that the four
+quarters of the total are always at hand). The plug-in, corrected and per-pair variances come
+from the int64 quarter counts in float64 (:func:`ei_jax._src.info.estimate.influence_tables`); a
+sum over pairs adds the delta method's second pass, counted in the same pieces.
+"""
+
+import numpy as np
+
+from ei_jax._src.core import estimates as core_estimates
+from ei_jax._src.measures import sampling
+from ei_jax._src.info.estimate import Estimate, influence_tables
+from ei_jax._src.base.interface import BLOCK
+
+
+def split(start: int, samples: int, parts: int):
+    """``parts`` consecutive ``(start, n)`` ranges covering ``[start, start + samples)``."""
+    b = [start + (k * samples) // parts for k in range(parts + 1)]
+    return [(b[k], b[k + 1] - b[k]) for k in range(parts)]
+
+
+def count_parts(count, start: int, samples: int, parts: int):
+    """``count(start, n)`` (int64 tuples) of each of ``parts`` sub-ranges."""
+    return [count(s, n) for s, n in split(start, samples, parts)]
+
+
+def doubled(quarters, parts):
+    """The quarters of a run after a round that doubles it: the old halves, then the round's two halves."""
+    if quarters is None:
+        return parts
+    return [sampling.add(quarters[0], quarters[1]), sampling.add(quarters[2], quarters[3]), *parts]
+
+
+def total(quarters):
+    """The whole run's ``(counts, below, above)`` from its quarters."""
+    out = None
+    for q in quarters:
+        out = sampling.add(out, q)
+    return out
+
+
+def estimate(key, problem, kw, quarters, *, kind: str, samples: int, summed: bool, progress=None,
+             desc=""):
+    """The :class:`Estimate` of a run from its int64 quarter counts (and, for a sum over pairs,
+    the second pass over its samples with ``key``)."""
+    value, corrected, variance, tables, _ = influence_tables([q[0] for q in quarters], np)
+    below, above = (sum(q[i] for q in quarters) for i in (1, 2))
+    if not summed:
+        return Estimate(value, corrected, np.sqrt(variance), samples, below, above)
+    bounds = tuple(b for b, _ in split(0, samples, 4)) + (samples,)
+    # Per-block sums of a piece, added in block order in float64: the same for any batch size
+    # or device count. A block cut by a piece boundary is summed from both pieces' parts.
+    blocks = {}
+    for s, n in sampling.pieces(0, samples, progress=progress, desc=f"{desc} (stderr)"):
+        part = np.asarray(core_estimates.influence_squares(
+            key, problem.apply_fn, problem.params, tables, bounds, kind=kind, samples=n, start=s,
+            **kw), np.float64)
+        first = s // BLOCK
+        for i in range(-(-(s + n) // BLOCK) - first):
+            blocks[first + i] = blocks.get(first + i, 0.0) + part[..., i]
+    squares = sum(np.sum(blocks[b]) for b in sorted(blocks))
+    return Estimate(float(value.sum()), float(corrected.sum()), float(np.sqrt(squares)),
+                    samples, int(np.sum(below)), int(np.sum(above)))

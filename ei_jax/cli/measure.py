@@ -1,0 +1,160 @@
+"""``ei-jax measure`` (one checkpoint, or many of one architecture in one go) and the tables
+both commands print. Called by :mod:`ei_jax.cli`, which parses and checks the arguments."""
+
+import math
+import sys
+import textwrap
+import warnings
+
+from ei_jax.cli import args as A
+
+
+def measure_settings(args, base, in_range=None):
+    import ei_jax.experiments as ex
+
+    return ex.MeasureSettings(
+        samples=args.samples or base.samples,
+        sensitivity_samples=args.sensitivity_samples or base.sensitivity_samples,
+        bins=args.bins or base.bins,
+        in_range=tuple(in_range or base.in_range),
+        sampled=bool(getattr(args, "sampled", False)) or base.sampled,
+    )
+
+
+def describe(settings, seed) -> str:
+    return (f"bits; {settings.bins} bins per neuron, {settings.samples:,} samples "
+            f"({settings.sensitivity_samples:,} per input for sensitivity), seed {seed}")
+
+
+def print_table(header, rows, text=2):
+    """Prints a table: the first ``text`` columns left-aligned, numbers with 4 decimals."""
+    cells = [list(header)] + [[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+    for i, c in enumerate(cells):
+        print("  ".join(v.ljust(w) if j < text else v.rjust(w) for j, (v, w) in enumerate(zip(c, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def error_header(names) -> tuple:
+    """Each column name followed by its ``±`` column."""
+    return tuple(x for n in names for x in (n, "±"))
+
+
+def with_errors(row, columns) -> tuple:
+    """``(value, ±)`` cells per column: ``±`` is the standard error, ``exact`` for an exact
+    value, ``n/a`` where none was computed (rows of runs from before)."""
+    cells = []
+    for c in columns:
+        s = row.get(f"{c}_stderr", math.nan)
+        err = "exact" if row.get(f"{c}_method") == "exact" else f"{s:.4f}" if math.isfinite(s) else "n/a"
+        cells += [row[c], err]
+    return tuple(cells)
+
+
+def print_note(settings, rows):
+    """The note under a table: which columns are exact, what ± is, why sensitivity ~0 and
+    negative degeneracy are not bugs (:func:`ei_jax.experiments.table_columns.table_note`)."""
+    from ei_jax.experiments.table_columns import table_note
+
+    print()
+    print(textwrap.fill(table_note(settings, rows), 100))
+
+
+def _load(args, parser):
+    """``(paths, nets, activation, in_range)`` of the command's checkpoints."""
+    from ei_jax.cli import loader
+    from ei_jax._src.base.progress import progress_bar
+
+    paths = loader.expand(args.checkpoint)
+    acts = {A.display(loader.activation_of(p, args.activation) or "") for p in paths}
+    if "" in acts:
+        parser.error(f"{next(p for p in paths if not loader.activation_of(p, None))} stores weights, "
+                     "not the activations between its layers: pass --activation NAME (after every "
+                     "layer, e.g. --activation sigmoid) or one per layer (--activation sigmoid,tanh)")
+    if len(acts) > 1:
+        parser.error(f"the checkpoints' runs used different activations ({', '.join(sorted(acts))}); "
+                     "measure them separately or pass --activation")
+    activation = A.activation(acts.pop())
+    run = loader.run_settings(paths[0])
+    in_range = args.in_range or (run["measure"]["in_range"] if run and "measure" in run else (0.0, 1.0))
+    if not in_range[0] < in_range[1]:
+        parser.error(f"--in-range needs LO < HI, got {in_range[0]:g} {in_range[1]:g}")
+    nets = []
+    with progress_bar(len(paths), enabled=len(paths) > 1 and not args.no_progress, desc="loading",
+                      unit="checkpoint") as bar:
+        for path in paths:
+            nets.append(loader.load_any_checkpoint(path, activation=activation))
+            bar.update(1)
+    return paths, nets, activation, tuple(in_range)
+
+
+def measure(args, parser) -> int:
+    import jax
+    import numpy as np
+
+    import ei_jax
+    from ei_jax.cli import loader
+    import ei_jax.experiments as ex
+    from ei_jax._src.measures.vector_uncertainty import limited_summary
+
+    for out in (args.json, args.csv):
+        if out is not None:
+            ex.check_writable(out)
+    paths, nets, activation, in_range = _load(args, parser)
+    settings = measure_settings(args, ex.MeasureSettings(), in_range)
+    top = ei_jax.topology_of(nets[0].model, nets[0].variables, np.zeros((1, nets[0].n_in), np.float32))
+    key = ex.run_keys(args.seed)[3]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if len(nets) == 1:
+            per_checkpoint = [ex.measure_network(key, top, settings)]
+        else:
+            per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
+                                              labels=[str(p) for p in paths],
+                                              progress=not args.no_progress)
+    many = len(paths) > 1
+    is_limited = [issubclass(w.category, ei_jax.SampleLimitedWarning) for w in caught]
+    for w in dict.fromkeys(str(w.message) for w, lim in zip(caught, is_limited) if not (many and lim)):
+        print(f"ei-jax: warning: {w}", file=sys.stderr)
+    if many and any(is_limited):  # one line for the batch, not one per checkpoint and layer
+        summary = limited_summary(sum(is_limited), len(paths) * len(top), settings.samples, settings.bins)
+        print(f"ei-jax: warning: {summary}", file=sys.stderr)
+    rows = [dict(checkpoint=str(path), checkpoint_name=name, **r)
+            for path, net, layer_rows in zip(paths, nets, per_checkpoint)
+            for name, r in zip(net.names, layer_rows)]
+    print(f"ei-jax measure: {len(top)} layers of {len(paths)} checkpoint{'s' * (len(paths) > 1)}; "
+          f"{describe(settings, args.seed)}; activation {A.display(activation)}, first-layer "
+          f"in_range ({in_range[0]:g}, {in_range[1]:g})")
+    cols = ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y")
+    header = (("checkpoint",) * many + ("layer", "shape") + error_header(
+        ("EI_parts", "vector EI", "sensitivity", "degeneracy", "plane x", "plane y")))
+    print_table(header, [(r["checkpoint"],) * many + (r["checkpoint_name"], f"{r['n_in']}→{r['n_out']}")
+                         + with_errors(r, cols) for r in rows], text=2 + many)
+    print_note(settings, rows)
+    meta = dict(checkpoints=[str(p) for p in paths], activation=A.display(activation), seed=args.seed,
+                measure=dict(samples=settings.samples, sensitivity_samples=settings.sensitivity_samples,
+                             bins=settings.bins, in_range=list(settings.in_range),
+                             sampled=settings.sampled),
+                devices=jax.device_count(), ei_jax_version=ei_jax.__version__,
+                jax_version=jax.__version__)
+    if args.json is not None:
+        import json
+
+        ex.atomic_write(args.json, json.dumps({**meta, "rows": rows}, indent=1))
+        print(f"wrote {args.json}")
+    if args.csv is not None:
+        ex.atomic_write(args.csv, ex.table_csv(rows, MEASURE_COLUMNS))
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def _measure_columns():
+    from ei_jax.experiments.table_columns import COLUMNS, ROW_FIELDS
+
+    return ("checkpoint", "checkpoint_name", "layer", "n_in", "n_out", *COLUMNS,
+            *(f for f in ROW_FIELDS if f not in COLUMNS), "key")
+
+
+#: measure's CSV columns: the measures, then their _stderr / _corrected / _method fields.
+MEASURE_COLUMNS = _measure_columns()
