@@ -8,7 +8,7 @@
 # Installs nothing: it assumes `pip install -e .` and a CUDA jaxlib (e.g. `pip install -U
 # "jax[cuda12]"`) were done in the Python it runs ($PYTHON, else .venv/bin/python, else python).
 # Usage: bash benchmarks/gpu_check.sh            # on a GPU machine
-#        bash benchmarks/gpu_check.sh --smoke    # tiny sizes, any backend (CI: tests/test_gpu_check.py)
+#        bash benchmarks/gpu_check.sh --smoke    # tiny sizes, any backend (CI: tests/app/test_gpu_check.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-}
@@ -30,7 +30,7 @@ fi
 RUN=("$PY" benchmarks/run.py --skip-deep-ei --reps 1 --timeout 300)
 # Which counting kernel suits this accelerator (ei_jax picks "onehot" off CPU, untested so far).
 if [ "$SMOKE" = 1 ]; then
-  # Every command of the full check at tiny sizes (tests/test_gpu_check.py runs this on CPU).
+  # Every command of the full check at tiny sizes (tests/app/test_gpu_check.py runs this on CPU).
   # They are independent and compile-bound, so they run at the same time; their outputs are
   # printed afterwards in the full check's order, and any failure fails the smoke run.
   LOGS=$(mktemp -d); trap 'rm -rf "$LOGS"' EXIT

@@ -22,4 +22,7 @@ fi
 .venv-ref/bin/python -m pip install --quiet --disable-pip-version-check \
   torch==2.13.0 deep-ei==0.7.0 networkx==2.5.1 numpy==1.26.4 fast-histogram scikit-learn
 
+# The import contract of the layers ([tool.importlinter] in pyproject.toml).
+.venv/bin/lint-imports
+
 exec .venv/bin/python -m pytest -q -n "${EI_JAX_TEST_WORKERS:-2}" "$@"

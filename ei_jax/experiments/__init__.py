@@ -6,7 +6,7 @@ layer's EI_parts, vector EI and sensitivity over training. The pieces live in on
 * :mod:`ei_jax.experiments.datasets` -- Iris, 5x5 digits, local MNIST files;
 * :mod:`ei_jax.experiments.paper_nets` -- the networks, their initialisation and SGD training;
 * :mod:`ei_jax.experiments.measure_rows` -- measuring every layer of a network into table rows;
-* :mod:`ei_jax.experiments.reproduce` -- the run: training, measuring, atomic outputs, the tables;
+* :mod:`ei_jax.experiments.reproduction` -- the run: training, measuring, atomic outputs, the tables;
 * :mod:`ei_jax.experiments.checkpoints` -- atomic writes and Flax checkpoint files.
 """
 
@@ -44,7 +44,7 @@ from ei_jax.experiments.paper_nets import (
     paper_init,
     paper_network,
 )
-from ei_jax.experiments.reproduce import (
+from ei_jax.experiments.reproduction import (
     TABLE_COLUMNS,
     ReproduceConfig,
     Run,

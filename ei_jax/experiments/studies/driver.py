@@ -21,7 +21,7 @@ import ei_jax
 from ei_jax.experiments.studies import report as rep
 from ei_jax.experiments.checkpoints import atomic_write
 from ei_jax._src.base.progress import progress_bar
-from ei_jax.experiments.reproduce import check_out_dir
+from ei_jax.experiments.reproduction import check_out_dir
 from ei_jax.experiments.studies.runs import Arm, TrainSettings, train_and_measure
 
 

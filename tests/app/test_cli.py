@@ -16,7 +16,7 @@ from ei_jax import cli
 from ei_jax.cli import setup as _cli_setup
 import ei_jax.experiments as ex
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,7 @@ def _in_process(monkeypatch):
     jax.devices()
     monkeypatch.setenv(_cli_setup.NO_CACHE_ENV, "1")
 
-# The sample counts of tests/test_experiments.py: the compiled measures are shared.
+# The sample counts of tests/app/test_experiments.py: the compiled measures are shared.
 SMALL = ["--samples", "20000", "--sensitivity-samples", "500"]
 
 

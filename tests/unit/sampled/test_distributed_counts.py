@@ -1,7 +1,7 @@
 """The bucketed cross-process count behind multi-process vector EI, with the collective run by
 threads of this process (each thread one "process", exchanging through a barrier), against
 counting the union of every process's codes directly. The real 2-process run is in
-tests/test_multiprocess.py."""
+tests/system/test_multiprocess.py."""
 
 import threading
 

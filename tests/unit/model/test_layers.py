@@ -1,6 +1,6 @@
 """ei_jax.Flatten / AvgPool / MaxPool: values against a loop written out in NumPy, typed errors.
 
-(How topology_of sees through these layers is in tests/test_bridges_layers.py.)
+(How topology_of sees through these layers is in tests/unit/model/test_pooling_topology.py.)
 """
 
 import itertools

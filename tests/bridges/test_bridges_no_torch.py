@@ -26,7 +26,7 @@ from safetensors.numpy import save_file  # noqa: E402
 import bridges  # noqa: E402
 import ei_jax  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 BLOCKER = textwrap.dedent('''
     import sys

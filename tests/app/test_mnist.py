@@ -10,7 +10,7 @@ import pytest
 import ei_jax
 from ei_jax.experiments import mnist_data
 from ei_jax.experiments.measure_rows import MeasureSettings
-from ei_jax.experiments.reproduce import ReproduceConfig, reproduce, run_keys
+from ei_jax.experiments.reproduction import ReproduceConfig, reproduce, run_keys
 from ei_jax.experiments.mnist_data import mnist_dataset, mnist_reproduce_preset
 
 

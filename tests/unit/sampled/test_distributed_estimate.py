@@ -2,16 +2,16 @@
 (``ei_jax/_src/distributed_estimate.py``), with the collective run by threads of this process
 standing in for processes: every "process" must get, bit for bit, what one process gets from
 all the rows, and no round may carry the rows themselves. The one-process value is checked
-against an independent computation in tests/test_vector_stack.py (seven sorts, one per
-sub-sample); the real 2-process run is in tests/test_multiprocess.py."""
+against an independent computation in tests/unit/measures/test_vector_stack.py (seven sorts, one per
+sub-sample); the real 2-process run is in tests/system/test_multiprocess.py."""
 
 import numpy as np
 import pytest
 
 from ei_jax._src.sampled import distributed_estimate
 from ei_jax._src.measures import vector_uncertainty
-from tests.test_distributed_counts import run_processes
-from tests.test_vector_stack import _seven_sorts
+from tests.unit.sampled.test_distributed_counts import run_processes
+from tests.unit.measures.test_vector_stack import _seven_sorts
 
 ONE = dict(gather=None, process=0, processes=1)
 

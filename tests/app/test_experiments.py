@@ -22,7 +22,7 @@ import ei_jax
 from ei_jax import exact
 from ei_jax.cli.loader import dense_chain, load_any_checkpoint
 import ei_jax.experiments as ex
-from ei_jax.experiments import reproduce as reproduce_module
+from ei_jax.experiments import reproduction as reproduce_module
 
 # Small settings shared by the tests here and in test_cli.py (same shapes and sample counts
 # reuse the compiled measures within one pytest process).

@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent('''
 
 
 def _run(cache_dir) -> tuple[dict, str]:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[3]),
                EI_JAX_CACHE_DIR=str(cache_dir))
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                           timeout=300)

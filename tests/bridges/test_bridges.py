@@ -308,7 +308,7 @@ def test_example_torch_checkpoint(capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "torch_checkpoint.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "torch_checkpoint.py"
     spec = importlib.util.spec_from_file_location("torch_checkpoint_example", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
