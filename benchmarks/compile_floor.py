@@ -1,7 +1,7 @@
 """The compile-time floor of a sampled measure's first call: what its noise alone costs.
 
 Every sampled measure draws its noise inside its compiled program (``jax.random`` threefry,
-one ``fold_in`` per block of 1024 samples; see ``ei_jax/_src/interventions.py``), which is
+one ``fold_in`` per block of 1024 samples; see ``ei_jax/_src/sampled/interventions.py``), which is
 what makes results independent of batch size and device count. This script compiles, in a
 fresh process, programs of growing size and prints the backend compile time of each
 (``jax.monitoring``), so the first-call numbers of ``run.py`` (W3–W5) can be read against

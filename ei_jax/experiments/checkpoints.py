@@ -3,7 +3,7 @@
 :func:`save_checkpoint` writes Flax variables as msgpack and :func:`read_flax_checkpoint`
 reads a msgpack file or an orbax directory back as a nested dict. Rebuilding a network from
 any checkpoint (torch and safetensors too, through ``bridges``) is the command line's job:
-``ei_jax/_cli_loader.py``; the library never imports bridges.
+:mod:`ei_jax.cli.loader`; the library never imports bridges.
 """
 
 import contextlib

@@ -1,4 +1,4 @@
-"""Argument checks (ei_jax/_src/checks.py): the sample limit, typed option errors, checks that
+"""Argument checks (ei_jax/_src/base/checks.py): the sample limit, typed option errors, checks that
 hold under jax.jit, and the guard that makes jax.grad through a sampled measure an error."""
 
 import jax

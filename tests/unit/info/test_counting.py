@@ -1,4 +1,4 @@
-"""The integer counting kernels (ei_jax/_src/counting.py) against a NumPy count."""
+"""The integer counting kernels (ei_jax/_src/info/counting.py) against a NumPy count."""
 
 import jax.numpy as jnp
 import numpy as np

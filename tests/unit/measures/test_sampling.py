@@ -1,4 +1,4 @@
-"""Sample-count control (ei_jax/_src/sampling.py): pieces, automatic rounds, extrapolation fit."""
+"""Sample-count control (ei_jax/_src/measures/sampling.py): pieces, automatic rounds, extrapolation fit."""
 
 import warnings
 

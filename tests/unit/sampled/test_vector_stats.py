@@ -1,4 +1,4 @@
-"""The vector statistics loop (ei_jax/_src/vector_stats.py): device path vs host path, rounds."""
+"""The vector statistics loop (ei_jax/_src/sampled/vector_loops.py): device path vs host path, rounds."""
 
 import jax
 import jax.numpy as jnp
