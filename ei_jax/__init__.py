@@ -1,7 +1,8 @@
 """ei_jax: effective information and the causal structure of neural-network layers, in JAX.
 
 The JAX/Flax successor of deep-ei 0.7.0 (Mattsson, Michaud & Hoel, Entropy 2020). See the
-README for a quick start and the differences from deep-ei.
+documentation (``docs/``: getting started, concepts, migrating from deep-ei) for a quick
+start and the differences from deep-ei.
 
 Set ``EI_JAX_CACHE_DIR`` (a directory, or empty for ``~/.cache/ei_jax/jax``) to keep JAX's
 compiled programs on disk: later runs of a script skip compiling them.
@@ -26,8 +27,9 @@ from ei_jax._src.info.estimators import (
     mutual_information_from_counts,
     pairwise_mutual_information,
 )
+from ei_jax._src.model.activations import Activation, activations
 from ei_jax._src.model.layers import AvgPool, Flatten, MaxPool
-from ei_jax._src.info.estimate import Estimate
+from ei_jax._src.info.uncertainty import Estimate
 from ei_jax._src.measures.causal_plane import causal_plane, degeneracy
 from ei_jax._src.info.causal_plane_point import CausalPlanePoint, rotate_causal_plane
 from ei_jax._src.measures.pairwise import ei_parts, ei_parts_matrix, sensitivity, sensitivity_matrix
@@ -42,6 +44,7 @@ except _metadata.PackageNotFoundError:  # a source tree that was never installed
 _enable_cache_from_env()
 
 __all__ = [
+    "Activation",
     "AvgPool",
     "CausalPlanePoint",
     "DefaultRangeWarning",
@@ -51,6 +54,7 @@ __all__ = [
     "MaxPool",
     "OutOfRangeWarning",
     "SampleLimitedWarning",
+    "activations",
     "causal_plane",
     "core",
     "degeneracy",

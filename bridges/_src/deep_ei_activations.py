@@ -16,6 +16,7 @@ A callable that does not map a tensor to a same-shaped tensor is refused
 (:class:`ActivationTypeError`) when the call starts, not inside a compiled loop.
 """
 
+import functools
 import weakref
 from typing import Any
 
@@ -23,41 +24,56 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import ei_jax
 from bridges._src.deep_ei_errors import ActivationTypeError
 
-__all__ = ["RANGES", "name_of", "to_ei_jax", "module_for"]
-
-#: deep-ei's ``VALID_ACTIVATIONS``: the default range of each activation (None: no activation).
-RANGES: dict[str | None, tuple[float, float]] = {
-    "sigmoid": (0, 1),
-    "tanh": (-1, 1),
-    "relu": (0, 10),
-    None: (-10, 10),
-}
-
-_NAMES = {"sigmoid": "sigmoid", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-          "identity": None, "linear": None, "none": None}
+__all__ = ["range_of", "name_of", "to_ei_jax", "module_for"]
 
 UNKNOWN = object()  # name_of's answer for a callable that is none of the standard ones
 
 
-def _known_objects() -> list[tuple[Any, str | None]]:
+def _standard() -> tuple:
+    """The registry's activations deep-ei has (:func:`ei_jax.activations` with a torch module):
+    sigmoid, tanh, relu and identity."""
+    return tuple(a for a in ei_jax.activations() if a.torch_modules)
+
+
+def _ours(entry) -> str | None:
+    """ei_jax's name here: None for identity."""
+    return None if entry.name == "identity" else entry.name
+
+
+def range_of(name: str | None) -> tuple:
+    """deep-ei's default range (``VALID_ACTIVATIONS``) of a standard activation (None: no
+    activation), written as deep-ei writes it: ``(0, 1)`` for sigmoid."""
+    rng = {_ours(a): a.default_range for a in _standard()}[name]
+    return tuple(int(v) if float(v).is_integer() else float(v) for v in rng)
+
+
+def _names() -> dict[str, str | None]:
+    return {n: _ours(a) for a in _standard() for n in a.names}
+
+
+@functools.lru_cache(maxsize=8)
+def _known_objects(entries) -> tuple[tuple[Any, str | None], ...]:
+    """``(function object, name)`` of the torch and JAX functions of ``entries``."""
     import torch
     import torch.nn.functional as F
 
     pairs = []
-    for name in ("sigmoid", "tanh", "relu"):
-        for owner in (torch, torch.Tensor, F):
-            for attr in (name, name + "_"):
-                fn = getattr(owner, attr, None)
-                if fn is not None:
-                    pairs.append((fn, name))
-    pairs += [(torch.special.expit, "sigmoid"), (jax.nn.sigmoid, "sigmoid"), (jnp.tanh, "tanh"),
-              (jax.nn.relu, "relu")]
-    return pairs
-
-
-_KNOWN: list[tuple[Any, str | None]] = []
+    for a in entries:
+        for fname in a.torch_functions:
+            if "." in fname:  # e.g. "special.expit", from torch
+                fn = functools.reduce(lambda o, attr: getattr(o, attr, None), fname.split("."), torch)
+                pairs += [(fn, _ours(a))] if fn is not None else []
+                continue
+            for owner in (torch, torch.Tensor, F):
+                for attr in (fname, fname + "_"):
+                    fn = getattr(owner, attr, None)
+                    if fn is not None:
+                        pairs.append((fn, _ours(a)))
+    pairs += [(fn, _ours(a)) for a in entries for fn in a.functions]
+    return tuple(pairs)
 
 
 def name_of(activation) -> Any:
@@ -70,19 +86,19 @@ def name_of(activation) -> Any:
     if activation is None:
         return None
     if isinstance(activation, str):
+        names = _names()
         key = activation.lower()
-        if key not in _NAMES:
+        if key not in names:
             raise ActivationTypeError(
-                f"Unknown activation name {activation!r}. Expected one of {sorted(_NAMES)}, a torch "
+                f"Unknown activation name {activation!r}. Expected one of {sorted(names)}, a torch "
                 "module such as nn.Sigmoid(), or a callable of a tensor."
             )
-        return _NAMES[key]
-    modules = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.Identity: None}
+        return names[key]
+    standard = _standard()
+    modules = {getattr(nn, m): _ours(a) for a in standard for m in a.torch_modules if hasattr(nn, m)}
     if type(activation) in modules:
         return modules[type(activation)]
-    if not _KNOWN:
-        _KNOWN.extend(_known_objects())
-    for known, name in _KNOWN:
+    for known, name in _known_objects(standard):
         if activation is known:
             return name
     return UNKNOWN
@@ -92,7 +108,9 @@ def module_for(name: str | None):
     """A fresh torch module for a standard activation name (``None`` for no activation)."""
     import torch.nn as nn
 
-    return {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}[name]() if name else None
+    if not name:
+        return None
+    return {a.name: getattr(nn, a.torch_modules[0]) for a in _standard()}[name]()
 
 
 _HOST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
@@ -179,10 +197,11 @@ def to_ei_jax(activation, n_out: int) -> tuple[Any, Any]:
     """
     name = name_of(activation)
     if name is not UNKNOWN:
-        return ("identity" if name is None else name), RANGES[name]
+        return ("identity" if name is None else name), range_of(name)
     if not callable(activation):
+        names = ", ".join(repr(a.name) for a in _standard())
         raise ActivationTypeError(
-            f"activation must be None, a name ('sigmoid', 'tanh', 'relu', 'identity'), a torch "
+            f"activation must be None, a name ({names}), a torch "
             f"module or a callable of a tensor. Got {type(activation).__name__}: {activation!r}."
         )
     kind = _probe(activation, n_out)

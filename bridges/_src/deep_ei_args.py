@@ -126,14 +126,14 @@ def check_batch_size(batch_size) -> None:
 def _default(name, what, where, stacklevel, fallback=None):
     """deep-ei's default range for an activation name; warns where it is only a guess."""
     if name is acts.UNKNOWN or fallback is not None:
-        value = (-10, 10) if name is acts.UNKNOWN else acts.RANGES[name]
+        value = (-10, 10) if name is acts.UNKNOWN else acts.range_of(name)
         source = fallback or "deep-ei's range for no activation"
         warnings.warn(
             f"{where} has no known range, so {what} defaults to {value} ({source}). Pass "
             f"{what}=(lo, hi) to match the activation.", ei_jax.DefaultRangeWarning,
             stacklevel=stacklevel + 1)
         return value
-    return acts.RANGES[name]
+    return acts.range_of(name)
 
 
 def _node_name(module):

@@ -75,11 +75,9 @@ def _label(call) -> str:
 
 def _activation_of(call) -> Any:
     """The activation module a call stands for, or ``...`` if it is not an activation."""
-    import torch.nn as nn
-
     t = call.target
     if call.kind == "module":
-        if type(t) in (nn.Sigmoid, nn.Tanh, nn.ReLU):
+        if acts.name_of(t) not in (None, acts.UNKNOWN):  # a standard one (the registry's)
             return t
         if type(t).__module__ == "torch.nn.modules.activation" and not list(t.parameters()):
             return t

@@ -24,6 +24,13 @@ from bridges._src.errors import UnknownApiError
 APIS = ("linen", "nnx")
 
 
+def activation_functions(module) -> dict:
+    """``{name: function}`` of the registry's activations with a Flax function, from ``module``
+    (``flax.linen`` or ``flax.nnx``)."""
+    return {a.name: getattr(module, a.flax_name) for a in ei_jax.activations()
+            if a.flax_name is not None}
+
+
 def check_api(api) -> str:
     """``api`` itself if it is ``"linen"`` or ``"nnx"``; else :class:`UnknownApiError`."""
     if api not in APIS:
@@ -49,7 +56,7 @@ def to_linen(layers):
     """``(flax.linen.Sequential, variables)`` for the layer specs."""
     import flax.linen as nn
 
-    acts = {"sigmoid": nn.sigmoid, "tanh": nn.tanh, "relu": nn.relu}
+    acts = activation_functions(nn)
     modules, params = [], {}
     for layer in layers:
         if isinstance(layer, ir.WEIGHTED):
@@ -88,7 +95,7 @@ def to_nnx(layers):
     """A ``flax.nnx.Sequential`` holding the layer specs' weights."""
     from flax import nnx
 
-    acts = {"sigmoid": nnx.sigmoid, "tanh": nnx.tanh, "relu": nnx.relu}
+    acts = activation_functions(nnx)
     rngs = nnx.Rngs(0)  # required by the constructors; the initializers ignore it
     modules = []
     for layer in layers:

@@ -12,9 +12,21 @@ import re
 
 import numpy as np
 
+import ei_jax
 from bridges._src.errors import CheckpointError, CheckpointShapeError
 
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+def activation_entry(name: str):
+    """The entry of ei_jax's activation registry (:func:`ei_jax.activations`) that a name or
+    alias (any case) stands for, or None."""
+    key = name.lower()
+    return next((a for a in ei_jax.activations() if key in a.names), None)
+
+
+def activation_names() -> tuple[str, ...]:
+    """Activations a layer spec may hold: the registry's with a Flax function (identity, which
+    has none, is the absence of an :class:`Activation`)."""
+    return tuple(a.name for a in ei_jax.activations() if a.flax_name is not None)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -47,7 +59,7 @@ class Conv2d:
 
 @dataclasses.dataclass(frozen=True)
 class Activation:
-    """An elementwise activation: one of :data:`ACTIVATIONS`."""
+    """An elementwise activation: one of :func:`activation_names`."""
 
     name: str
 
@@ -173,16 +185,16 @@ def _activation_list(activation, n: int, source: str, remedy: str) -> list[str |
         raise CheckpointError(
             f"{source} holds {n} Linear layers but activation= names {len(names)}: {hint}"
         )
-    out = []
+    out, known = [], activation_names()
     for a in names:
-        a_ = None if a is None else str(a).lower()
-        if a_ in (None, "identity", "none", "linear"):
+        entry = None if a is None else activation_entry(str(a))
+        if a is None or (entry is not None and entry.name == "identity"):
             out.append(None)
-        elif a_ in ACTIVATIONS:
-            out.append(a_)
+        elif entry is not None and entry.name in known:
+            out.append(entry.name)
         else:
             raise CheckpointError(
-                f"Unknown activation {a!r}. Expected one of {list(ACTIVATIONS) + ['identity']}."
+                f"Unknown activation {a!r}. Expected one of {list(known) + ['identity']}."
             )
     return out
 

@@ -5,14 +5,17 @@ torch is imported only here, and only when a torch module is actually given.
 
 import sys
 
+import ei_jax
 from bridges._src import flax_build, ir
 from bridges._src.errors import InvalidCallError, UnsupportedModuleError
 
-SUPPORTED = (
-    "nn.Linear, nn.Conv2d (groups=1, padding_mode='zeros'), nn.AvgPool2d and nn.MaxPool2d "
-    "(ceil_mode=False), nn.Flatten (start_dim=1, end_dim=-1), nn.Sigmoid, nn.Tanh, nn.ReLU, "
-    "nn.Identity, and nn.Sequential of these"
-)
+
+def supported() -> str:
+    """The modules :func:`from_torch` converts (the activations from ei_jax's registry)."""
+    acts = ", ".join(f"nn.{m}" for a in ei_jax.activations() for m in a.torch_modules)
+    return ("nn.Linear, nn.Conv2d (groups=1, padding_mode='zeros'), nn.AvgPool2d and nn.MaxPool2d "
+            f"(ceil_mode=False), nn.Flatten (start_dim=1, end_dim=-1), {acts}, and nn.Sequential "
+            "of these")
 
 
 def _pair(v) -> tuple[int, int]:
@@ -48,13 +51,25 @@ def _unsupported(module, path, why=""):
                   "modules (or pass the nn.Sequential inside it).")
     return UnsupportedModuleError(
         f"torch module {type(module).__name__} at {where!r} is not supported{extra}. "
-        f"bridges converts: {SUPPORTED}.{custom}"
+        f"bridges converts: {supported()}.{custom}"
     )
 
 
 def _own_forward(module, base) -> bool:
     """``module`` is a ``base`` whose ``forward`` is the base class's (not overridden)."""
     return isinstance(module, base) and type(module).forward is base.forward
+
+
+def _activation_entry(module):
+    """The registry entry whose torch module ``module`` is (``forward`` not overridden), or None."""
+    import torch.nn as nn
+
+    for a in ei_jax.activations():
+        for name in a.torch_modules:
+            cls = getattr(nn, name, None)
+            if cls is not None and _own_forward(module, cls):
+                return a
+    return None
 
 
 def _convert(module, path, out):
@@ -103,14 +118,9 @@ def _convert(module, path, out):
             raise _unsupported(module, path, f"start_dim={module.start_dim}, end_dim={module.end_dim}; "
                                              "only start_dim=1, end_dim=-1")
         out.append(ir.Flatten())
-    elif _own_forward(module, nn.Sigmoid):
-        out.append(ir.Activation("sigmoid"))
-    elif _own_forward(module, nn.Tanh):
-        out.append(ir.Activation("tanh"))
-    elif _own_forward(module, nn.ReLU):
-        out.append(ir.Activation("relu"))
-    elif _own_forward(module, nn.Identity):
-        pass
+    elif (entry := _activation_entry(module)) is not None:
+        if entry.name != "identity":
+            out.append(ir.Activation(entry.name))
     else:
         raise _unsupported(module, path)
 
@@ -137,7 +147,7 @@ def describe(module):
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(module, torch.nn.Module):
         raise InvalidCallError(
-            f"Expected a torch.nn.Module (e.g. nn.Sequential of {SUPPORTED.split(', nn.Sequential')[0]}). "
+            f"Expected a torch.nn.Module (e.g. nn.Sequential of {supported().split(', nn.Sequential')[0]}). "
             f"Got {type(module).__name__}."
         )
     out = []

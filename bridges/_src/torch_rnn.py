@@ -61,7 +61,7 @@ def rnn_from_torch(rnn, *, api: str = "linen"):
 
     flax_build.check_api(api)
     w_ih, w_hh, b = _weights(rnn)
-    act = {"tanh": nn.tanh, "relu": nn.relu}[rnn.nonlinearity]
+    act = flax_build.activation_functions(nn)[rnn.nonlinearity]  # torch's "tanh" or "relu"
     n_x, n_h = w_ih.shape
     if api == "linen":
         cell = nn.SimpleCell(n_h, activation_fn=act)

@@ -4,10 +4,16 @@ raises ``argparse.ArgumentTypeError`` with a one-line reason (argparse prints it
 import argparse
 import math
 
+import ei_jax
+
 #: Most bins per neuron the command accepts.
 MAX_BINS = 1024
-#: Activation names ``--activation`` accepts (one, or one per layer separated by commas).
-ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity")
+
+
+def activation_choices() -> tuple[str, ...]:
+    """Activation names ``--activation`` accepts (one, or one per layer separated by commas):
+    the registry's activations that a network may contain (:func:`ei_jax.activations`)."""
+    return tuple(a.name for a in ei_jax.activations() if a.in_models)
 
 
 def count(text: str) -> int:
@@ -60,10 +66,11 @@ def bins(text: str) -> int:
 def activation(text: str):
     """One activation name (used after every layer), or a tuple of one name per layer."""
     names = [t.strip().lower() for t in text.split(",")]
+    choices = activation_choices()
     for name in names:
-        if name not in ACTIVATIONS:
+        if name not in choices:
             raise argparse.ArgumentTypeError(
-                f"invalid choice {name!r}: expected one of {', '.join(ACTIVATIONS)}, or one per "
+                f"invalid choice {name!r}: expected one of {', '.join(choices)}, or one per "
                 "layer separated by commas (e.g. sigmoid,tanh)")
     return names[0] if len(names) == 1 else tuple(names)
 

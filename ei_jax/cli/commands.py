@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="checkpoint file, orbax directory, folder of checkpoints, or glob")
     g = _measure_options(mp, samples_default=100_000)
     g.add_argument("--activation", type=A.activation, default=None, metavar="NAME[,NAME...]",
-                   help=f"activation after every layer ({', '.join(A.ACTIVATIONS)}), or one per "
+                   help=f"activation after every layer ({', '.join(A.activation_choices())}), or one per "
                         "layer (sigmoid,tanh); required unless the checkpoint is from `ei-jax reproduce`")
     g.add_argument("--in-range", type=A.finite, nargs=2, default=None, metavar=("LO", "HI"),
                    help="range of the network's inputs, the first layer's noise range (default: "

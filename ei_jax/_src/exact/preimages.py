@@ -6,20 +6,19 @@ Static NumPy float64 (they depend on ranges, bin counts and the activation only)
   ``[lo, hi]`` where the uniform input lives, so the end bins are ~1e-6 narrower;
 * output thresholds in pre-activation space: ``y = f(z)`` falls in bin ``j`` iff
   ``t_j <= z < t_{j+1}`` with ``t = f^{-1}(e)``, ``-inf`` / ``+inf`` where an edge is below /
-  above the range of ``f`` (for ReLU every ``z <= 0`` lands in the bin that holds 0);
+  above the range of ``f`` (for ReLU every ``z <= 0`` lands in the bin that holds 0); ``f^{-1}``
+  and the range come from the activation registry (:mod:`ei_jax._src.model.activations`);
   ``z < t_0`` or ``z >= t_k`` is outside the output range and dropped from the pair.
 """
 
 import numpy as np
 
 from ei_jax._src.info.binning import make_binning
+from ei_jax._src.model import activations as _act
 from ei_jax._src.base.errors import UnknownActivationError
 
 #: deep-ei's widening of the pairwise histogram range.
 WIDEN = 1e-6
-
-#: Slope of ``leaky_relu`` (``jax.nn.leaky_relu``'s default).
-LEAKY_SLOPE = 0.01
 
 
 def widened_edges(lo: float, hi: float, k: int) -> np.ndarray:
@@ -41,10 +40,6 @@ def input_bins(in_range, in_bins):
     return a, h, 0.5 * (a[:-1] + a[1:]), h / (b.hi - b.lo)
 
 
-def _logit(e):
-    return np.log(e) - np.log1p(-e)
-
-
 def _with_limits(e, inside, low_out, high_out, inverse):
     """``inverse(e)`` where ``inside``, -inf where ``low_out``, +inf where ``high_out``."""
     t = np.full(e.shape, np.nan)
@@ -53,30 +48,15 @@ def _with_limits(e, inside, low_out, high_out, inverse):
     return np.where(low_out, -np.inf, np.where(high_out, np.inf, t))
 
 
-def _preimage(name, e):
-    if name in ("identity", None):
-        return e.copy()
-    if name == "sigmoid":
-        return _with_limits(e, (e > 0) & (e < 1), e <= 0, e >= 1, _logit)
-    if name == "tanh":
-        return _with_limits(e, np.abs(e) < 1, e <= -1, e >= 1, np.arctanh)
-    if name == "relu":
-        return np.where(e > 0, e, -np.inf)
-    if name == "softplus":
-        return _with_limits(e, e > 0, e <= 0, np.zeros(e.shape, bool), lambda v: np.log(np.expm1(v)))
-    if name == "elu":
-        return _with_limits(e, e > -1, e <= -1, np.zeros(e.shape, bool),
-                            lambda v: np.where(v >= 0, v, np.log1p(np.minimum(v, 0))))
-    if name == "leaky_relu":
-        return np.where(e >= 0, e, e / LEAKY_SLOPE)
-    raise UnknownActivationError(
-        f"The exact measures know the preimages of {sorted(EXACT_ACTIVATIONS)}; got activation "
-        f"{name!r}. Use the sampled measure (ei_jax.ei_parts(key, ...)) for other activations."
-    )
+def _preimage(entry, e):
+    """``inf {z : f(z) >= e}`` per edge: the inverse inside the open image, +-inf outside it."""
+    lo, hi = entry.image
+    return _with_limits(e, (e > lo) & (e < hi), e <= lo, e >= hi, entry.inverse)
 
 
-#: Activations with a computable preimage (all non-decreasing).
-EXACT_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "softplus", "elu", "leaky_relu")
+def exact_activations() -> tuple[str, ...]:
+    """Activations with a computable preimage (all non-decreasing): the registry's exact ones."""
+    return tuple(e.name for e in _act.REGISTRY.values() if e.exact)
 
 
 def canonical_exact_activation(activation) -> str:
@@ -85,17 +65,22 @@ def canonical_exact_activation(activation) -> str:
         return "identity"
     if not isinstance(activation, str):
         raise UnknownActivationError(
-            f"activation must be a name, one of {sorted(EXACT_ACTIVATIONS)}. Got {activation!r}; "
+            f"activation must be a name, one of {sorted(exact_activations())}. Got {activation!r}; "
             "for other functions use the sampled measure (ei_jax.ei_parts(key, ...))."
         )
-    name = {"linear": "identity", "none": "identity", "logistic": "sigmoid"}.get(
-        activation.lower(), activation.lower())
-    _preimage(name, np.zeros(1))  # raises for unknown names
-    return name
+    entry = _act.lookup(activation)
+    if entry is None or not entry.exact:
+        name = activation.lower() if entry is None else entry.name
+        raise UnknownActivationError(
+            f"The exact measures know the preimages of {sorted(exact_activations())}; got activation "
+            f"{name!r}. Use the sampled measure (ei_jax.ei_parts(key, ...)) for other activations."
+        )
+    return entry.name
 
 
 def output_thresholds(activation, out_range, out_bins) -> np.ndarray:
     """Pre-activation thresholds ``t`` ``(k+1,)`` of deep-ei's output bins (float64, may be inf)."""
     b = make_binning("out_bins", out_range, out_bins, mode="pair")
-    t = _preimage(canonical_exact_activation(activation), widened_edges(b.lo, b.hi, b.bins))
+    t = _preimage(_act.REGISTRY[canonical_exact_activation(activation)],
+                  widened_edges(b.lo, b.hi, b.bins))
     return t

@@ -8,9 +8,11 @@ of them an activation may sit, elsewhere values must pass unchanged.
 
 * A ``Sequential`` declares its activations: :func:`declared_activations` reads them from
   its layer list and :func:`verify_segment` checks that the recorded values agree.
-* Any other module is *probed*: :func:`probe_segment` finds, per gap, which of identity,
-  sigmoid, tanh and relu maps the recorded source to the recorded target, and refuses when
-  none does (a skip connection, a normalisation, an unknown activation) or when it cannot tell.
+* Any other module is *probed*: :func:`probe_segment` finds, per gap, which of the activations
+  recognised in models (identity, sigmoid, tanh, relu: the registry's, in
+  :mod:`ei_jax._src.model.activations`) maps the recorded source to the recorded target, and
+  refuses when none does (a skip connection, a normalisation, an unknown activation) or when it
+  cannot tell.
 
 Values are compared in float32 with ``rtol=1e-5, atol=1e-6``.
 """
@@ -30,8 +32,13 @@ PURE_CORE_WAY_OUT = (
     "out_range=..., out_bins=..., samples=...)."
 )
 
-_SUPPORTED_BETWEEN = ("sigmoid, tanh, relu (flax.linen / flax.nnx / jax.nn functions) and "
-                      "ei_jax.Flatten / ei_jax.AvgPool / ei_jax.MaxPool")
+
+
+def _supported_between() -> str:
+    """``"sigmoid, tanh, relu (flax.linen / ...) and ei_jax.Flatten / ..."`` from the registry."""
+    names = ", ".join(n for n in _act.model_names() if n != "identity")
+    return (f"{names} (flax.linen / flax.nnx / jax.nn functions) and "
+            "ei_jax.Flatten / ei_jax.AvgPool / ei_jax.MaxPool")
 
 
 def label_of(item) -> str:
@@ -58,7 +65,7 @@ def _sequential_structure(layers, is_layer):
         if name is ...:
             raise UnsupportedModuleError(
                 f"Sequential contains {label_of(item)!r}, which ei_jax cannot measure through. "
-                f"Supported between layers: {_SUPPORTED_BETWEEN}. {PURE_CORE_WAY_OUT}"
+                f"Supported between layers: {_supported_between()}. {PURE_CORE_WAY_OUT}"
             )
         if not segs:
             raise UnsupportedModuleError(
@@ -84,8 +91,8 @@ def nested_message(unsupported) -> str:
         head = f"Module {name} at {layer_name(path)!r} is not supported inside the Sequential."
     else:
         head = "The Sequential contains nested modules ei_jax cannot measure layer by layer."
-    return (f"{head} Write it as a flat Sequential of Dense/Linear or Conv layers with {_SUPPORTED_BETWEEN} "
-            f"between them. {PURE_CORE_WAY_OUT}")
+    return (f"{head} Write it as a flat Sequential of Dense/Linear or Conv layers with "
+            f"{_supported_between()} between them. {PURE_CORE_WAY_OUT}")
 
 
 def declared_activations(model_layers, is_layer, before, chain, unsupported):
@@ -117,14 +124,15 @@ def matches(a, b) -> bool:
 
 def _infer_activation(z, target, where: str):
     """Which known activations map pre-activation ``z`` to ``target`` (at least one)."""
-    found = [n for n in ("identity", "sigmoid", "tanh", "relu") if matches(_act.function_of(
-        None if n == "identity" else n)(jnp.asarray(z)), target)]
+    names = sorted(_act.model_names(), key=lambda n: n != "identity")  # identity first
+    found = [n for n in names if matches(_act.function_of(n)(jnp.asarray(z)), target)]
     if not found:
         raise UnsupportedModuleError(
             f"Between {where} the network does something ei_jax cannot measure through (a skip "
             "connection, normalisation, dropout, a reshape of a non-flat tensor, or an unknown "
-            "activation). Supported: chains of Dense/Linear (or Conv) layers with sigmoid, tanh, "
-            f"relu or no activation between them, and ei_jax.Flatten / AvgPool / MaxPool. {PURE_CORE_WAY_OUT}"
+            "activation). Supported: chains of Dense/Linear (or Conv) layers with "
+            f"{', '.join(n for n in names if n != 'identity')} or no activation between them, and "
+            f"ei_jax.Flatten / AvgPool / MaxPool. {PURE_CORE_WAY_OUT}"
         )
     return found
 

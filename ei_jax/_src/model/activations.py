@@ -1,51 +1,176 @@
-"""Activation functions ei_jax recognises, and their default output ranges.
+"""The activation registry: the one list of the activations ei_jax knows.
 
-The ranges are deep-ei's: sigmoid ``(0, 1)``, tanh ``(-1, 1)``, ReLU ``(0, 10)``
-and no activation ``(-10, 10)``.
+Each :class:`Activation` entry holds everything any part of ei_jax or ``bridges`` needs about
+one activation: its names, its JAX function, deep-ei's default output range, the preimage the
+exact measures use, the function objects a model may contain for it and the torch names it
+maps from. Every consumer reads :data:`REGISTRY` -- topology inference, the sampled and exact
+measures, the ``ei-jax`` command's ``--activation`` and ``bridges`` (through
+:func:`ei_jax.activations`) -- so adding an activation is one entry in :data:`_ENTRIES`.
+
+The ranges are deep-ei's: sigmoid ``(0, 1)``, tanh ``(-1, 1)``, ReLU ``(0, 10)`` and no
+activation ``(-10, 10)``. softplus, ELU and leaky ReLU have none: they are known by name only
+(``activation="softplus"`` with an explicit ``out_range``, in the sampled and exact measures),
+not recognised inside a model.
 """
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from ei_jax._src.base.errors import UnknownActivationError
+from ei_jax._src.base.errors import InvalidOptionError, UnknownActivationError
+
+#: Slope of ``leaky_relu`` (``jax.nn.leaky_relu``'s default).
+LEAKY_SLOPE = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """One activation ei_jax knows: an entry of the registry (see :func:`ei_jax.activations`).
+
+    Attributes:
+      name: the canonical name, e.g. ``"sigmoid"``.
+      fn: the elementwise JAX function.
+      default_range: deep-ei's default output range ``(lo, hi)`` (the layer's outputs, and the
+        next layer's inputs), or None: the caller passes ``out_range``. An activation with
+        ``functions``, ``flax_name`` or ``torch_modules`` needs one.
+      aliases: other (lower-case) names accepted for it.
+      inverse: for the exact measures, the NumPy float64 inverse of a non-decreasing ``fn`` on
+        the open interval ``image``; None: no exact measure.
+      image: the open interval ``(lo, hi)`` where ``inverse`` applies: an output threshold at or
+        below ``lo`` has pre-activation threshold ``-inf``, one at or above ``hi`` ``+inf``.
+      functions: function objects recognised as it inside a model (a ``Sequential`` item, a
+        ``SimpleCell``'s ``activation_fn``).
+      flax_name: its attribute in ``flax.linen`` and ``flax.nnx`` (recognised too; ``bridges``
+        builds networks with it), or None.
+      torch_modules: ``torch.nn`` class names that map to it (``bridges``, ``bridges.deep_ei``).
+      torch_functions: torch function names deep-ei's ``activation=`` may be: looked up, with
+        their in-place ``_`` forms, on ``torch``, ``torch.Tensor`` and ``torch.nn.functional``;
+        dotted names (``"special.expit"``) from ``torch``.
+    """
+
+    name: str
+    fn: Callable[[jax.Array], jax.Array]
+    default_range: tuple[float, float] | None = None
+    aliases: tuple[str, ...] = ()
+    inverse: Callable[[np.ndarray], np.ndarray] | None = None
+    image: tuple[float, float] = (-np.inf, np.inf)
+    functions: tuple[Any, ...] = ()
+    flax_name: str | None = None
+    torch_modules: tuple[str, ...] = ()
+    torch_functions: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The canonical name and its aliases."""
+        return (self.name, *self.aliases)
+
+    @property
+    def in_models(self) -> bool:
+        """Recognised inside a model (so it has a default range)."""
+        return bool(self.functions or self.flax_name)
+
+    @property
+    def exact(self) -> bool:
+        """The exact measures know its preimage."""
+        return self.inverse is not None
 
 
 def _identity(x):
     return x
 
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "sigmoid": jax.nn.sigmoid,
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "identity": _identity,
-}
+def _logit(e):
+    return np.log(e) - np.log1p(-e)
 
-DEFAULT_RANGES: dict[str | None, tuple[float, float]] = {
-    "sigmoid": (0.0, 1.0),
-    "tanh": (-1.0, 1.0),
-    "relu": (0.0, 10.0),
-    "identity": (-10.0, 10.0),
-    None: (-10.0, 10.0),
-}
 
-_ALIASES = {
-    "linear": "identity",
-    "none": "identity",
-    "logistic": "sigmoid",
-}
+_ENTRIES = (
+    Activation("sigmoid", jax.nn.sigmoid, (0.0, 1.0), aliases=("logistic",), inverse=_logit,
+               image=(0.0, 1.0), functions=(jax.nn.sigmoid,), flax_name="sigmoid",
+               torch_modules=("Sigmoid",), torch_functions=("sigmoid", "special.expit")),
+    Activation("tanh", jnp.tanh, (-1.0, 1.0), inverse=np.arctanh, image=(-1.0, 1.0),
+               functions=(jax.nn.tanh if hasattr(jax.nn, "tanh") else jnp.tanh, jnp.tanh),
+               flax_name="tanh", torch_modules=("Tanh",), torch_functions=("tanh",)),
+    Activation("relu", jax.nn.relu, (0.0, 10.0), inverse=_identity, image=(0.0, np.inf),
+               functions=(jax.nn.relu,), flax_name="relu", torch_modules=("ReLU",),
+               torch_functions=("relu",)),
+    Activation("identity", _identity, (-10.0, 10.0), aliases=("linear", "none"),
+               inverse=_identity, functions=(_identity,), torch_modules=("Identity",)),
+    # Known by name only (no deep-ei default range): the measures' activation= and the exact ones.
+    Activation("softplus", jax.nn.softplus, inverse=lambda v: np.log(np.expm1(v)),
+               image=(0.0, np.inf)),
+    Activation("elu", jax.nn.elu, inverse=lambda v: np.where(v >= 0, v, np.log1p(np.minimum(v, 0))),
+               image=(-1.0, np.inf)),
+    Activation("leaky_relu", jax.nn.leaky_relu,
+               inverse=lambda v: np.where(v >= 0, v, v / LEAKY_SLOPE)),
+)
 
-# Functions a user may put in a Sequential, mapped to their canonical names.
-_KNOWN_FUNCTIONS: list[tuple[Any, str]] = [
-    (jax.nn.sigmoid, "sigmoid"),
-    (jax.nn.tanh if hasattr(jax.nn, "tanh") else jnp.tanh, "tanh"),
-    (jnp.tanh, "tanh"),
-    (jax.nn.relu, "relu"),
-    (_identity, "identity"),
-]
+#: The registry: canonical name -> :class:`Activation`, in registration order.
+REGISTRY: dict[str, Activation] = {}
+
+
+def register(entry: Activation) -> Activation:
+    """Adds ``entry`` to :data:`REGISTRY` (its name and aliases must be new); returns it."""
+    taken = {n for e in REGISTRY.values() for n in e.names}
+    clash = [n for n in entry.names if n in taken or n != n.lower()]
+    if clash:
+        raise InvalidOptionError(f"Activation {entry.name!r}: names {clash} are taken or not lower case.")
+    if (entry.in_models or entry.torch_modules) and entry.default_range is None:
+        raise InvalidOptionError(f"Activation {entry.name!r} is recognised in models, so it needs a "
+                         "default_range.")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+for _entry in _ENTRIES:
+    register(_entry)
+
+
+def activations() -> tuple[Activation, ...]:
+    """The activations ei_jax knows: the registry's entries, in registration order.
+
+    ``bridges`` and the ``ei-jax`` command read this instead of keeping their own lists.
+
+    Returns:
+      a tuple of :class:`ei_jax.Activation` (frozen): names, JAX function, deep-ei's default
+      range, exact-measure preimage, and the flax / torch objects recognised as each.
+
+    Example:
+      >>> import ei_jax
+      >>> [(a.name, a.default_range) for a in ei_jax.activations() if a.in_models]
+      [('sigmoid', (0.0, 1.0)), ('tanh', (-1.0, 1.0)), ('relu', (0.0, 10.0)), ('identity', (-10.0, 10.0))]
+    """
+    return tuple(REGISTRY.values())
+
+
+def lookup(name: str) -> Activation | None:
+    """The entry a name or alias (any case) stands for, or None."""
+    key = name.lower()
+    for entry in REGISTRY.values():
+        if key in entry.names:
+            return entry
+    return None
+
+
+def canonical_name(activation: str | None) -> str | None:
+    """Returns the canonical activation name, ``None`` meaning no activation."""
+    if activation is None:
+        return None
+    entry = lookup(activation)
+    if entry is None:
+        raise UnknownActivationError(
+            f"Unknown activation {activation!r}. Expected one of "
+            f"{sorted(REGISTRY)} (or a callable together with an explicit out_range)."
+        )
+    return None if entry.name == "identity" else entry.name
+
+
+def model_names() -> tuple[str, ...]:
+    """Canonical names of the activations recognised inside a model, in registry order."""
+    return tuple(e.name for e in REGISTRY.values() if e.in_models)
 
 
 def _flax_known_functions():
@@ -55,27 +180,16 @@ def _flax_known_functions():
     import flax.linen as linen
     from flax import nnx
 
-    return [(getattr(mod, attr), attr) for mod in (linen, nnx) for attr in ("sigmoid", "tanh", "relu")
-            if hasattr(mod, attr)]
-
-
-def canonical_name(activation: str | None) -> str | None:
-    """Returns the canonical activation name, ``None`` meaning no activation."""
-    if activation is None:
-        return None
-    key = activation.lower()
-    key = _ALIASES.get(key, key)
-    if key not in ACTIVATIONS:
-        raise UnknownActivationError(
-            f"Unknown activation {activation!r}. Expected one of "
-            f"{sorted(ACTIVATIONS)} (or a callable together with an explicit out_range)."
-        )
-    return None if key == "identity" else key
+    return [(getattr(mod, e.flax_name), e.name) for mod in (linen, nnx) for e in REGISTRY.values()
+            if e.flax_name is not None and hasattr(mod, e.flax_name)]
 
 
 def name_of_function(fn: Any) -> str | None:
     """Maps a known activation function object to its canonical name, or ``...`` if unknown."""
-    for known, name in (*_KNOWN_FUNCTIONS, *_flax_known_functions()):
+    for entry in REGISTRY.values():
+        if any(fn is known for known in entry.functions):
+            return None if entry.name == "identity" else entry.name
+    for known, name in _flax_known_functions():
         if fn is known:
             return None if name == "identity" else name
     return ...  # type: ignore[return-value]
@@ -83,9 +197,14 @@ def name_of_function(fn: Any) -> str | None:
 
 def function_of(name: str | None) -> Callable[[jax.Array], jax.Array]:
     """Returns the activation function for a canonical name (``None`` is identity)."""
-    return ACTIVATIONS["identity" if name is None else name]
+    return REGISTRY["identity" if name is None else name].fn
 
 
 def default_range(name: str | None) -> tuple[float, float]:
-    """deep-ei's default output range of an activation."""
-    return DEFAULT_RANGES[name]
+    """deep-ei's default output range of an activation (a canonical name; None: identity)."""
+    rng = REGISTRY["identity" if name is None else name].default_range
+    if rng is None:
+        raise UnknownActivationError(
+            f"activation {name!r} has no default output range (deep-ei defines none for it); "
+            "pass out_range=(lo, hi).")
+    return rng

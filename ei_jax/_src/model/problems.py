@@ -92,9 +92,9 @@ def _final_activation(activation, node_activation):
     if callable(activation):
         name = _act.name_of_function(activation)
         return (name, name) if name is not ... else (activation, ...)
+    names = ", ".join(repr(n) for n in _act.REGISTRY)
     raise UnknownActivationError(
-        "activation must be None, a name ('sigmoid', 'tanh', 'relu', 'identity') or a callable. "
-        f"Got {activation!r}."
+        f"activation must be None, a name ({names}) or a callable. Got {activation!r}."
     )
 
 

@@ -22,7 +22,7 @@ hands cells to it.
 import networkx as nx
 import numpy as np
 
-from ei_jax._src.model.activations import name_of_function
+from ei_jax._src.model.activations import model_names, name_of_function
 from ei_jax._src.base.errors import InvalidCallError, InvalidOptionError, UnsupportedModuleError
 from ei_jax._src.model.layer_maps import DENSE, apply_of
 
@@ -75,8 +75,8 @@ def cell_weights(cell, *args) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     act = name_of_function(cell.activation_fn)  # None: identity
     if act is ...:
         raise UnsupportedModuleError(
-            f"SimpleCell activation {cell.activation_fn!r} is not one ei_jax knows (tanh, "
-            "sigmoid, relu, identity).")
+            f"SimpleCell activation {cell.activation_fn!r} is not one ei_jax knows "
+            f"({', '.join(model_names())}).")
     f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     return f32(w_ih), f32(w_hh), f32(b), act
 

@@ -13,7 +13,7 @@ from flax import nnx
 import bridges
 import ei_jax
 from ei_jax.experiments.studies import measure as sm
-from ei_jax._src.model.activations import ACTIVATIONS
+from ei_jax._src.model.activations import function_of
 from ei_jax._src.exact.kernel import exact_ei_parts_matrix
 from ei_jax._src.model.recurrent import cell_topology
 
@@ -31,11 +31,11 @@ def test_identity_linear_cell_has_the_known_ei():
     """W_hh = I with a linear activation copies h: every diagonal pair carries log2(bins)
     bits and no other pair any (analytic), over one step and over the unrolled span."""
     n_h, bins = 3, 8
-    cell, v = _linen_cell(np.ones((2, n_h)), np.eye(n_h), np.zeros(n_h), ACTIVATIONS["identity"])
+    cell, v = _linen_cell(np.ones((2, n_h)), np.eye(n_h), np.zeros(n_h), function_of(None))
     top = ei_jax.topology_of(cell, v, X0)
     node = top.nodes["step_1"]
     assert node["input"]["activation"] is None and node["input"]["shape"] == (1, n_h)
-    exact = sm.exact_layer(node["params"]["kernel"][None], node["params"]["bias"][None],
+    exact = sm.exact_layer_measures(node["params"]["kernel"][None], node["params"]["bias"][None],
                            activation=None, in_range=(-1.0, 1.0), bins=bins)
     assert exact["ei_parts"][0] == pytest.approx(n_h * math.log2(bins), abs=1e-4)
     span = cell_topology(cell, v, X0, steps=4)
