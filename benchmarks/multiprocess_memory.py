@@ -11,7 +11,7 @@ measure, and the value (identical in every column).
 
 With ``--stderr`` the measure is ``ei_jax.ei(..., stderr=True)`` (value, bias correction and
 standard error): ``bucketed`` counts each process's cells where they are
-(``ei_jax/_src/distributed_estimate.py``), ``gathered`` gathers the four quarters' rows first.
+(``ei_jax/_src/sampled/distributed_uncertainty.py``), ``gathered`` gathers the four quarters' rows first.
 
     .venv/bin/python benchmarks/multiprocess_memory.py                 # 4e6 samples
     .venv/bin/python benchmarks/multiprocess_memory.py --samples 1e7 --processes 2,4
@@ -64,7 +64,7 @@ CHILD = textwrap.dedent('''
                               out_range=(0, 1), out_bins=8, activation="sigmoid")
             else:   # every process's rows of the four quarters gathered, then the estimate
                 quarters = vector_measures._quarter_runs(key, problem, problem.kwargs(8, 8), 0, n, 4)
-                e = vector_measures._estimate(problem, quarters, n)[0]
+                e = vector_measures._quarter_estimates(problem, quarters, n)[0]
             return repr((e.value, e.corrected, e.stderr))
 
     def peak_mb():

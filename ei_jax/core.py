@@ -1,4 +1,4 @@
-"""The pure, jittable core: ``f(key, apply_fn, params, *, ...)`` returning ``jax.Array``s.
+"""The pure, jittable core: ``f(key, apply_fn, params, *, ...)`` returning ``jax.Array`` values.
 
 Use these to ``jax.vmap`` a measure over a stack of parameters (checkpoints, weight
 sweeps) or over keys, or :func:`map_params` to measure a long stack in bounded memory.

@@ -113,9 +113,26 @@ def _read_safetensors(path: Path) -> dict:
 
 
 def read_state_dict(path) -> tuple[dict, bool]:
-    """``(state, ordered)``: NumPy arrays by ``state_dict`` name (floating tensors as float32
-    or their own NumPy dtype), and whether the file keeps the forward order (torch files do;
-    safetensors files do not)."""
+    """Reads a checkpoint file's tensors as NumPy arrays, without building a network.
+
+    Args:
+      path: a ``torch.save`` file of a ``state_dict`` (read with ``weights_only=True``; needs
+        torch) or a safetensors file (no torch needed), recognised by content.
+
+    Returns:
+      ``(state, ordered)``: NumPy arrays by ``state_dict`` name (floating tensors as float32
+      or their own NumPy dtype), and whether the file keeps the forward order (torch files do;
+      safetensors files do not).
+
+    Example:
+      >>> import os, tempfile, torch
+      >>> from bridges import read_state_dict
+      >>> path = os.path.join(tempfile.mkdtemp(), "net.pt")
+      >>> torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+      >>> state, ordered = read_state_dict(path)
+      >>> {k: v.shape for k, v in state.items()}, ordered
+      ({'weight': (2, 3), 'bias': (2,)}, True)
+    """
     try:
         path = Path(os.fspath(path))
     except TypeError:

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from ei_jax._src.base.errors import NonFiniteParamsError, ShapeMismatchError
-from ei_jax.experiments.table_columns import layer_values
+from ei_jax.experiments.table_columns import layer_columns
 from ei_jax._src.base.progress import progress_bar
 from ei_jax._src.exact.stacks import checkpoint_topology, stack_values
 from ei_jax._src.measures.vector_stack import ei_stack
@@ -55,10 +55,10 @@ def measure_layer(key, top, layer, settings: MeasureSettings, *, first: bool,
     """EI_parts, vector EI, sensitivity and degeneracy of one layer (bits), with their errors.
 
     Exact EI_parts / sensitivity / degeneracy where they apply and ``settings.sampled`` is
-    False, else deep-ei's plug-in estimates; see :func:`ei_jax.experiments.table_columns.layer_values`
+    False, else deep-ei's plug-in estimates; see :func:`ei_jax.experiments.table_columns.layer_columns`
     (``exact_values``, ``vector``: precomputed exact values and vector EI, for a stack).
     """
-    return layer_values(key, top, layer, samples=settings.samples,
+    return layer_columns(key, top, layer, samples=settings.samples,
                         sensitivity_samples=settings.sensitivity_samples, bins=settings.bins,
                         in_range=settings.in_range if first else None, sampled=settings.sampled,
                         exact_values=exact_values, vector=vector)

@@ -107,7 +107,7 @@ def _exact_or_none(fn, top, layer, **kw):
         return None
 
 
-def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bins: int,
+def layer_columns(key, top, layer, *, samples: int, sensitivity_samples: int, bins: int,
                  in_range=None, sampled: bool = False, exact_values=None, vector=None) -> dict:
     """EI_parts, vector EI, sensitivity, degeneracy and the causal plane of one layer, with errors.
 
@@ -142,7 +142,7 @@ def layer_values(key, top, layer, *, samples: int, sensitivity_samples: int, bin
       >>> net = nn.Sequential([nn.Dense(2), nn.sigmoid])
       >>> x0 = jnp.zeros((1, 3))
       >>> top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
-      >>> r = layer_values(jax.random.key(1), top, "layers_0", samples=2_000,
+      >>> r = layer_columns(jax.random.key(1), top, "layers_0", samples=2_000,
       ...                  sensitivity_samples=100, bins=4, in_range=(0, 1))
       >>> r["ei_parts_method"], r["ei_parts_stderr"], r["vector_ei_method"], r["vector_ei_stderr"] > 0
       ('exact', 0.0, 'sampled', True)

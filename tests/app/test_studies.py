@@ -113,7 +113,7 @@ def test_measure_checkpoint_reproduces_the_rows(study):
     sel = [r for r in rows if r["arm"] == rows[0]["arm"] and r["step"] == 0]
     if name == "recurrent":
         params = read_flax_checkpoint(out / sel[0]["checkpoint"])["params"]["cell"]
-        got = [sm.exact_layer(params["h"]["kernel"], params["i"]["bias"], activation="tanh",
+        got = [sm.exact_layer_measures(params["h"]["kernel"], params["i"]["bias"], activation="tanh",
                               in_range=(-1.0, 1.0), bins=8)]
         sel = [r for r in sel if r["label"] == "h_t → h_t+1"]
         index = {r["layer"]: 0 for r in sel}

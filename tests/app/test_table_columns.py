@@ -18,7 +18,7 @@ from ei_jax import exact
 from ei_jax.experiments import plotting
 from ei_jax._src.exact import stacks as stack_exact_module
 from ei_jax._src.exact.kernel import exact_ei_parts_matrix
-from ei_jax.experiments.table_columns import COLUMNS, ROW_FIELDS, layer_values, method_summary, table_note
+from ei_jax.experiments.table_columns import COLUMNS, ROW_FIELDS, layer_columns, method_summary, table_note
 from ei_jax.experiments.measure_rows import MeasureSettings, measure_layer
 from ei_jax._src.exact.stacks import stack_values
 
@@ -43,8 +43,8 @@ def rows():
     top = _top([[2.0, -1.5, 3.0], [1.0, 2.5, -2.0]], [0.1, -0.2, 0.0])
     key = jax.random.key(7)
     return dict(top=top, key=key,
-                exact=layer_values(key, top, "layers_0", **KW),
-                sampled=layer_values(key, top, "layers_0", **KW, sampled=True),
+                exact=layer_columns(key, top, "layers_0", **KW),
+                sampled=layer_columns(key, top, "layers_0", **KW, sampled=True),
                 today=_plain_sampled(key, top, "layers_0"),
                 measured=measure_layer(key, top, "layers_0", SETTINGS, first=True))
 
@@ -78,7 +78,7 @@ def test_exact_columns_are_ei_jax_exact_and_agree_with_sampling(rows):
 
 
 def test_sampled_row_is_todays_measure_layer_with_errors(rows):
-    assert rows["measured"] == rows["exact"]  # the main job's measure_layer is layer_values
+    assert rows["measured"] == rows["exact"]  # the main job's measure_layer is layer_columns
     s, today = rows["sampled"], rows["today"]
     for col in COLUMNS:
         # the same samples and counts; today's vector EI is float32 on the device, the
@@ -96,7 +96,7 @@ def test_a_layer_without_an_exact_form_falls_back_to_sampling():
     # 5 inputs, nearly all spread in one: the exact series would need > MAX_TERMS terms
     top = _top([[6.0], [1e-7], [1e-7], [1e-7], [1e-7]])
     key = jax.random.key(3)
-    r = layer_values(key, top, "layers_0", **KW)
+    r = layer_columns(key, top, "layers_0", **KW)
     assert r["ei_parts_method"] == "sampled" and r["ei_parts_stderr"] > 0
     assert r["sensitivity_method"] == "exact"           # sensitivity's closed form still applies
     assert r["degeneracy_method"] == "sampled"

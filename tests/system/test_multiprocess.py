@@ -53,7 +53,7 @@ SCRIPT = textwrap.dedent('''
         from ei_jax._src.sampled import sharding
         codes, valid, *_ = core_measures.local_rows(key, f, wv, **vkw)
         rows = sharding.local_valid_rows(codes, valid)
-        mi, total, peak = distributed_counts.vector_mi(rows)
+        mi, total, peak = distributed_counts.global_vector_mi(rows)
         out["rows"] = dict(local=len(rows), total=total, peak=peak, same=float(mi[0]) == out["vector_ei"])
     e = ei_jax.ei_parts(key, top, "layers_0", samples=20_000, stderr=True, **kw)
     out["ei_parts_se"] = [e.value, e.corrected, e.stderr]

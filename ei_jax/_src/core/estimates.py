@@ -2,7 +2,7 @@
 
 Each function counts the four quarters of its run separately (the same samples as the plain
 measure), takes the plug-in and the bias-corrected MI of every pair from them
-(:func:`ei_jax._src.info.estimate.influence_tables`), and for a sum over pairs replays the samples
+(:func:`ei_jax._src.info.uncertainty.influence_tables`), and for a sum over pairs replays the samples
 once more for the delta-method standard error (:mod:`influence`). Everything is jittable and
 ``jax.vmap``-able over ``params``; the convenient API (``stderr=True``) computes the same
 statistics in int64 / float64 on the host.
@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from ei_jax._src.base import checks
 from ei_jax._src.base.errors import InvalidSamplesError
-from ei_jax._src.info.estimate import Estimate, influence_tables, quarter_bounds
+from ei_jax._src.info.uncertainty import Estimate, influence_tables, quarter_bounds
 from ei_jax._src.sampled.influence import buffer_blocks, padded, pair_influence_loop, sensitivity_influence_loop
 from ei_jax._src.sampled.pairwise_loops import pair_loop, sensitivity_loop
 from ei_jax._src.sampled.spec import make_spec, sample_hint
@@ -144,7 +144,7 @@ def influence_squares(key, apply_fn, params, tables, bounds, *, kind, in_shape, 
 
     Args:
       tables: float ``(7, n_in, n_out, in_bins, out_bins)`` influence tables of the whole run
-        (:func:`ei_jax._src.info.estimate.influence_tables`).
+        (:func:`ei_jax._src.info.uncertainty.influence_tables`).
       bounds: the run's five quarter boundaries.
       kind: ``"parts"`` or ``"sensitivity"``. Others as :func:`ei_parts_estimate`.
 

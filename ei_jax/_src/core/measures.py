@@ -15,7 +15,7 @@ from ei_jax._src.base import checks
 from ei_jax._src.sampled import distributed_counts
 from ei_jax._src.info import row_codes
 from ei_jax._src.sampled import sharding
-from ei_jax._src.info.estimators import mutual_information_from_counts
+from ei_jax._src.info.plugin import mutual_information_from_counts
 from ei_jax._src.base.interface import PairStats, VectorStats
 from ei_jax._src.sampled.pairwise_loops import pair_loop, sensitivity_loop
 from ei_jax._src.sampled.spec import make_spec, sample_hint
@@ -127,7 +127,7 @@ def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_rang
     if sharding.spans_processes(codes):     # several processes: count where the rows are
         rows = sharding.local_valid_rows(codes, valid)
         del codes, valid                    # the device buffers: only this process's rows stay
-        mi, n, _ = distributed_counts.vector_mi(rows)
+        mi, n, _ = distributed_counts.global_vector_mi(rows)
         return VectorStats(jnp.asarray(mi), jnp.int32(n), below, above, pairs)
     return VectorStats(row_codes.vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below,
                        above, pairs)

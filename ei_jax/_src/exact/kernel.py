@@ -26,17 +26,13 @@ import numpy as np
 
 from ei_jax._src.exact import sums
 from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
+from ei_jax._src.info import plugin
 from ei_jax._src.info.binning import check_range
 from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
 from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, output_thresholds
 
 #: Working memory per group of output columns (bytes, float64 arrays of the series).
 GROUP_BUDGET = 64 << 20
-
-
-def _xlogx(x):
-    pos = x > 0
-    return jnp.where(pos, x * jnp.log2(jnp.where(pos, x, 1.0)), 0.0)
 
 
 def mi_from_conditionals(p, cdf):
@@ -52,9 +48,7 @@ def mi_from_conditionals(p, cdf):
     joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * p.reshape((1,) * (cdf.ndim - 2) + (-1, 1))
     kept = jnp.sum(joint, axis=(-2, -1))
     pn = joint / jnp.where(kept > 0, kept, 1.0)[..., None, None]
-    h = (jnp.sum(_xlogx(pn), axis=(-2, -1)) - jnp.sum(_xlogx(jnp.sum(pn, -1)), -1)
-         - jnp.sum(_xlogx(jnp.sum(pn, -2)), -1))
-    return jnp.maximum(h, 0.0), kept
+    return plugin.mi_of_probabilities(pn), kept
 
 
 def _empty(zmin, zmax, t0, tk):

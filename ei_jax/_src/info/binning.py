@@ -1,6 +1,6 @@
 """Bin edges that reproduce deep-ei's binning exactly, and the jittable binning op.
 
-deep-ei bins values in two ways (see the README section "Binning"):
+deep-ei bins values in two ways (see ``docs/concepts.md``, "Binning"):
 
 * **pairwise** quantities (EI_parts, its matrix, sensitivity) use fast_histogram on
   ``[lo - 1e-6, hi + 1e-6)`` split into ``k`` equal bins, computed in float64 from

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ei_jax._src.info.estimate import Estimate
+from ei_jax._src.info.uncertainty import Estimate
 
 
 @dataclasses.dataclass(frozen=True)

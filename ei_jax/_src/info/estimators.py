@@ -19,46 +19,12 @@ import jax.numpy as jnp
 from ei_jax._src.info import binning as _b
 from ei_jax._src.base import checks
 from ei_jax._src.info import counting
+from ei_jax._src.info.plugin import mutual_information_from_counts
 from ei_jax._src.info import reporting
 from ei_jax._src.info import row_codes
 from ei_jax._src.base.errors import EmptyHistogramError, ShapeMismatchError
 
 DEFAULT_CHUNK = 1 << 16
-
-
-def mutual_information_from_counts(counts: jax.Array) -> jax.Array:
-    """Plug-in mutual information (bits) of joint histograms.
-
-    Args:
-      counts: integer array ``(..., k_x, k_y)`` of joint counts.
-
-    Returns:
-      float32 array ``(...)``; ``NaN`` where a histogram is empty. Clipped at 0 like
-      scikit-learn's ``mutual_info_score``.
-
-    Example:
-      >>> import jax.numpy as jnp, ei_jax
-      >>> float(ei_jax.mutual_information_from_counts(jnp.array([[5, 0], [0, 5]])))  # 1 bit
-      1.0
-    """
-    n = jnp.sum(counts, axis=(-2, -1))
-    a = jnp.sum(counts, axis=-1).astype(jnp.float32)
-    b = jnp.sum(counts, axis=-2).astype(jnp.float32)
-    c = counts.astype(jnp.float32)
-    nf = n.astype(jnp.float32)[..., None, None]
-    safe = lambda v: jnp.log2(jnp.maximum(v, 1.0))  # noqa: E731
-    log_ratio = safe(c) + safe(nf) - safe(a)[..., :, None] - safe(b)[..., None, :]
-    terms = jnp.where(counts > 0, c / nf * log_ratio, 0.0)
-    mi = jnp.maximum(jnp.sum(terms, axis=(-2, -1)), 0.0)
-    return jnp.where(n > 0, mi, jnp.nan)
-
-
-def entropy_from_counts(counts: jax.Array, axis: int = -1) -> jax.Array:
-    """Plug-in entropy (bits) of histograms along ``axis``; NaN for an empty histogram."""
-    n = jnp.sum(counts, axis=axis, keepdims=True)
-    p = counts.astype(jnp.float32) / jnp.maximum(n, 1).astype(jnp.float32)
-    h = jnp.sum(jnp.where(counts > 0, -p * jnp.log2(jnp.where(counts > 0, p, 1.0)), 0.0), axis=axis)
-    return jnp.where(jnp.squeeze(n, axis) > 0, h, jnp.nan)
 
 
 def _check_xy(x, y):

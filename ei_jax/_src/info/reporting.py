@@ -1,8 +1,8 @@
-"""Host-side information from integer counts, and what the convenient measures report.
+"""What the convenient measures report beside their numbers: empty pairs and out-of-range values.
 
-The convenient API adds counts in int64 on the host and takes the plug-in MI there in
-float64 (:func:`mi_matrix`); empty pairs and out-of-range values are reported here, never
-dropped silently.
+The convenient API adds counts in int64 on the host and takes the plug-in MI there in float64
+(:func:`ei_jax._src.info.plugin.mi_matrix`); empty pairs and out-of-range values are reported
+here, never dropped silently.
 """
 
 import warnings
@@ -10,33 +10,7 @@ import warnings
 import numpy as np
 
 from ei_jax._src.base.errors import EmptyHistogramError, OutOfRangeWarning
-
-
-def sum_xlog2x(x, axes):
-    """``sum x log2 x`` over ``axes`` in float64, with ``0 log 0 = 0``."""
-    xf = x.astype(np.float64)
-    lg = np.log2(xf, out=np.zeros_like(xf), where=xf > 0)
-    return np.sum(xf * lg, axis=axes)
-
-
-def mi_matrix(counts) -> np.ndarray:
-    """Plug-in MI (bits, float64) of int64 joint histograms ``(..., kx, ky)``; NaN if empty.
-
-    ``I = log2 n + (S(joint) - S(rows) - S(columns)) / n`` with ``S(c) = sum c log2 c``:
-    logarithms of the non-zero counts only (float64: absolute error ~1e-12 bits).
-
-    Example:
-      >>> import numpy as np
-      >>> float(mi_matrix(np.array([[5, 0], [0, 5]])))
-      1.0
-    """
-    c = np.asarray(counts, np.int64)
-    n = c.sum(axis=(-2, -1))
-    nf = n.astype(np.float64)
-    s = sum_xlog2x(c, (-2, -1)) - sum_xlog2x(c.sum(axis=-1), -1) - sum_xlog2x(c.sum(axis=-2), -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mi = np.log2(nf) + s / nf
-    return np.where(n > 0, np.maximum(mi, 0.0), np.nan)
+from ei_jax._src.info import plugin
 
 
 def raise_if_empty(mat, where: str, ranges: str) -> None:
@@ -56,6 +30,15 @@ def raise_if_empty(mat, where: str, ranges: str) -> None:
             "is undefined. Widen the range to cover the values, or pass clip=True to put them "
             "in the edge bins."
         )
+
+
+def layer_mi_matrix(counts, problem) -> np.ndarray:
+    """:func:`plugin.mi_matrix` of a layer's int64 counts ``(n_in, n_out, kx, ky)``;
+    :func:`raise_if_empty` names the pairs that kept no sample (``problem``: its ``name`` and
+    ``out_range``)."""
+    mat = plugin.mi_matrix(counts)
+    raise_if_empty(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}")
+    return mat
 
 
 def warn_out_of_range(name, out_range, below, above, values, clip, stacklevel=3) -> None:

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ei_jax._src.info import plugin
 
 _HASH_SEED = 0x5EED_E1
 #: Added to the output code before mixing it into the joint (input, output) code.
@@ -82,16 +83,6 @@ def row_codes(idx, bins: int):
     return _fmix32(h)
 
 
-def _tree_sum(v):
-    """Pairwise (tree) summation of a 1-d float32 array: error O(log n * eps)."""
-    n = v.shape[0]
-    p = 1 << max(0, (n - 1).bit_length())
-    v = jnp.pad(v, (0, p - n))
-    while v.shape[0] > 1:
-        v = v.reshape(-1, 2).sum(axis=1)
-    return v[0]
-
-
 def entropy_of_codes(keys, weight, length=None):
     """Plug-in entropy (bits) of the distinct rows among the valid ones.
 
@@ -118,11 +109,7 @@ def entropy_of_codes(keys, weight, length=None):
     run = jnp.cumsum(start.astype(jnp.int32)) - 1
     counts = jax.ops.segment_sum(1 - srt[0].astype(jnp.int32), run, num_segments=s)
     n = jnp.sum(1 - srt[0].astype(jnp.int32))
-    nf = n.astype(jnp.float32)
-    cf = counts.astype(jnp.float32)
-    terms = jnp.where(counts > 0, cf / nf * jnp.log2(nf / jnp.maximum(cf, 1.0)), 0.0)
-    h = _tree_sum(terms)
-    return jnp.where(n > 0, h, jnp.nan), n
+    return plugin.entropy_of_run_counts(counts, n), n
 
 
 # --- vector MI from row codes ----------------------------------------------------------
@@ -155,24 +142,10 @@ def multiplicities(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return histogram_of_counts(np.diff(np.flatnonzero(sorted_run_edges(codes))))
 
 
-def entropy_of_multiplicities(n: int, k: np.ndarray, m: np.ndarray) -> float:
-    """Plug-in entropy (bits, float64) of ``n`` values with multiplicity histogram ``(k, m)``:
-    ``log2 n - sum_k m_k k log2 k / n``, one fixed summation order (ascending ``k``)."""
-    return float(np.log2(n) - np.dot((k * m).astype(np.float64), np.log2(k.astype(np.float64))) / n)
-
-
-def mi_of_multiplicities(n: int, hist_y, hist_x, hist_xy) -> float:
-    """``max(H(Y) + H(X) - H(X, Y), 0)`` (bits) from the three multiplicity histograms."""
-    h = entropy_of_multiplicities(n, *hist_y)
-    h += entropy_of_multiplicities(n, *hist_x)
-    h -= entropy_of_multiplicities(n, *hist_xy)
-    return max(h, 0.0)
-
-
 def _entropy_bits(codes: np.ndarray) -> float:
     """Plug-in entropy (bits, float64) of the distinct values of a uint64 array (sorted in
     place: the caller's array is scratch)."""
-    return entropy_of_multiplicities(codes.shape[0], *multiplicities(codes))
+    return plugin.entropy_of_multiplicities(codes.shape[0], *multiplicities(codes))
 
 
 def mix64(v: np.ndarray) -> np.ndarray:
@@ -231,7 +204,7 @@ def vector_mi_numpy(codes, valid):
     for g in range(n_groups):
         # One code column alive at a time (each is made again from the rows when needed).
         hists = [multiplicities(code_column(codes[:, g], kind, valid)) for kind in ("y", "x", "xy")]
-        out[g] = mi_of_multiplicities(n, *hists)
+        out[g] = plugin.mi_of_multiplicities(n, *hists)
     return out
 
 

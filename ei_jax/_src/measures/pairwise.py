@@ -3,7 +3,7 @@
 Key first, then the topology and the layer, then deep-ei's keyword arguments; NumPy / float
 results. Each resolves the layer (:mod:`problems`), counts rounds of samples with the pure
 core (:mod:`core_measures`) under the sample-count control of :mod:`sampling`, adds the
-counts in int64 and takes the plug-in MI in float64 on the host (:mod:`reporting`).
+counts in int64 and takes the plug-in MI in float64 on the host (:mod:`plugin`, :mod:`reporting`).
 """
 
 import numpy as np
@@ -25,12 +25,6 @@ def _counts(stats_fn, key, problem, kw, start, samples, *, progress, desc):
         total = sampling.add(total, stats_fn(key, problem.apply_fn, problem.params, samples=n,
                                              start=s, **kw))
     return total
-
-
-def _checked_mi(counts, problem):
-    mat = reporting.mi_matrix(counts)
-    reporting.raise_if_empty(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}")
-    return mat
 
 
 def _ei_parts_run(key, problem, kw, *, samples, threshold, extrapolate, max_samples, stderr,
@@ -59,7 +53,7 @@ def _ei_parts_run(key, problem, kw, *, samples, threshold, extrapolate, max_samp
         total, values = None, []
         for start, n in sampling.extrapolation_rounds():
             total = sampling.add(total, count(start, n))
-            values.append(float(_checked_mi(total[0], problem).sum()))
+            values.append(float(reporting.layer_mi_matrix(total[0], problem).sum()))
         return total, start + n, sampling.extrapolate(values)
     rounds = sampling.AutoRounds(threshold, vector=False, max_samples=max_samples, desc=desc,
                                  progress=progress, stderr_target=stderr_target)
@@ -71,7 +65,7 @@ def _ei_parts_run(key, problem, kw, *, samples, threshold, extrapolate, max_samp
             total = uncertainty.total(quarters)
         else:
             total = sampling.add(total, count(start, n))
-        value = _checked_mi(total[0], problem).sum()
+        value = reporting.layer_mi_matrix(total[0], problem).sum()
         if stderr_target is not None:
             est = estimate(quarters, start + n)
             rounds.record(value, np.max(est.stderr))
@@ -93,7 +87,7 @@ def _measured_ei_parts(key, topology, layer, *, in_layer, samples, threshold, ex
         canonicalize_key(key), problem, kw, samples=samples, threshold=threshold,
         extrapolate=extrapolate, max_samples=max_samples, stderr=stderr,
         stderr_target=stderr_target, summed=summed, progress=progress)
-    mat = _checked_mi(counts, problem)
+    mat = reporting.layer_mi_matrix(counts, problem)
     reporting.warn_out_of_range(problem.name, problem.out_range, below, above, used * below.size,
                                 clip, stacklevel=4)
     if stderr:
@@ -172,8 +166,8 @@ def ei_parts(key, topology, layer, *, in_layer=None, threshold=0.05, samples=Non
         ``threshold`` of its value.
       samples: a fixed number of samples instead.
       extrapolate: fit ``a / n**e + C`` to estimates at 100k..2M samples and report the limit.
-      max_samples, batch_size, in_range, in_bins, out_range, out_bins, activation, clip,
-        method, progress: as :func:`ei_parts_matrix`.
+      max_samples, batch_size, in_range, in_bins: as :func:`ei_parts_matrix`.
+      out_range, out_bins, activation, clip, method, progress: as :func:`ei_parts_matrix`.
       stderr: return an :class:`ei_jax.Estimate`: the plug-in, the bias-corrected value
         and its standard error, which accounts for the pairs sharing samples (a second pass
         over the same samples).
@@ -219,7 +213,7 @@ def _sensitivity(key, topology, layer, *, in_layer, samples, batch_size, in_rang
     else:
         counts, below, above = _counts(core_measures.sensitivity_stats, key, problem, kw, 0, samples,
                                        progress=progress, desc=desc)
-    mat = _checked_mi(counts, problem)
+    mat = reporting.layer_mi_matrix(counts, problem)
     reporting.warn_out_of_range(problem.name, problem.out_range, below, above, samples * below.size,
                                 clip, stacklevel=4)
     if stderr:

@@ -3,7 +3,7 @@
 A run is counted in quarters (a fixed run: its four quarters; an automatic run: its first
 round in four, every later round -- which doubles the samples -- in two, so that the four
 quarters of the total are always at hand). The plug-in, corrected and per-pair variances come
-from the int64 quarter counts in float64 (:func:`ei_jax._src.info.estimate.influence_tables`); a
+from the int64 quarter counts in float64 (:func:`ei_jax._src.info.uncertainty.influence_tables`); a
 sum over pairs adds the delta method's second pass, counted in the same pieces.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 
 from ei_jax._src.core import estimates as core_estimates
 from ei_jax._src.measures import sampling
-from ei_jax._src.info.estimate import Estimate, influence_tables
+from ei_jax._src.info.uncertainty import Estimate, influence_tables
 from ei_jax._src.base.interface import BLOCK
 
 

@@ -56,14 +56,14 @@ def _quarter_runs(key, problem, kw, start, samples, parts, *, gather=True, **ext
 def _mi_of_rows(problem, rows, shared=False) -> float:
     """Vector MI of valid rows: all of them, or (``shared``) this process's share of them."""
     if shared:
-        mi, total, _ = distributed_counts.vector_mi(rows)
+        mi, total, _ = distributed_counts.global_vector_mi(rows)
         _check_rows(problem, total)
         return float(mi[0])
     _check_rows(problem, len(rows))
     return float(row_codes.vector_mi(jnp.asarray(rows), jnp.ones((len(rows),), bool))[0])
 
 
-def _estimate(problem, quarters, samples, stacklevel=4, results=None):
+def _quarter_estimates(problem, quarters, samples, stacklevel=4, results=None):
     """The estimates of the quarters' rows: all of them, or each process's share of them
     (``quarters[i][4]``: counted where they are, the same numbers on every process)."""
     rows = [q[0] for q in quarters]
@@ -103,13 +103,13 @@ def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stde
             runs = parts if runs is None else [_merge(runs[0], runs[1]), _merge(runs[2], runs[3]), *parts]
         value = _mi_of_rows(problem, np.concatenate([r[0] for r in runs]), shared=runs[0][4])
         if stderr_target is not None:
-            est = _estimate(problem, runs, start + n, stacklevel=5)[0]
+            est = _quarter_estimates(problem, runs, start + n, stacklevel=5)[0]
             rounds.record(value, est.stderr)
         else:
             rounds.record(value)
     below, above = (sum(r[i] for r in runs) for i in (1, 2))
     if stderr and est is None:
-        est = _estimate(problem, runs, rounds.samples, stacklevel=5)[0]
+        est = _quarter_estimates(problem, runs, rounds.samples, stacklevel=5)[0]
     return (est if stderr else rounds.values[-1]), (below, above), rounds.samples
 
 
@@ -122,7 +122,8 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
        EI(L_1 \\to L_2) = I(L_1; L_2) \\mid do(L_1 = H^{\\max}) = H(X) + H(Y) - H(X, Y)
 
     Binning uses deep-ei's vector edges; a sample with any value outside its range is
-    dropped (deep-ei keeps values below ``lo`` as extra bins; ei_jax does not).
+    dropped (deep-ei keeps values below ``lo`` as extra bins; ei_jax does not). Arguments
+    not listed below are as in :func:`ei_jax.ei_parts_matrix`.
 
     Args:
       threshold: automatic mode (default): keep doubling the samples until the estimate
@@ -135,7 +136,6 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
         for the occupied cells, i.e. when neither number has converged.
       stderr_target: automatic mode until the standard error is below this (bits);
         implies ``stderr=True``.
-      Others as :func:`ei_jax.ei_parts_matrix`.
 
     Returns:
       float, bits (or an :class:`ei_jax.Estimate`).
@@ -158,7 +158,7 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
     if samples is not None and stderr:
         _, samples = check_estimate_samples(samples)
         quarters = _quarter_runs(key, problem, kw, 0, samples, 4, gather=False)
-        est = _estimate(problem, quarters, samples)[0]
+        est = _quarter_estimates(problem, quarters, samples)[0]
         _report(problem, est.below, est.above, samples, clip)
         return est
     if samples is not None:
@@ -179,11 +179,12 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
                        clip=False, stderr=False) -> list:
     """Vector EI between subsets of input and output neurons, all from one sample.
 
+    A sample is dropped for every group if any of the layer's values is out of range (as
+    deep-ei does), unless ``clip=True``. Arguments not listed below are as in :func:`ei`.
+
     Args:
       groups: list of ``(input indices, output indices)``, e.g. ``[((0, 1, 2), (1,))]``.
       samples: number of samples (required, as in deep-ei).
-      Others as :func:`ei`. A sample is dropped for every group if any of the layer's
-      values is out of range (as deep-ei does), unless ``clip=True``.
       stderr: one :class:`ei_jax.Estimate` per group instead of floats (see :func:`ei`).
 
     Returns:
@@ -205,7 +206,7 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
     if stderr:
         _, samples = check_estimate_samples(samples)
         quarters = _quarter_runs(canonicalize_key(key), problem, kw, 0, samples, 4, groups=groups, gather=False)
-        out = _estimate(problem, quarters, samples)
+        out = _quarter_estimates(problem, quarters, samples)
         _report(problem, out[0].below, out[0].above, samples, clip)
         return out
     _, samples = checks.check_samples(samples)
@@ -246,11 +247,10 @@ def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batc
     if stderr:
         _, samples = check_estimate_samples(samples)
         quarters = _quarter_runs(key, problem, kw, 0, samples, 4, with_pairs=True, gather=False)
-        vec = _estimate(problem, quarters, samples)[0]
+        vec = _quarter_estimates(problem, quarters, samples)[0]
         _report(problem, vec.below, vec.above, samples, clip)
         pairs = [tuple(np.asarray(a, np.int64) for a in q[3]) for q in quarters]
-        mat = reporting.mi_matrix(pairwise_uncertainty.total(pairs)[0])
-        reporting.raise_if_empty(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}")
+        reporting.layer_mi_matrix(pairwise_uncertainty.total(pairs)[0], problem)
         pair_kw = {k: v for k, v in kw.items()}
         return vec, pairwise_uncertainty.estimate(key, problem, pair_kw, pairs, kind="parts",
                                                   samples=samples, summed=True)
@@ -259,6 +259,5 @@ def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batc
                                     with_pairs=True, **kw)
     _check_rows(problem, st.rows)
     _report(problem, st.below, st.above, samples, clip)
-    mat = reporting.mi_matrix(np.asarray(st.pairs.counts, np.int64))
-    reporting.raise_if_empty(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}")
+    mat = reporting.layer_mi_matrix(np.asarray(st.pairs.counts, np.int64), problem)
     return float(st.mi[0]), float(mat.sum())

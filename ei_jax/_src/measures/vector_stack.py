@@ -19,9 +19,9 @@ import jax
 
 from ei_jax._src.measures import vector_uncertainty
 from ei_jax._src.core.estimates import check_estimate_samples
-from ei_jax._src.info.estimate import Estimate
+from ei_jax._src.info.uncertainty import Estimate
 from ei_jax._src.model.problems import canonicalize_key, resolve
-from ei_jax._src.measures.vector import _check_rows, _estimate, _quarter_runs, _report
+from ei_jax._src.measures.vector import _check_rows, _quarter_estimates, _quarter_runs, _report
 
 
 def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=None, in_bins=64, out_bins=64,
@@ -61,7 +61,7 @@ def ei_stack(key, topology, layer, stacked_params, *, samples: int, in_range=Non
     pending, out = [], []
 
     def finish(quarters, futures):
-        est = _estimate(problem, quarters, samples, stacklevel=5,
+        est = _quarter_estimates(problem, quarters, samples, stacklevel=5,
                         results=[f.result() for f in futures] if futures else None)[0]
         _report(problem, est.below, est.above, samples, False)
         out.append(est)

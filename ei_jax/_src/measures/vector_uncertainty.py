@@ -16,16 +16,16 @@ import warnings
 import numpy as np
 
 from ei_jax._src.sampled import distributed_counts
-from ei_jax._src.sampled import distributed_estimate
+from ei_jax._src.sampled import distributed_uncertainty
 from ei_jax._src.base.errors import SampleLimitedWarning
-from ei_jax._src.info.estimate import Estimate
+from ei_jax._src.info.uncertainty import Estimate
 
 #: Above this fraction of rows alone in their (input, output) cell, vector EI is sample-limited.
 SINGLETON_LIMIT = 0.2
 
 
 def collective(shared: bool) -> dict:
-    """The collective of :mod:`distributed_estimate`: JAX's processes for rows spread over
+    """The collective of :mod:`distributed_uncertainty`: JAX's processes for rows spread over
     them (``shared``), else this process alone."""
     if not shared:
         return dict(gather=None, process=0, processes=1)
@@ -42,11 +42,11 @@ def group_estimate(quarter_rows, samples: int, shared: bool = False):
 
     Every row's pointwise MI ``log2 p(x, y) / (p(x) p(y))`` is needed in the whole run, in
     its half and in its quarter; rows of one joint cell and quarter share it, so the sums
-    run over those cells (:func:`distributed_estimate.group_estimate`), in the same order
+    run over those cells (:func:`distributed_uncertainty.global_group_estimate`), in the same order
     and with the same floats whether the rows are on one process or several.
     """
     del samples   # the rows are what counts (kept for the callers' signature)
-    return distributed_estimate.group_estimate(quarter_rows, **collective(shared))
+    return distributed_uncertainty.global_group_estimate(quarter_rows, **collective(shared))
 
 
 def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel: int = 4, results=None,

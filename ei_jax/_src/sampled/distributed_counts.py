@@ -14,7 +14,7 @@ code lives in exactly one bucket, so the owners' sums are the global counts. Wha
 is the *multiplicity histogram* -- how many distinct codes occur exactly ``k`` times -- which
 is all an entropy needs (``sum_i c_i log c_i = sum_k m_k k log k``), integers that add
 exactly across buckets and processes. The entropy is then one float formula of the same
-integers on every process and in a single process (:func:`row_codes.entropy_of_multiplicities`),
+integers on every process and in a single process (:func:`plugin.entropy_of_multiplicities`),
 so the result is bit-identical to one process with one device.
 
 Memory per process: its own rows, one code column being counted (its distinct codes and
@@ -26,7 +26,7 @@ per call.
 
 import numpy as np
 
-from ei_jax._src.info import row_codes
+from ei_jax._src.info import plugin, row_codes
 
 #: Buckets per process: a round gathers about 1 / (this x processes) of all the codes.
 ROUNDS_PER_PROCESS = 4
@@ -126,7 +126,7 @@ def global_multiplicities(values: list, *, gather=gather, process=None, processe
     return merge([(tables[q, :lengths[q], 0], tables[q, :lengths[q], 1]) for q in range(p)]), peak
 
 
-def vector_mi(rows: np.ndarray, **collective):
+def global_vector_mi(rows: np.ndarray, **collective):
     """Vector MI of every group from this process's valid rows ``(R_local, G, 4)`` uint32.
 
     One code column at a time (output, input, joint, as :func:`row_codes.vector_mi_numpy`),
@@ -150,5 +150,5 @@ def vector_mi(rows: np.ndarray, **collective):
             peak = max(peak, pk)
         total = int(np.dot(*hists[0]))
         if total:
-            out[g] = row_codes.mi_of_multiplicities(total, *hists)
+            out[g] = plugin.mi_of_multiplicities(total, *hists)
     return out, total, peak

@@ -3,7 +3,7 @@
 The pairs of EI_parts share their samples, so the variance of the sum is not the sum of the
 pairs' variances. :func:`pair_influence_loop` replays the same key-derived samples (same
 blocks, same noise) and, for every sample ``s``, sums over all pairs ``(A, B)`` its influence
-``c_AB(s)`` looked up in the tables of :func:`ei_jax._src.info.estimate.influence_tables` (the
+``c_AB(s)`` looked up in the tables of :func:`ei_jax._src.info.uncertainty.influence_tables` (the
 whole run's, the sample's half's and its quarter's), then adds ``(sum_AB c_AB(s))^2``. For
 sensitivity each input is intervened on with its own noise column, so the inputs are
 independent and :func:`sensitivity_influence_loop` returns one sum of squares per input.

@@ -7,7 +7,7 @@ process's devices: each process passes the same (replicated) key and parameters,
 counts come back replicated on every device, and every process gets the whole result. Row
 codes stay where they were made (:func:`local_valid_rows`): vector entropies count them
 across processes in hash buckets (:mod:`ei_jax._src.sampled.distributed_counts`, and
-:mod:`ei_jax._src.sampled.distributed_estimate` for the ``stderr=True`` estimates); only
+:mod:`ei_jax._src.sampled.distributed_uncertainty` for the ``stderr=True`` estimates); only
 ``core_measures.vector_rows`` and vector EI of checkpoint stacks gather them all
 (:func:`on_first_device`).
 """

@@ -42,7 +42,7 @@ def max_ei_parts(n_in: int, n_out: int, bins: int) -> float:
     return n_in * n_out * math.log2(bins)
 
 
-def exact_layer(kernels, biases, *, activation, in_range, bins) -> dict[str, np.ndarray]:
+def exact_layer_measures(kernels, biases, *, activation, in_range, bins) -> dict[str, np.ndarray]:
     """Exact EI_parts, sensitivity, degeneracy and causal-plane point of a stack of layers.
 
     Args:
@@ -56,7 +56,7 @@ def exact_layer(kernels, biases, *, activation, in_range, bins) -> dict[str, np.
 
     Example:
       >>> import jax.numpy as jnp
-      >>> m = exact_layer(jnp.full((2, 1, 1), 100.0), None, activation="identity",
+      >>> m = exact_layer_measures(jnp.full((2, 1, 1), 100.0), None, activation="identity",
       ...                 in_range=(0.0, 1.0), bins=4)
       >>> [round(float(v), 3) for v in m["ei_parts"]]   # 1 -> 1 identity-like map: log2(4)
       [2.0, 2.0]

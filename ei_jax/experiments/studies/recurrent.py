@@ -97,8 +97,8 @@ def _rows(key, params, s, seeds, step, acc, ckpt):
     x0 = jnp.zeros((1, 1))
     w_hh, b = params["cell"]["h"]["kernel"], params["cell"]["i"]["bias"]
     w_cat = jnp.concatenate([w_hh, params["cell"]["i"]["kernel"]], axis=1)
-    exact = [sm.exact_layer(w_hh, b, activation="tanh", in_range=(-1.0, 1.0), bins=s.bins),
-             sm.exact_layer(w_cat, b, activation="tanh", in_range=(-1.0, 1.0), bins=s.bins)]
+    exact = [sm.exact_layer_measures(w_hh, b, activation="tanh", in_range=(-1.0, 1.0), bins=s.bins),
+             sm.exact_layer_measures(w_cat, b, activation="tanh", in_range=(-1.0, 1.0), bins=s.bins)]
     rows = []
     for i in range(seeds):
         v = {"params": jax.tree.map(lambda a: a[i], params["cell"])}
@@ -121,7 +121,7 @@ def _rows(key, params, s, seeds, step, acc, ckpt):
     return rows
 
 
-def train_and_measure(key, s: RecurrentSettings, seeds: int, staging) -> list[dict]:
+def train_and_measure_rnns(key, s: RecurrentSettings, seeds: int, staging) -> list[dict]:
     """Trains ``seeds`` RNNs (vmapped) and measures the recurrent layer at every measured step."""
     k_init, k_train, k_test, k_measure = jax.random.split(key, 4)
     params = jax.vmap(lambda i: _init(jax.random.fold_in(k_init, i), s))(jnp.arange(seeds))
@@ -179,7 +179,7 @@ def run(out, *, seeds: int | None = None, fast: bool = False, progress: bool = T
     meta = dict(settings=dataclasses.asdict(s), seeds=seeds)
     return write_study(
         out, name="recurrent", title="EI of a recurrent layer", question=QUESTION, setup=setup,
-        meta=meta, produce=lambda st: train_and_measure(jax.random.key(seed), s, seeds, st),
+        meta=meta, produce=lambda st: train_and_measure_rnns(jax.random.key(seed), s, seeds, st),
         findings=findings, command=command, extra_plots=[(
             "vector_ei.png", lambda rows: rep.over_training_png(
                 [r for r in rows if r["label"] == LABELS[2]], "EI of a recurrent layer",

@@ -143,12 +143,12 @@ def layer_ranges(widths, activation) -> list[tuple[float, float]]:
     return [(0.0, 1.0)] + [act] * (len(widths) - 2)
 
 
-def measure_stack(params, *, widths, activation, bins) -> list[dict[str, np.ndarray]]:
+def exact_stack_measures(params, *, widths, activation, bins) -> list[dict[str, np.ndarray]]:
     """Exact measures of every layer of stacked parameters: one dict of ``(S,)`` per layer."""
     out = []
     for name, rng in zip(layer_names(params), layer_ranges(widths, activation)):
         p = params[name]
-        out.append(sm.exact_layer(p["kernel"], p["bias"], activation=activation, in_range=rng,
+        out.append(sm.exact_layer_measures(p["kernel"], p["bias"], activation=activation, in_range=rng,
                                   bins=bins))
     return out
 
@@ -156,7 +156,7 @@ def measure_stack(params, *, widths, activation, bins) -> list[dict[str, np.ndar
 def measure_checkpoint(path, *, widths, activation, bins) -> list[dict[str, np.ndarray]]:
     """Re-measures a saved stacked checkpoint (what the table rows of that step hold)."""
     params = jax.tree.map(jnp.asarray, read_flax_checkpoint(path)["params"])
-    return measure_stack(params, widths=widths, activation=activation, bins=bins)
+    return exact_stack_measures(params, widths=widths, activation=activation, bins=bins)
 
 
 def _vector(key, params, arm, settings, layer_i, seed) -> tuple[float, float]:
@@ -209,7 +209,7 @@ def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, stagin
         save_checkpoint(staging / ckpt, {"params": params})
         tr = accuracy(params, arm.x_train, arm.y_train, activation=settings.activation)
         te = accuracy(params, arm.x_test, arm.y_test, activation=settings.activation)
-        measured = measure_stack(params, widths=arm.widths, activation=settings.activation,
+        measured = exact_stack_measures(params, widths=arm.widths, activation=settings.activation,
                                  bins=settings.bins)
         for li, (m, label) in enumerate(zip(measured, labels)):
             n_in, n_out = arm.widths[li], arm.widths[li + 1]

@@ -15,7 +15,7 @@ import pytest
 
 from ei_jax import core
 from ei_jax._src.info.binning import Binning
-from ei_jax._src.info.reporting import mi_matrix
+from ei_jax._src.info.plugin import mi_matrix
 
 ACTS = {"sigmoid": (jax.nn.sigmoid, lambda v: 1 / (1 + np.exp(-v)), (0.0, 1.0)),
         "tanh": (jnp.tanh, np.tanh, (-1.0, 1.0)),

@@ -227,8 +227,8 @@ def test_mi_is_between_zero_and_the_marginal_entropies(seed, n, bins, scale):
     counts, _, _ = ei_jax.joint_histograms(x, y, **kw)
     mi = np.asarray(ei_jax.mutual_information_from_counts(counts))
     c = np.asarray(counts, np.int64)
-    hx = np.asarray(ei_jax._src.info.estimators.entropy_from_counts(c.sum(axis=3)))
-    hy = np.asarray(ei_jax._src.info.estimators.entropy_from_counts(c.sum(axis=2)))
+    hx = np.asarray(ei_jax._src.info.plugin.entropy_from_counts(c.sum(axis=3)))
+    hy = np.asarray(ei_jax._src.info.plugin.entropy_from_counts(c.sum(axis=2)))
     assert np.all(mi >= 0)
     assert np.all(mi <= np.minimum(hx, hy) + 1e-5)
     v = float(ei_jax.mutual_information(x, y, **kw))
@@ -238,7 +238,7 @@ def test_mi_is_between_zero_and_the_marginal_entropies(seed, n, bins, scale):
 
 
 def test_host_and_device_mi_from_counts_agree():
-    from ei_jax._src.info.reporting import mi_matrix
+    from ei_jax._src.info.plugin import mi_matrix
 
     rng = np.random.default_rng(0)
     counts = rng.integers(0, 50, (4, 3, 6, 7)).astype(np.int32)

@@ -14,7 +14,7 @@ import ei_jax
 from ei_jax._src.info import row_codes
 from ei_jax._src.measures import vector_stack
 from ei_jax._src.measures import vector_uncertainty
-from ei_jax._src.info.estimate import WEIGHTS
+from ei_jax._src.info.uncertainty import WEIGHTS
 
 
 def _stack(widths, n, seed=0):

@@ -93,12 +93,12 @@ def test_vector_mi_equals_the_host_mi_of_all_rows_bit_for_bit():
     single = row_codes.vector_mi_numpy(rows, np.ones(len(rows), bool))
     assert single[0] > 1.0 and single[1] < 0.03            # 0.03: ~2.5x the plug-in bias (63 * 15 / (2 N ln 2))
     parts = [rows[:21_000], rows[21_000:21_000], rows[21_000:]]
-    for mi, total, _ in run_processes(parts, lambda r, **kw: distributed_counts.vector_mi(r, **kw)):
+    for mi, total, _ in run_processes(parts, lambda r, **kw: distributed_counts.global_vector_mi(r, **kw)):
         assert total == len(rows)
         np.testing.assert_array_equal(mi, single)
 
 
 def test_no_rows_anywhere_is_nan():
     empty = np.zeros((0, 1, 4), np.uint32)
-    for mi, total, _ in run_processes([empty, empty], lambda r, **kw: distributed_counts.vector_mi(r, **kw)):
+    for mi, total, _ in run_processes([empty, empty], lambda r, **kw: distributed_counts.global_vector_mi(r, **kw)):
         assert total == 0 and np.isnan(mi).all()

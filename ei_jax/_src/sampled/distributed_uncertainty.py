@@ -31,8 +31,8 @@ import math
 import numpy as np
 
 from ei_jax._src.sampled import distributed_counts
-from ei_jax._src.info import row_codes
-from ei_jax._src.info.estimate import WEIGHTS
+from ei_jax._src.info import plugin, row_codes
+from ei_jax._src.info.uncertainty import WEIGHTS
 
 #: Hash buckets of the cells. Fixed, whatever the process count: each bucket's partial sum
 #: is then the same float on every process count, and so is the total.
@@ -209,7 +209,7 @@ def _total(x, **collective) -> np.ndarray:
     return collective["gather"](np.asarray(x, np.int32)).astype(np.int64).sum(axis=0)
 
 
-def group_estimate(quarter_rows, **collective):
+def global_group_estimate(quarter_rows, **collective):
     """``(value, corrected, stderr, singleton fraction)`` of one group from this process's
     valid rows ``(R_q, 4)`` of each quarter (the arguments and result of
     ``vector_uncertainty.group_estimate``; ``collective`` as in
@@ -243,7 +243,7 @@ def group_estimate(quarter_rows, **collective):
         return n if i == 0 else halves[h] if i == 1 else sizes[q]
 
     def pmi(i):   # computed again where needed: three float64 columns are never alive at once
-        return np.log2(cxy[:, i].astype(np.float64) * n_sub(i) / (cx[:, i].astype(np.float64) * cy[:, i]))
+        return plugin.cell_pointwise_mi(cxy[:, i], n_sub(i), cx[:, i], cy[:, i])
 
     def pmi_terms():   # slots: the run's, each half's and each quarter's sum of its rows' MI
         yield 0, rows * pmi(0)
@@ -255,7 +255,7 @@ def group_estimate(quarter_rows, **collective):
     i_h = np.array([sums[1 + k] / max(int(halves[k]), 1) for k in (0, 1)])
     i_q = np.array([sums[3 + k] / max(int(sizes[k]), 1) for k in range(4)])
     corrected = WEIGHTS[0] * i_full + WEIGHTS[1] * i_h.sum() / 2 + WEIGHTS[2] * i_q.sum() / 4
-    # Each row's influence on the corrected estimate (see ei_jax._src.info.estimate), squared.
+    # Each row's influence on the corrected estimate (see ei_jax._src.info.uncertainty), squared.
     infl = WEIGHTS[0] * (pmi(0) - i_full) / n
     infl += WEIGHTS[1] / 2 * (pmi(1) - i_h[h]) / np.maximum(halves[h], 1)
     infl += WEIGHTS[2] / 4 * (pmi(2) - i_q[q]) / np.maximum(sizes[q], 1)

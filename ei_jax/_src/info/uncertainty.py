@@ -7,7 +7,7 @@ sub-samples -- the whole run, its two halves and its four quarters::
     corrected = (8 I_N - 6 mean(I_{N/2}) + mean(I_{N/4})) / 3,
 
 which cancels the ``1/N`` and ``1/N^2`` terms of the bias (chosen by measuring against the
-exact values: see the README, "How much to trust a number"). Its standard error is the delta
+exact values: see the docs, ``docs/concepts.md``, "How much to trust a number"). Its standard error is the delta
 method applied to that combination: with ``T^M(s)`` the influence of sample ``s`` on the
 plug-in estimate from sub-sample ``M`` (its pointwise MI minus the estimate, over the pair's
 ``n_M`` kept samples), the corrected estimate is ``I + sum_s c(s)`` with
@@ -23,6 +23,8 @@ import math
 
 import jax
 import numpy as np
+
+from ei_jax._src.info import plugin
 
 #: Weights of the full run, the mean of its halves and the mean of its quarters.
 WEIGHTS = (8.0 / 3.0, -6.0 / 3.0, 1.0 / 3.0)
@@ -44,7 +46,7 @@ class Estimate:
 
     Example:
       >>> Estimate(3.851, 3.8123, 0.0041, 100000)
-      Estimate(3.812 ± 0.004 bits, plug-in 3.851, 100000 samples)
+      Estimate(3.8123 ± 0.0041 bits, plug-in 3.8510, 100000 samples)
     """
 
     value: object
@@ -85,20 +87,6 @@ def subsets(quarters):
     return halves[0] + halves[1], halves, q
 
 
-def _pmi(counts, xp):
-    """Plug-in MI ``(...)`` and pointwise MI ``(..., kx, ky)`` (bits) of joint histograms;
-    0 where a cell (or a pair) is empty."""
-    c = counts.astype(xp.float64 if xp is np else xp.float32)
-    n = c.sum(axis=(-2, -1), keepdims=True)
-    a = c.sum(axis=-1, keepdims=True)
-    b = c.sum(axis=-2, keepdims=True)
-    occupied = c > 0
-    ratio = xp.where(occupied, c * n, 1.0) / xp.where(occupied, a * b, 1.0)
-    pmi = xp.where(occupied, xp.log2(ratio), 0.0)
-    mi = (c * pmi).sum(axis=(-2, -1)) / xp.maximum(n[..., 0, 0], 1.0)
-    return mi, pmi, n[..., 0, 0]
-
-
 def influence_tables(quarters, xp=np):
     """Plug-in and corrected MI of every pair, and the influence tables of the delta method.
 
@@ -117,11 +105,10 @@ def influence_tables(quarters, xp=np):
     groups = [full] + halves + qs
     mis, tables, kept = [], [], []
     for g in groups:
-        mi, pmi, n = _pmi(g, xp)
+        mi, pmi, n = plugin.pointwise_mi(g, xp)
         mis.append(mi)
         kept.append(n)
         tables.append(pmi - mi[..., None, None])
-    n_full = kept[0]
     value = mis[0]
     corrected = (WEIGHTS[0] * mis[0] + WEIGHTS[1] * (mis[1] + mis[2]) / 2
                  + WEIGHTS[2] * (mis[3] + mis[4] + mis[5] + mis[6]) / 4)
