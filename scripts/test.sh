@@ -13,7 +13,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,docs]"
 
 if [ ! -x .venv-ref/bin/python ]; then
   "$PY" -m venv .venv-ref

@@ -1,0 +1,1 @@
+"""Tests of the documentation: the site, its code, the docstrings and their examples."""
