@@ -13,9 +13,14 @@ network's current weights: each call converts the live torch modules with
 * Randomness: each call draws its ``jax.random`` key from torch's default generator, so
   ``torch.manual_seed(s)`` before a call makes it reproducible (the noise itself is
   ``jax.random``'s, so single values differ from deep-ei's; their distributions agree).
-* ``device`` is checked (anything ``torch.device`` accepts) but JAX places the work, on its
-  default device. ``batch_size`` is checked (a positive int) but ei_jax chooses its own chunks;
-  neither ever changes the result.
+* ``device`` is checked (anything ``torch.device`` accepts, and present on this machine: a
+  missing ``"cuda"`` or ``"mps"`` raises :class:`DeviceUnavailableError`, a ``RuntimeError``
+  and ``AssertionError``, where deep-ei fails with torch's error) but JAX places the work, on
+  its default device. ``batch_size`` is checked (a positive int) but ei_jax chooses its own
+  chunks; neither ever changes the result.
+* Vector measures (``ei``, ``eis_between_groups``, the vector half of
+  ``vector_and_pairwise_ei``) bin as deep-ei does, values below ``out_range`` included: they
+  get extra bins (deep-ei's negative indices), rows with a value above it are dropped.
 * ``activation=`` takes torch modules, torch functions, names and any callable of a tensor;
   the standard ones (sigmoid, tanh, ReLU, identity) run as JAX code, any other callable runs
   through torch on the host, exactly. Its default ``out_range`` is the activation's
@@ -24,7 +29,7 @@ network's current weights: each call converts the live torch modules with
   (``KeyError`` for a module not in the topology, ``AssertionError`` for ``in_layer`` after
   ``layer``, ``TypeError`` for a missing ``samples``).
 
-The README section "Switching from deep-ei" lists every difference.
+``docs/migrating.md`` ("Migrating from deep-ei") lists every difference.
 
 Example:
   >>> import torch, torch.nn as nn
@@ -51,6 +56,7 @@ require_torch("bridges.deep_ei (it runs deep-ei scripts on torch modules)")
 
 from bridges._src.deep_ei_errors import (  # noqa: E402
     ActivationTypeError,
+    DeviceUnavailableError,
     DeviceValueError,
     DynamicBinningError,
     LayerKeyError,
@@ -72,6 +78,7 @@ from bridges._src.deep_ei_topology import topology_of  # noqa: E402
 
 __all__ = [
     "ActivationTypeError",
+    "DeviceUnavailableError",
     "DeviceValueError",
     "DynamicBinningError",
     "LayerKeyError",

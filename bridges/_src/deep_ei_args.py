@@ -18,8 +18,10 @@ import networkx as nx
 
 import ei_jax
 from bridges._src import deep_ei_activations as acts
+from bridges._src import deep_ei_vector
 from bridges._src.torch_modules import from_torch
 from bridges._src.deep_ei_errors import (
+    DeviceUnavailableError,
     DeviceValueError,
     DynamicBinningError,
     LayerKeyError,
@@ -33,7 +35,12 @@ __all__ = ["Target", "key_from_torch", "prepare"]
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """An ei_jax measurement: ``fn(key, topology, layer, **kwargs(in_bins, out_bins))``."""
+    """An ei_jax measurement: ``fn(key, topology, layer, **kwargs(in_bins, out_bins))``.
+
+    ``out_floor`` (vector measures only) bounds the outputs from below; ``kwargs(...,
+    vector=True)`` then widens ``out_range`` downwards so that values below it get deep-ei's
+    extra vector bins (:mod:`bridges._src.deep_ei_vector`).
+    """
 
     key: jax.Array
     topology: nx.DiGraph
@@ -42,10 +49,14 @@ class Target:
     in_range: tuple
     out_range: tuple
     activation: Any
+    out_floor: Any = None
 
-    def kwargs(self, in_bins, out_bins) -> dict:
+    def kwargs(self, in_bins, out_bins, vector=False) -> dict:
+        out_range = self.out_range
+        if vector:
+            out_range, out_bins, _ = deep_ei_vector.widen(out_range, out_bins, self.out_floor)
         return dict(in_layer=self.in_layer, in_range=self.in_range, in_bins=in_bins,
-                    out_range=self.out_range, out_bins=out_bins, activation=self.activation)
+                    out_range=out_range, out_bins=out_bins, activation=self.activation)
 
 
 def key_from_torch() -> jax.Array:
@@ -94,18 +105,39 @@ def _check_dynamic(in_range, out_range, in_bins, out_bins):
             )
 
 
-def check_device(device) -> None:
-    """Accepts what torch accepts as a device (the work itself is placed by JAX)."""
+def _check_available(device) -> None:
+    """deep-ei allocates its buffers on ``device``: torch raises there if it is missing."""
     import torch
 
-    if device is None or isinstance(device, torch.device):
+    if device.type == "cpu":
         return
+    try:
+        torch.empty(0, device=device)
+    except Exception as e:  # noqa: BLE001 - torch: AssertionError, RuntimeError, ...
+        raise DeviceUnavailableError(
+            f"device={str(device)!r} is not available on this machine ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}). deep-ei fails here too, when it "
+            "allocates its buffers on the device. Pass device='cpu' (JAX places the work on its "
+            "own default device either way)."
+        ) from e
+
+
+def check_device(device) -> None:
+    """Accepts what torch accepts as a device, if torch has that device here (the work itself
+    is placed by JAX)."""
+    import torch
+
+    if device is None:
+        return
+    if isinstance(device, torch.device):
+        return _check_available(device)
     if isinstance(device, (str, int)) and not isinstance(device, bool):
         try:
-            torch.device(device)
-            return
+            parsed = torch.device(device)
         except (RuntimeError, TypeError, ValueError) as e:
             why = str(e)
+        else:
+            return _check_available(parsed)
     else:
         why = f"a {type(device).__name__}"
     raise DeviceValueError(
@@ -188,8 +220,9 @@ def _ei_jax_topology(info, mods):
 
 
 def prepare(layer, topology, *, in_layer, in_range, out_range, in_bins, out_bins, activation,
-            batch_size, device, stacklevel=4) -> Target:
-    """Checks and translates deep-ei's arguments for one call; returns the :class:`Target`."""
+            batch_size, device, stacklevel=4, vector=False) -> Target:
+    """Checks and translates deep-ei's arguments for one call; returns the :class:`Target`
+    (with ``out_floor`` for a vector measure: ``vector=True``)."""
     import torch.nn as nn
 
     info = _info(topology)
@@ -232,6 +265,11 @@ def prepare(layer, topology, *, in_layer, in_range, out_range, in_bins, out_bins
                 f"in_range not given for the first layer ({type(span[0]).__name__}): using {in_range}, "
                 "deep-ei's default for inputs without an activation. Pass in_range=(lo, hi) "
                 "matching your data.", ei_jax.DefaultRangeWarning, stacklevel=stacklevel)
-    etop = _ei_jax_topology(info, _span_modules(topology, info, span))
+    mods = _span_modules(topology, info, span)
+    etop = _ei_jax_topology(info, mods)
     names = list(etop)
-    return Target(key_from_torch(), etop, names[-1], names[0], tuple(in_range), tuple(out_range), act)
+    floor = None
+    if vector and isinstance(in_range, (tuple, list)) and isinstance(out_range, (tuple, list)):
+        floor = deep_ei_vector.output_floor(mods, act, in_range, n_out)
+    return Target(key_from_torch(), etop, names[-1], names[0], tuple(in_range), tuple(out_range), act,
+                  floor)

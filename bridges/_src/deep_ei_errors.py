@@ -17,6 +17,7 @@ from ei_jax.errors import (
 
 __all__ = [
     "ActivationTypeError",
+    "DeviceUnavailableError",
     "DeviceValueError",
     "DynamicBinningError",
     "LayerKeyError",
@@ -53,6 +54,12 @@ class DynamicBinningError(EIJaxError, ValueError):
 
 class DeviceValueError(EIJaxError, ValueError, RuntimeError):
     """``device=`` is not a device torch can name (torch: ``RuntimeError``)."""
+
+
+class DeviceUnavailableError(EIJaxError, RuntimeError, AssertionError):
+    """``device=`` names a device this machine's torch does not have, e.g. ``"cuda"`` without a
+    GPU (deep-ei: torch's ``AssertionError`` "Torch not compiled with CUDA enabled", or its
+    ``RuntimeError`` when the driver or device is missing, when it allocates its buffers)."""
 
 
 class ActivationTypeError(UnknownActivationError, TypeError):

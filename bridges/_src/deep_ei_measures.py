@@ -6,9 +6,9 @@ layer first, then the topology from :func:`bridges.deep_ei.topology_of` -- trans
 deep-ei's types: ``float``, float64 NumPy arrays, a ``list`` for groups, a ``tuple`` for
 ``vector_and_pairwise_ei``.
 
-What ei_jax does differently is listed in the README ("Switching from deep-ei"): mainly, the
-noise is ``jax.random``'s (keyed from torch's generator), ``batch_size`` and ``device`` never
-change the result, and EI_parts below 0.01 is returned as is.
+Differences (``docs/migrating.md``): the noise is ``jax.random``'s (keyed from torch's
+generator), ``batch_size``/``device`` never change the result, EI_parts below 0.01 is returned
+as is. Vector bins below ``out_range`` are deep-ei's (:mod:`bridges._src.deep_ei_vector`).
 """
 
 import warnings
@@ -23,18 +23,37 @@ __all__ = ["ei", "ei_parts", "ei_parts_matrix", "eis_between_groups", "sensitivi
            "sensitivity_matrix", "vector_and_pairwise_ei"]
 
 
+def _both(key, topology, layer, *, target, in_bins, out_bins, samples):
+    """Widened vector bins, unchanged pairwise bins: two passes over the same samples (key)."""
+    vector = target.kwargs(in_bins, out_bins, vector=True)
+    if vector["out_range"] == target.out_range:
+        return ei_jax.vector_and_pairwise_ei(key, topology, layer, samples=samples, **vector)
+    return (ei_jax.ei(key, topology, layer, samples=samples, **vector),
+            ei_jax.ei_parts(key, topology, layer, samples=samples, **target.kwargs(in_bins, out_bins)))
+
+
 def _run(fn, layer, topology, in_layer, in_range, in_bins, out_range, out_bins, activation,
-         batch_size, device, *args, **extra):
+         batch_size, device, *args, vector=False, **extra):
     target = prepare(layer, topology, in_layer=in_layer, in_range=in_range, out_range=out_range,
                      in_bins=in_bins, out_bins=out_bins, activation=activation,
-                     batch_size=batch_size, device=device, stacklevel=4)
+                     batch_size=batch_size, device=device, stacklevel=4, vector=vector)
+    wide = target.kwargs(in_bins, out_bins, vector=vector)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fn(target.key, target.topology, target.layer, *args,
-                    **target.kwargs(in_bins, out_bins), **extra)
+        if fn is _both:
+            result = _both(target.key, target.topology, target.layer, target=target,
+                           in_bins=in_bins, out_bins=out_bins, **extra)
+        else:
+            result = fn(target.key, target.topology, target.layer, *args, **wide, **extra)
+    note = (f" (bridges.deep_ei widened out_range={target.out_range} to {wide['out_range']}, "
+            f"{wide['out_bins']} bins: deep-ei's extra vector bins below it; rows above it dropped.)")
     for w in caught:  # re-issued at the caller's line (ei_jax's would point here)
-        if not issubclass(w.category, ei_jax.DefaultRangeWarning):  # ranges were passed explicitly
-            warnings.warn(w.message, w.category, stacklevel=3)
+        if issubclass(w.category, ei_jax.DefaultRangeWarning):  # ranges were passed explicitly
+            continue
+        message = str(w.message)
+        if wide["out_range"] != target.out_range and f"out_range={wide['out_range']}" in message:
+            message += note
+        warnings.warn(message, w.category, stacklevel=3)
     return result
 
 
@@ -187,13 +206,14 @@ def ei(layer, topology, threshold=0.05, samples=None, batch_size=20, in_layer=No
     .. math::
        EI(L_1 \to L_2) = I(L_1; L_2) \mid do(L_1 = H^{\max}) = H(X) + H(Y) - H(X, Y)
 
-    deep-ei's ``ei``, computed by :func:`ei_jax.ei`. A sample with a value below ``lo`` is
-    dropped (deep-ei kept it as an extra negative bin).
+    deep-ei's ``ei``, computed by :func:`ei_jax.ei` with deep-ei's vector binning: a value below
+    ``out_range`` gets an extra bin (deep-ei's negative index; ``out_range`` is widened
+    downwards by whole bins), a sample with a value above it is dropped. Arguments not listed
+    below are as in :func:`ei_parts`.
 
     Args:
       threshold: automatic mode (``samples=None``): double the samples until the estimate
         changes by less than ``threshold`` bits.
-      Others as :func:`ei_parts`.
 
     Returns:
       float: bits.
@@ -210,7 +230,7 @@ def ei(layer, topology, threshold=0.05, samples=None, batch_size=20, in_layer=No
       6.0
     """
     return _run(ei_jax.ei, layer, topology, in_layer, in_range, in_bins, out_range, out_bins,
-                activation, batch_size, device, threshold=threshold, samples=samples)
+                activation, batch_size, device, threshold=threshold, samples=samples, vector=True)
 
 
 def eis_between_groups(layer, topology, groups, samples=None, batch_size=20, in_layer=None,
@@ -218,13 +238,13 @@ def eis_between_groups(layer, topology, groups, samples=None, batch_size=20, in_
                        device='cpu'):
     r"""Vector EI between chosen groups of input and output neurons, all from one sample.
 
-    deep-ei's ``eis_between_groups``, computed by :func:`ei_jax.eis_between_groups`.
+    deep-ei's ``eis_between_groups``, computed by :func:`ei_jax.eis_between_groups`, binned as
+    :func:`ei` bins. Arguments not listed below are as in :func:`ei`.
 
     Args:
       groups: list of ``(input indices, output indices)``, e.g. ``[((0, 1, 2), (1,))]``
         (indices into the flattened input and output).
       samples: number of samples (required, as in deep-ei).
-      Others as :func:`ei`.
 
     Returns:
       list of floats (bits), one per group, in order.
@@ -244,7 +264,7 @@ def eis_between_groups(layer, topology, groups, samples=None, batch_size=20, in_
     """
     samples = _required(samples, "eis_between_groups")
     return _run(ei_jax.eis_between_groups, layer, topology, in_layer, in_range, in_bins, out_range,
-                out_bins, activation, batch_size, device, groups, samples=samples)
+                out_bins, activation, batch_size, device, groups, samples=samples, vector=True)
 
 
 def vector_and_pairwise_ei(layer, topology, samples=None, batch_size=20, in_layer=None,
@@ -252,7 +272,10 @@ def vector_and_pairwise_ei(layer, topology, samples=None, batch_size=20, in_laye
                            device='cpu'):
     r"""``(vector EI, EI_parts)`` of ``layer``, both from the same samples.
 
-    deep-ei's ``vector_and_pairwise_ei``, computed by :func:`ei_jax.vector_and_pairwise_ei`.
+    deep-ei's ``vector_and_pairwise_ei``, computed by :func:`ei_jax.vector_and_pairwise_ei`,
+    the vector EI binned as :func:`ei` bins (where outputs go below ``out_range``, by
+    :func:`ei_jax.ei` and :func:`ei_jax.ei_parts` on the same samples), EI_parts with deep-ei's
+    pairwise bins.
 
     Args: as :func:`ei`; ``samples`` is required (as in deep-ei).
 
@@ -272,6 +295,6 @@ def vector_and_pairwise_ei(layer, topology, samples=None, batch_size=20, in_laye
       (6.0, 6.0)
     """
     samples = _required(samples, "vector_and_pairwise_ei")
-    vec, pairs = _run(ei_jax.vector_and_pairwise_ei, layer, topology, in_layer, in_range, in_bins,
-                      out_range, out_bins, activation, batch_size, device, samples=samples)
+    vec, pairs = _run(_both, layer, topology, in_layer, in_range, in_bins, out_range, out_bins,
+                      activation, batch_size, device, samples=samples, vector=True)
     return float(vec), float(np.float64(pairs))

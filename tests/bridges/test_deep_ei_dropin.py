@@ -35,6 +35,7 @@ from bridges._src import deep_ei_activations as _activations  # noqa: E402
 from bridges._src import deep_ei_measures as _measures  # noqa: E402
 from bridges._src import deep_ei_topology as _topology  # noqa: E402
 from bridges._src import torch_trace as _trace  # noqa: E402
+from bridges._src import deep_ei_vector as _vector  # noqa: E402
 from bridges.deep_ei import (  # noqa: E402
     ei,
     ei_parts,
@@ -116,7 +117,8 @@ def test_sensitivity_of_identity_and_batch_size_device_do_not_matter(one):
     _set(layer, [[1.0]])
     s = _seeded(sensitivity, layer, top, samples=N, **UNIT)
     assert isinstance(s, float) and s == pytest.approx(math.log2(K), abs=1e-3)
-    for extra in ({"batch_size": 7}, {"device": "cuda"}, {"device": torch.device("cpu")}):
+    gpu = [{"device": "cuda"}] if torch.cuda.is_available() else []  # else it fails, as in deep-ei
+    for extra in ({"batch_size": 7}, *gpu, {"device": "cpu"}, {"device": torch.device("cpu")}):
         assert _seeded(sensitivity, layer, top, samples=N, **UNIT, **extra) == s
     m = _seeded(sensitivity_matrix, layer, top, samples=N, **UNIT)
     assert isinstance(m, np.ndarray) and m.dtype == np.float64 and m.shape == (1, 1) and m[0, 0] == s
@@ -148,6 +150,48 @@ def test_groups_vector_and_pairwise_ei_of_an_identity_layer(eye3):
     assert vec == pytest.approx(6, abs=5e-3) and pairs == pytest.approx(6, abs=5e-3)
     assert ei(layer, top, **kw) == pytest.approx(6, abs=5e-3)
 
+
+def test_outputs_below_out_range_get_deep_ei_extra_vector_bins():
+    """deep-ei's own tests measure identity layers whose outputs leave out_range=(0, 1)
+    downwards: its vector bins keep them (negative indices). y = (x_0, -x_1) bins x_1 one to one
+    (floor(-x/w) = -floor(x/w) - 1 except on the measure-zero edges): vector EI 2 log2 8."""
+    layer = nn.Linear(2, 2, bias=False)
+    top = topology_of(layer, input=torch.zeros((1, 2)))
+    _set(layer, [[1, 0], [0, -1]])
+    kw = dict(samples=N, **UNIT, activation=lambda x: x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")    # nothing is dropped: no OutOfRangeWarning
+        assert _seeded(ei, layer, top, **kw) == pytest.approx(2 * math.log2(K), abs=5e-3)  # bias 2e-3
+        got = _seeded(eis_between_groups, layer, top, [((1,), (1,)), ((0,), (1,))], **kw)
+    np.testing.assert_allclose(got, [math.log2(K), 0], atol=5e-3)
+    _set(layer, [[1, 0], [0.5, -0.5]])    # output 1 straddles 0: pairwise bins see its upper half
+    with pytest.warns(ei_jax.errors.OutOfRangeWarning):   # from the pairwise half only
+        vec, pairs = _seeded(vector_and_pairwise_ei, layer, top, **kw)
+    assert vec == _seeded(ei, layer, top, **kw)          # same samples, deep-ei's vector bins
+    assert pairs == _seeded(ei_parts, layer, top, **kw)  # and deep-ei's pairwise bins, unchanged
+    assert 0 < pairs < vec
+    _set(layer, [[1, 0], [0, -2]])        # rows above out_range are still dropped, as in deep-ei
+    with pytest.warns(ei_jax.errors.OutOfRangeWarning, match="widened"):
+        _seeded(ei, layer, top, samples=N, in_range=(-1, 1), in_bins=K, out_range=(0, 1), out_bins=K)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
+def test_a_device_torch_does_not_have_fails_as_in_deep_ei(one, device):
+    layer, top = one
+    _set(layer, [[1.0]])
+    try:
+        torch.empty(0, device=device)
+        pytest.skip(f"this machine has {device}")
+    except Exception as e:  # noqa: BLE001 - what deep-ei would fail with
+        theirs = type(e)
+    for dev in (device, torch.device(device)):
+        with pytest.raises(deep_ei.DeviceUnavailableError, match="not available") as info:
+            ei_parts(layer, top, samples=N, device=dev, **UNIT)
+        builtin = AssertionError if issubclass(theirs, AssertionError) else RuntimeError
+        assert issubclass(theirs, builtin)  # torch: no CUDA build / no driver / no MPS backend
+        assert isinstance(info.value, builtin) and isinstance(info.value, ei_jax.EIJaxError)
+    for dev in ("cpu", torch.device("cpu"), None):
+        assert ei_parts(layer, top, samples=1000, device=dev, **UNIT) >= 0
 
 def test_sequential_defaults_come_from_the_topology():
     torch.manual_seed(0)
@@ -325,7 +369,7 @@ def test_signatures_and_docstrings():
                                     "sensitivity_matrix", "eis_between_groups", "vector_and_pairwise_ei"}
 
 
-@pytest.mark.parametrize("module", [deep_ei, _measures, _topology, _activations, _trace],
+@pytest.mark.parametrize("module", [deep_ei, _measures, _topology, _activations, _trace, _vector],
                          ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     with warnings.catch_warnings():

@@ -9,9 +9,16 @@
   records the functions as their modules (documented difference), with the same shapes.
 * **Values** (deep-ei's README networks and settings): means over 10 torch seeds on each side,
   ``|mean_ours - mean_deepei| <= 6.5 * SE`` of the difference (Welch). For 18 degrees of freedom
-  ``P(|t| > 6.5) ~ 4e-6`` per comparison, so the chance of a false failure over the 10
-  comparisons is < 1e-4 (deep-ei's vector EI loops over rows in Python, so only two
-  ``ei`` cases). deep-ei gets the equivalent ``nn.Sequential`` where the drop-in gets
+  ``P(|t| > 6.5) ~ 4e-6`` per comparison, so the chance of a false failure over the 13
+  comparisons is < 1e-4 (deep-ei's vector EI loops over rows in Python, so only four
+  vector cases).
+* **Outputs below out_range** (deep-ei's own tests: a default-initialised Linear(3, 3), identity
+  activation, ``out_range=(0, 1)``, so outputs go negative): deep-ei keeps them as extra vector
+  bins and the drop-in does too, so ``ei`` and both halves of ``vector_and_pairwise_ei`` agree
+  (before, the drop-in dropped those rows and raised ``EmptyHistogramError``).
+* **Binning, on deep-ei's own samples**: the drop-in's widened range bins values as deep-ei's
+  floor formula does, to a bin index offset (a few values per million sit within float32
+  rounding of an edge and may land in the next bin). deep-ei gets the equivalent ``nn.Sequential`` where the drop-in gets
   the README's form (a single Linear with ``activation=nn.Sigmoid()``) or a custom module with
   functional activations (deep-ei would measure that one without its activations).
 """
@@ -116,6 +123,10 @@ CASES = [
      dict(in_range=(0, 1), in_bins=64, out_range=(0, 1), out_bins=64), "single"),
     ("functional-ei_parts", 14, [(6, 4), (4, 3)], ["sigmoid", "sigmoid"], 1, None, "ei_parts",
      dict(in_bins=8, out_bins=8), "functional"),
+    ("identity-below-range-ei", 16, [(3, 3)], ["identity"], 0, None, "ei",
+     dict(in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4), "bare"),
+    ("identity-below-range-vector_and_pairwise", 16, [(3, 3)], ["identity"], 0, None,
+     "vector_and_pairwise_ei", dict(in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4), "bare"),
 ]
 
 
@@ -189,6 +200,8 @@ def _drop_in(case):
                 return torch.sigmoid(self.fc2(torch.sigmoid(self.fc1(x))))
 
         net, extra = Net(), {}
+    elif form == "bare":  # no activation module: deep-ei measures the identity
+        net, extra = nn.Sequential(*mods), {}
     else:
         net = nn.Sequential(*[m for pair in zip(mods, (nn.Sigmoid(), nn.Tanh())) for m in pair])
         extra = {}
@@ -226,3 +239,27 @@ def test_means_agree_with_deep_ei(reference, case):
     else:
         assert all(isinstance(v, float) for v in values)
         _agree(label, values, res["values"])
+
+
+def test_widened_vector_bins_equal_deep_ei_on_its_samples():
+    """Outputs below out_range: the drop-in's widened range (``deep_ei_vector.widen``) gives
+    deep-ei's vector MI on the same float32 samples (negative bins kept, rows above dropped)."""
+    import ei_jax
+    from bridges._src.deep_ei_vector import output_floor, widen
+
+    (layer,) = _weights(16, [(3, 3)])
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (50_000, 3)).astype(np.float32)
+    with torch.no_grad():
+        y = layer(torch.from_numpy(x)).numpy().astype(np.float32)
+    cases = [((0, 1), 4), ((0, 1), 16), ((0, 0.5), 8), ((-0.2, 0.3), 64)]
+    reqs = [{"kind": "vector", "x": x, "y": y, "in_range": [0, 1], "in_bins": 4,
+             "out_range": list(r), "out_bins": k} for r, k in cases]
+    floor = output_floor([layer], "identity", (0, 1), 3)
+    assert floor <= float(y.min()) and (y < 0).any()
+    for (rng_, k), ref in zip(cases, run_oracle(reqs)):
+        out_range, out_bins, m = widen(rng_, k, floor)
+        assert m > 0 and ref["n_kept"] > 0
+        ours = float(ei_jax.mutual_information(x, y, in_range=(0, 1), in_bins=4, out_range=out_range,
+                                               out_bins=out_bins))
+        assert abs(ours - ref["mi"]) <= 1e-3, (rng_, k, ours, ref["mi"])
