@@ -15,19 +15,6 @@ from ei_jax.errors import (
     UnknownActivationError,
 )
 
-__all__ = [
-    "ActivationTypeError",
-    "DeviceUnavailableError",
-    "DeviceValueError",
-    "DynamicBinningError",
-    "LayerKeyError",
-    "SamplesRequiredError",
-    "SpanOrderError",
-    "TopologyTypeError",
-    "UnrecognisedOperationWarning",
-]
-
-
 class LayerKeyError(LayerNotFoundError, KeyError):
     """``layer`` or ``in_layer`` is not a node of the topology (deep-ei: ``KeyError``)."""
 

@@ -31,7 +31,7 @@ import networkx as nx
 
 from bridges._src import deep_ei_activations as acts
 from bridges._src.deep_ei_errors import UnrecognisedOperationWarning
-from bridges._src.torch_trace import trace
+from bridges._src.torch_trace import layer_types, trace
 from ei_jax.errors import UnsupportedModuleError
 
 __all__ = ["INFO_KEY", "TraceInfo", "topology_of"]
@@ -57,12 +57,6 @@ class TraceInfo:
     order: list
     shapes: dict
     breaks: dict
-
-
-def _layer_types():
-    import torch.nn as nn
-
-    return (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten)
 
 
 def _label(call) -> str:
@@ -139,10 +133,10 @@ def topology_of(model, input) -> nx.DiGraph:  # noqa: A002 - deep-ei's argument 
     cur = None          # the tensor the chain of layers has reached
     between: list[str] = []
     unread: list = []   # (layer, what): its output went first through an unrecognised operation
-    layer_types = _layer_types()
+    layers = layer_types()
     for call in calls:
         on_chain = cur is None or call.inp is cur
-        if call.kind == "module" and type(call.target) in layer_types:
+        if call.kind == "module" and type(call.target) in layers:
             module = call.target
             if module in graph:
                 raise UnsupportedModuleError(

@@ -35,14 +35,15 @@ class Call:
     out: Any
 
 
-def _atomic_types():
+def layer_types():
+    """The torch modules that are deep-ei layers (and that a trace records without entering)."""
     import torch.nn as nn
 
     return (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten)
 
 
 def _is_atomic(module) -> bool:
-    return isinstance(module, _atomic_types()) or next(module.children(), None) is None
+    return isinstance(module, layer_types()) or next(module.children(), None) is None
 
 
 def _first_tensor(args, kwargs):
