@@ -36,6 +36,28 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 CHECKPOINT_SUFFIXES = (".msgpack", *TORCH_SUFFIXES)
 #: What a user of a Flax checkpoint does when it is not a plain Dense chain.
 FLAX_REMEDY = "measure it from Python with ei_jax.topology_of(model, variables, x)"
+#: The same for torch weights: the command has no option for an architecture.
+TORCH_REMEDY = ("the ei-jax command reads plain stacks of Linear layers only (it has no "
+                "architecture option): load it from Python with bridges.load_checkpoint(path, "
+                "architecture=<the torch module>) and measure it with ei_jax")
+#: The library's advice about activations, as the command's option says it.
+_CLI_WORDING = (
+    ("pass activation='sigmoid' (used after every layer) or one name per layer, e.g. "
+     "activation=('sigmoid', 'tanh')", "pass --activation sigmoid (used after every layer) or "
+     "one name per layer, e.g. --activation sigmoid,tanh"),
+    ("activation=", "--activation "),
+)
+
+
+def _cli_error(error: EIJaxError) -> EIJaxError:
+    """``error`` with the library's keyword arguments in its message said as the command's
+    options (the same type, so callers catch it as before)."""
+    text = str(error)
+    for library, command in _CLI_WORDING:
+        text = text.replace(library, command)
+    if text == str(error):
+        return error
+    return type(error)(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +130,20 @@ def dense_chain(tree, activation, *, source: str = "the checkpoint") -> Loaded:
 
 def _with_bridges(path: Path, activation) -> Loaded:
     state, ordered = bridges.read_state_dict(path)
-    return Loaded(*bridges.linear_chain(state, activation, ordered=ordered, source=str(path)))
+    try:
+        return Loaded(*bridges.linear_chain(state, activation, ordered=ordered, source=str(path),
+                                            remedy=TORCH_REMEDY))
+    except EIJaxError as e:
+        raise _cli_error(e) from None
+
+
+def _check_folder(path: Path) -> None:
+    """A folder given as a checkpoint must hold something: an empty one (or one without any
+    file, at any depth) is a :class:`CheckpointNotFoundError` saying so."""
+    if not any(p.is_file() for p in path.rglob("*")):
+        raise CheckpointNotFoundError(
+            f"{path} is an empty folder: it holds no checkpoint. Expected checkpoint files "
+            f"({', '.join(CHECKPOINT_SUFFIXES)}) in it, or an orbax checkpoint directory.")
 
 
 def load_any_checkpoint(path, *, activation) -> Loaded:
@@ -141,6 +176,8 @@ def load_any_checkpoint(path, *, activation) -> Loaded:
         raise CheckpointNotFoundError(f"Checkpoint {path} does not exist.")
     if path.is_file() and path.suffix in TORCH_SUFFIXES:
         return _with_bridges(path, activation)
+    if path.is_dir():
+        _check_folder(path)
     try:
         tree = read_flax_checkpoint(path)
     except CheckpointError as flax_error:
@@ -150,7 +187,10 @@ def load_any_checkpoint(path, *, activation) -> Loaded:
             return _with_bridges(path, activation)
         except (EIJaxError, OSError):
             raise flax_error from None
-    return dense_chain(tree, activation, source=str(path))
+    try:
+        return dense_chain(tree, activation, source=str(path))
+    except EIJaxError as e:
+        raise _cli_error(e) from None
 
 
 # --- many checkpoints ---------------------------------------------------------------------------

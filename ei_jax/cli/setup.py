@@ -32,10 +32,18 @@ def set_cpu_devices(n: int, *, explicit: bool) -> str | None:
 
     Does nothing if ``XLA_FLAGS`` already sets ``--xla_force_host_platform_device_count`` (the
     user's choice wins). Once JAX has started its backends the count cannot change: then the
-    note says so if ``explicit`` (``--devices`` was given), else nothing is said.
+    note says so if ``explicit`` (``--devices`` was given), else nothing is said. More CPU
+    devices than :func:`core_count` only slow a run down (each device is a thread; the numbers
+    do not depend on the count): ``--devices`` above it is lowered to the cores, with a note.
     """
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
         return "XLA_FLAGS sets the CPU device count; --devices is ignored" if explicit else None
+    cores, lowered = core_count(), None
+    if n > cores:
+        lowered = (f"--devices {n} is more than the {cores} CPU core{'s' * (cores > 1)} this "
+                   f"process may use; more CPU devices than cores only slow the run (the numbers "
+                   f"do not depend on it): using {cores}")
+        n = cores
     import jax
 
     try:
@@ -43,7 +51,7 @@ def set_cpu_devices(n: int, *, explicit: bool) -> str | None:
     except RuntimeError:  # backends already started (ei_jax.cli.main called inside a program)
         if explicit and jax.device_count("cpu") != n:
             return f"JAX has already started with {jax.device_count('cpu')} CPU devices; --devices {n} is ignored"
-    return None
+    return lowered
 
 
 def enable_compilation_cache(*, disabled: bool = False) -> tuple[str | None, str | None]:

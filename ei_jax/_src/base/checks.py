@@ -12,6 +12,8 @@ cannot store a program that has one).
 """
 
 import contextlib
+import logging
+import math
 import threading
 
 import jax
@@ -19,10 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax._src.base.errors import (
+    EIJaxError,
+    InvalidCallError,
     InvalidOptionError,
+    InvalidRangeError,
     InvalidSamplesError,
     NonFiniteParamsError,
     NotDifferentiableError,
+    ShapeMismatchError,
 )
 from ei_jax._src.base.interface import MAX_SAMPLES
 
@@ -61,6 +67,77 @@ def check_choice(name: str, value, choices) -> str:
     return value
 
 
+def check_shape(name: str, value) -> tuple[int, ...]:
+    """``value`` as a non-empty tuple of positive ints (a tuple or list of ints, NumPy ints
+    accepted), else :class:`ShapeMismatchError`."""
+    if not isinstance(value, (tuple, list)) or not value or any(
+            isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 1
+            for d in value):
+        raise ShapeMismatchError(f"{name} must be a non-empty tuple of positive ints, e.g. (4,). "
+                                 f"Got {value!r}.")
+    return tuple(int(d) for d in value)
+
+
+def check_flag(name: str, value, *, none: bool = False):
+    """``value`` as a bool (NumPy bools accepted; not ``"no"``, which would read as true);
+    ``none=True`` also lets ``None`` through."""
+    if value is None and none:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    allowed = "True, False or None" if none else "True or False"
+    raise InvalidOptionError(f"{name} must be {allowed}. Got {value!r}.")
+
+
+def check_flags(progress=None, **flags) -> None:
+    """The measures' flags: ``progress`` True, False or None; every other one True or False."""
+    check_flag("progress", progress, none=True)
+    for name, value in flags.items():
+        check_flag(name, value)
+
+
+def check_range(name: str, value) -> tuple[float, float]:
+    """``value`` as a ``(lo, hi)`` pair of finite floats with ``lo < hi``, else
+    :class:`InvalidRangeError` (the binning's own check, for layers resolved before binning)."""
+    try:
+        lo, hi = value
+        lo, hi = float(lo), float(hi)
+    except (TypeError, ValueError):
+        raise InvalidRangeError(f"{name} must be a pair (lo, hi) of numbers. Got {value!r}.") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+        raise InvalidRangeError(f"{name} must be two finite numbers with lo < hi. Got {value!r}.")
+    return lo, hi
+
+
+def not_traced(function: str, *values) -> None:
+    """:class:`InvalidCallError` if a leaf of ``values`` is a JAX tracer: the convenient API
+    (NumPy / float results, Python loops over sample rounds) cannot run under ``jax.jit``,
+    ``jax.vmap`` or ``jax.grad``."""
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(values)):
+        raise InvalidCallError(
+            f"{function} got traced values (it was called under jax.jit, jax.vmap or jax.grad); "
+            "the convenient API returns NumPy / float results and cannot be traced. Inside "
+            "jax.jit or jax.vmap use ei_jax.core (e.g. ei_jax.core.ei_parts(key, apply_fn, params, "
+            "...)), or call this function outside the transformation."
+        )
+
+
+def core_key(key):
+    """A core function's ``key``: an int seed becomes ``jax.random.key(seed)``; key arrays
+    (typed, or legacy uint32 ``(..., 2)``, traced or not) pass unchanged; anything else is an
+    :class:`InvalidCallError`."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        return jax.random.key(int(key))
+    dtype = getattr(key, "dtype", None)
+    if isinstance(key, (jax.Array, np.ndarray)) and dtype is not None and (
+            jnp.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.uint32):
+        return key
+    raise InvalidCallError(
+        f"key must be a jax.random.key(seed) (or an int seed). Got {type(key).__name__}"
+        f"{getattr(key, 'shape', '')}."
+    )
+
+
 def check_devices(devices) -> int:
     """How many of ``jax.devices()`` share the work: ``None`` means all of them."""
     available = jax.device_count()
@@ -70,6 +147,25 @@ def check_devices(devices) -> int:
     if n > available:
         raise InvalidOptionError(f"devices must be in [1, {available}] (the devices JAX sees). Got {n}.")
     return n
+
+
+#: What a check failing inside a user's ``jax.jit`` adds to its message: JAX (0.10) turns an
+#: exception of a host callback into a ``jax.errors.JaxRuntimeError`` carrying its text only.
+IN_JIT = (" [Raised while a jax.jit program ran: JAX reports it as a jax.errors.JaxRuntimeError "
+          "ending with this message. For the ei_jax error type itself, call the measure outside "
+          "jax.jit, or map it over parameter stacks with ei_jax.core.map_params.]")
+
+
+class _QuietCallbackFailures(logging.Filter):
+    """Drops JAX's "jax.debug.callback failed" traceback log for an ei_jax check: the error's
+    message reaches the user in the ``JaxRuntimeError`` already."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, EIJaxError)
+
+
+logging.getLogger("jax._src.debugging").addFilter(_QuietCallbackFailures())
 
 
 def error_if(pred, error: type[Exception], message: str) -> None:
@@ -92,7 +188,7 @@ def error_if(pred, error: type[Exception], message: str) -> None:
 
     def fail(p):
         if np.any(np.asarray(p)):
-            raise error(message)
+            raise error(message + IN_JIT)
 
     @jax.custom_batching.custom_vmap
     def check(flag):

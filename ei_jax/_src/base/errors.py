@@ -29,6 +29,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "CheckpointShapeError",
     "MissingDependencyError",
+    "ProcessFailedError",
     "DefaultRangeWarning",
     "OutOfRangeWarning",
     "SampleLimitedWarning",
@@ -124,6 +125,11 @@ class CheckpointShapeError(CheckpointError, ShapeMismatchError):
 class MissingDependencyError(EIJaxError, ImportError):
     """An optional dependency (torch, safetensors, scikit-learn, orbax) is needed for this
     input but not installed; the message says what to install."""
+
+
+class ProcessFailedError(EIJaxError, RuntimeError):
+    """Another process of a ``jax.distributed`` run stopped while a measurement needed it (its
+    collective failed): the measurement cannot finish; restart every process."""
 
 
 class DefaultRangeWarning(UserWarning):

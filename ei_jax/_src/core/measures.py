@@ -7,11 +7,14 @@ over ``params`` (stacks of checkpoints, weight sweeps) or keys. Sampled measures
 differentiable: :func:`jax.grad` through them raises :class:`NotDifferentiableError`.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 
 from ei_jax._src.info import binning as _b
 from ei_jax._src.base import checks
+from ei_jax._src.base.errors import InvalidOptionError
 from ei_jax._src.sampled import distributed_counts
 from ei_jax._src.info import row_codes
 from ei_jax._src.sampled import sharding
@@ -57,25 +60,41 @@ def _document(fn, summary: str, returns: str, call: str, result: str, extra: str
 def pairwise_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
                    samples, start=0, batch_size=None, clip=False, method="auto",
                    devices=None) -> PairStats:
+    checks.check_flag("clip", clip)
+    in_shape = checks.check_shape("in_shape", in_shape)
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
                      batch_size=batch_size, devices=devices, samples=sample_hint(samples))
     lo, hi = checks.check_samples(samples, start)
-    params = checks.measured_params(params)
+    key, params = checks.core_key(key), checks.measured_params(params)
     return pair_loop(key, params, jnp.int32(lo), jnp.int32(hi), spec=spec)
 
 
 def sensitivity_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
                       samples, start=0, batch_size=None, clip=False, method="auto", baseline=0.0,
                       devices=None) -> PairStats:
+    checks.check_flag("clip", clip)
+    baseline = _check_baseline(baseline)
+    in_shape = checks.check_shape("in_shape", in_shape)
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
                      batch_size=batch_size, per_input=True, devices=devices,
                      samples=sample_hint(samples))
     lo, hi = checks.check_samples(samples, start)
-    params = checks.measured_params(params)
+    key, params = checks.core_key(key), checks.measured_params(params)
     return sensitivity_loop(key, params, jnp.int32(lo), jnp.int32(hi), spec=spec,
-                              baseline=float(baseline))
+                              baseline=baseline)
+
+
+def _check_baseline(baseline) -> float:
+    """``baseline`` as a finite Python float (a traced one cannot set a static input)."""
+    try:
+        value = float(baseline)
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+        raise InvalidOptionError(f"baseline must be a finite number. Got {baseline!r}.") from None
+    if isinstance(baseline, (bool, str)) or not math.isfinite(value):
+        raise InvalidOptionError(f"baseline must be a finite number. Got {baseline!r}.")
+    return value
 
 
 def vector_rows(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
@@ -101,6 +120,8 @@ def local_rows(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range,
     """:func:`vector_rows`; with ``gather=False`` (internal) rows made on other processes'
     devices stay there: the codes are then global arrays, read with
     :func:`sharding.local_valid_rows` and counted with :mod:`distributed_counts`."""
+    checks.check_flags(clip=clip, with_pairs=with_pairs)
+    in_shape = checks.check_shape("in_shape", in_shape)
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
                      batch_size=batch_size, mode=_b.VECTOR, devices=devices)
@@ -113,7 +134,7 @@ def local_rows(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range,
     groups = check_groups(groups if groups is not None else [(range(spec.n_in), range(spec.out_dim))],
                           spec.n_in, spec.out_dim)
     lo, hi = checks.check_samples(samples, start)
-    return vector_codes(key, spec, params, lo, hi, groups=groups, pair_spec=pair_spec, gather=gather)
+    return vector_codes(checks.core_key(key), spec, params, lo, hi, groups=groups, pair_spec=pair_spec, gather=gather)
 
 
 def vector_stats(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, out_bins,
@@ -178,6 +199,17 @@ def vector_ei(key, apply_fn, params, *, in_shape, in_range, in_bins, out_range, 
 
 
 _SENS = "\n      baseline: value of the inputs not intervened on (deep-ei: 0)."
+#: What the vector measures' docstrings say about their ceiling (no warning under jit/vmap).
+_CEILING = """
+
+    The ceiling: the plug-in vector EI cannot exceed ``log2 N`` (``N`` the rows counted), and
+    sits there when most rows are alone in their (input, output) cell -- it then measures the
+    sample count, not the layer (``log2(1e5) = 16.6057``). Under ``jax.jit`` / ``jax.vmap`` no
+    warning can be raised: check on the host, from :func:`vector_stats`'s ``mi`` and ``rows``,
+    ``stats.mi > jnp.log2(stats.rows) - 1`` (within a bit of the ceiling: more than ``N/2``
+    cells' worth of joint entropy, saturated; vmaps too). The convenient :func:`ei_jax.ei`
+    checks the rows themselves and warns (:class:`ei_jax.SampleLimitedWarning`) with the
+    fraction of rows alone in their cell."""
 _document(pairwise_stats, "Joint histograms of every (input, output) neuron pair under do(L1 = H^max).",
           ":class:`PairStats`: int32 ``counts (n_in, n_out, in_bins, out_bins)``, ``below`` and "
           "``above`` ``(n_out,)``.", "core.pairwise_stats(jax.random.key(1), apply, w, samples=5000, "
@@ -194,7 +226,8 @@ _document(vector_stats, "Vector MI of the whole layer (or of groups of neurons) 
           "((0, 1, 2), (1,))], **kw).mi.shape", "(2,)",
           "\n      groups: list of (input indices, output indices); default: all inputs, all outputs."
           "\n      with_pairs: also count pairwise histograms of the same samples."
-          "\n      pair_bins: ``(in_bins, out_bins)`` of those pairwise histograms (default: the same).")
+          "\n      pair_bins: ``(in_bins, out_bins)`` of those pairwise histograms (default: the same)."
+          + _CEILING)
 _document(ei_parts_matrix, "Matrix of I(x_A; y_B) under do(L1 = H^max): the terms of EI_parts.",
           "float32 ``(n_in, n_out)`` bits (rows are inputs); an all-out-of-range pair is NaN.",
           "core.ei_parts_matrix(jax.random.key(1), apply, w, samples=5000, **kw).shape", "(3, 2)")
@@ -208,9 +241,10 @@ _document(sensitivity_matrix, "Matrix of I(x_A; y_B) under do(x_A = H^max), othe
 _document(sensitivity, "Sensitivity: the sum of :func:`sensitivity_matrix`.", "float32 scalar, bits.",
           "float(core.sensitivity(jax.random.key(1), apply, w, samples=2000, **kw)) >= 0", "True", _SENS)
 _document(vector_ei, "Vector EI: I(X; Y) of whole binned rows under do(L1 = H^max).",
-          "float32 scalar, bits (vector binning: a row with any value out of range is dropped).",
+          "float32 scalar, bits (vector binning: a row with any value out of range is dropped). "
+          "At most ``log2 samples``: use :func:`vector_stats` to check the ceiling (above).",
           "float(core.vector_ei(jax.random.key(1), apply, w, samples=5000, **kw)) <= 3 * 3",
-          "True")
+          "True", _CEILING)
 
 __all__ = ["PairStats", "VectorStats", "ei_parts", "ei_parts_matrix", "pairwise_stats",
            "sensitivity", "sensitivity_matrix", "sensitivity_stats", "vector_ei", "vector_rows",

@@ -38,6 +38,7 @@ def causal_plane(key, topology, layer, *, versus="parts", in_layer=None, samples
       True
     """
     checks.check_choice("versus", versus, ("parts", "vector"))
+    checks.check_flags(progress, clip=clip, stderr=stderr)
     common = dict(in_layer=in_layer, batch_size=batch_size, in_range=in_range, in_bins=in_bins,
                   out_range=out_range, out_bins=out_bins, activation=activation, clip=clip,
                   progress=progress, stderr=stderr)

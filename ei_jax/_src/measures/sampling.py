@@ -19,9 +19,10 @@ import warnings
 
 import numpy as np
 
-from ei_jax._src.base.errors import InvalidCallError, InvalidSamplesError
+from ei_jax._src.base.errors import InvalidCallError, InvalidSamplesError, SampleLimitedWarning
 from ei_jax._src.base.interface import MAX_SAMPLES
 from ei_jax._src.base.progress import progress_bar
+from ei_jax._src.sampled import sharding
 
 #: Samples per jitted call of a manual run (int32 counts per call, int64 on the host).
 PIECE = 1 << 24
@@ -34,14 +35,16 @@ EXTRAPOLATE_POINTS = 20
 EXTRAPOLATE_SKIP = 4
 
 
-def check_threshold(threshold) -> float:
-    """``threshold`` as a positive finite float."""
+def check_threshold(threshold, name: str = "threshold") -> float:
+    """``threshold`` (or the argument ``name``) as a positive finite float."""
+    if isinstance(threshold, (bool, np.bool_, str)):
+        raise InvalidSamplesError(f"{name} must be a positive number. Got {threshold!r}.")
     try:
         t = float(threshold)
     except (TypeError, ValueError):
-        raise InvalidSamplesError(f"threshold must be a positive number. Got {threshold!r}.") from None
+        raise InvalidSamplesError(f"{name} must be a positive number. Got {threshold!r}.") from None
     if not (t > 0 and math.isfinite(t)):
-        raise InvalidSamplesError(f"threshold must be a positive finite number. Got {threshold!r}.")
+        raise InvalidSamplesError(f"{name} must be a positive finite number. Got {threshold!r}.")
     return t
 
 
@@ -58,15 +61,16 @@ def check_max_samples(max_samples) -> int:
 
 def add(total, part):
     """Adds a round's tuple of integer arrays to ``total`` in int64 (``total`` may be None)."""
-    part = tuple(np.asarray(a, np.int64) for a in part)
+    with sharding.peer_failures():  # where a sharded run's counts reach the host
+        part = tuple(np.asarray(a, np.int64) for a in part)
     return part if total is None else tuple(t + p for t, p in zip(total, part))
 
 
 def pieces(start: int, samples: int, *, progress, desc):
     """The ``(start, n)`` pieces of at most :data:`PIECE` samples covering a round, with a
-    progress bar (shown by default only for runs of more than two pieces)."""
-    show = progress if progress is not None else samples > 2 * PIECE
-    with progress_bar(samples, enabled=bool(show) and samples > PIECE, desc=desc) as bar:
+    progress bar for a run of several pieces (``progress=None``: automatic, a bar on a
+    terminal once the run has lasted a few seconds)."""
+    with progress_bar(samples, enabled=progress if samples > PIECE else False, desc=desc) as bar:
         s, stop = start, start + samples
         while s < stop:
             n = min(PIECE, stop - s)
@@ -95,7 +99,8 @@ class AutoRounds:
     def __init__(self, threshold, *, vector: bool, max_samples=None, desc: str = "", progress=None,
                  stderr_target=None):
         self.threshold = check_threshold(threshold)
-        self.stderr_target = None if stderr_target is None else check_threshold(stderr_target)
+        self.stderr_target = (None if stderr_target is None
+                              else check_threshold(stderr_target, "stderr_target"))
         self.vector = vector
         self.max_samples = check_max_samples(max_samples)
         self.desc, self.progress = desc, progress
@@ -125,9 +130,10 @@ class AutoRounds:
 
     def __iter__(self):
         interval = AUTO_START
-        with progress_bar(None, enabled=bool(self.progress), desc=self.desc) as bar:
+        with progress_bar(None, enabled=self.progress, desc=self.desc) as bar:
             while True:
                 rounds = len(self.values)
+                bar.set_postfix_str(f"round of {interval:,} samples")
                 yield self.samples, interval
                 if len(self.values) != rounds + 1:
                     raise InvalidCallError("AutoRounds: record() one estimate after every round.")
@@ -147,6 +153,31 @@ class AutoRounds:
                         stacklevel=3,
                     )
                     return
+
+
+#: Fewest samples per occupied cell, on average, of a pairwise estimate that is not flagged.
+MIN_PER_CELL = 2.0
+
+
+def warn_few_samples(counts, name: str, samples: int, *, stacklevel: int) -> None:
+    """:class:`SampleLimitedWarning` when the joint histograms ``counts (..., in_bins, out_bins)``
+    hold fewer than :data:`MIN_PER_CELL` samples per occupied cell on average (all pairs
+    together): most occupied cells then hold a single sample, so the plug-in MI of a pair
+    approaches ``log2`` of its samples whatever the layer does. Never fires with
+    ``samples >= 2 * in_bins * out_bins``."""
+    counts = np.asarray(counts)
+    occupied = int(np.count_nonzero(counts))
+    kept = int(counts.sum(dtype=np.int64))
+    if occupied and kept < MIN_PER_CELL * occupied:
+        warnings.warn(
+            f"{name}: {samples:,} samples leave {kept / occupied:.2f} samples per occupied cell of "
+            f"the {counts.shape[-2]} x {counts.shape[-1]}-bin joint histograms (fewer than "
+            f"{MIN_PER_CELL:g}): the value measures the sample count more than the layer. Pass "
+            f"more samples (at least {2 * counts.shape[-2] * counts.shape[-1]:,}), fewer bins, or "
+            "samples=None (automatic mode).",
+            SampleLimitedWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def extrapolation_rounds():

@@ -27,6 +27,7 @@ per call.
 import numpy as np
 
 from ei_jax._src.info import plugin, row_codes
+from ei_jax._src.sampled import sharding
 
 #: Buckets per process: a round gathers about 1 / (this x processes) of all the codes.
 ROUNDS_PER_PROCESS = 4
@@ -80,7 +81,8 @@ def gather(x: np.ndarray) -> np.ndarray:
     """``x`` of every JAX process, stacked: ``(processes, *x.shape)``."""
     from jax.experimental import multihost_utils
 
-    return np.asarray(multihost_utils.process_allgather(x))
+    with sharding.peer_failures():
+        return np.asarray(multihost_utils.process_allgather(x))
 
 
 def global_multiplicities(values: list, *, gather=gather, process=None, processes=None):

@@ -12,12 +12,46 @@ across processes in hash buckets (:mod:`ei_jax._src.sampled.distributed_counts`,
 (:func:`on_first_device`).
 """
 
+import contextlib
 import functools
 
 import jax
 import numpy as np
 
 AXIS = "blocks"
+
+#: Text of the runtime errors that mean a peer process is gone: a collective's connection
+#: reset or closed (gloo on CPU; NCCL on GPU), or the coordination service's verdict.
+_PEER_FAILURE = ("Gloo", "gloo", "NCCL", "Connection reset", "Connection closed",
+                 "coordination service", "heartbeat")
+
+
+@contextlib.contextmanager
+def peer_failures():
+    """Within: a ``JaxRuntimeError`` of a failed collective under ``jax.distributed`` (another
+    process exited or crashed) becomes :class:`ProcessFailedError` saying so.
+
+    A process whose peer dies mid-run gets the failure at its next collective at once when the
+    peer's connections close (the usual case: the peer process exited, even abruptly). JAX's
+    coordination service then terminates the surviving processes ``heartbeat_timeout_seconds``
+    after the peer's last heartbeat (``jax.distributed.initialize``'s argument, default 100):
+    pass a smaller one to bound how long a survivor may wait, e.g. on a peer that hangs.
+    """
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as e:
+        if jax.process_count() > 1 and any(m in str(e) for m in _PEER_FAILURE):
+            from ei_jax._src.base.errors import ProcessFailedError
+
+            first = str(e).strip().splitlines()[0][:300]
+            raise ProcessFailedError(
+                f"Process {jax.process_index()} of {jax.process_count()}: another process of this "
+                f"jax.distributed run stopped during the measurement (its collective failed: {first}). "
+                "The result cannot be completed: find why that process stopped (its log) and "
+                "restart every process. JAX ends the remaining processes heartbeat_timeout_seconds "
+                "(an argument of jax.distributed.initialize, default 100) after the peer stopped."
+            ) from e
+        raise
 
 
 @functools.lru_cache(maxsize=None)
@@ -120,10 +154,11 @@ def local_valid_rows(codes, valid) -> np.ndarray:
     """This process's valid rows of row codes sharded along their first axis: NumPy
     ``(R_local, ...)``, from its own devices' shards only (all rows of a local array), without
     a copy where a device's valid rows are a prefix of its buffer."""
-    if not spans_processes(codes):
-        return _valid_part(np.asarray(codes), np.asarray(valid))
-    by_start = lambda s: s.index[0].start or 0  # noqa: E731
-    shards = sorted(codes.addressable_shards, key=by_start)
-    masks = sorted(valid.addressable_shards, key=by_start)
-    parts = [_valid_part(np.asarray(c.data), np.asarray(v.data)) for c, v in zip(shards, masks)]
+    with peer_failures():
+        if not spans_processes(codes):
+            return _valid_part(np.asarray(codes), np.asarray(valid))
+        by_start = lambda s: s.index[0].start or 0  # noqa: E731
+        shards = sorted(codes.addressable_shards, key=by_start)
+        masks = sorted(valid.addressable_shards, key=by_start)
+        parts = [_valid_part(np.asarray(c.data), np.asarray(v.data)) for c, v in zip(shards, masks)]
     return parts[0] if len(parts) == 1 else np.concatenate(parts)

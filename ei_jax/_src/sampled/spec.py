@@ -81,7 +81,7 @@ def blocks_per_step(batch_size, bytes_per_sample: int, samples=None) -> int:
 def _in_shape(in_shape) -> tuple[int, ...]:
     try:
         shape = tuple(int(d) for d in in_shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise ShapeMismatchError(f"in_shape must be a tuple of ints. Got {in_shape!r}.") from None
     if not shape or any(d < 1 for d in shape):
         raise ShapeMismatchError(f"in_shape must be a non-empty tuple of positive ints. Got {shape}.")
