@@ -4,7 +4,7 @@ The paper measured each layer with 8 bins per neuron (``vector_and_pairwise_ei``
 samples, sensitivity on 5,000 samples per input). :class:`MeasureSettings` holds those
 knobs; :func:`measure_network` returns one row per layer, in bits, with the key it used:
 EI_parts, sensitivity and degeneracy exact where :mod:`ei_jax.exact` applies (unless
-``sampled``), vector EI sampled, every column with ``_stderr``, ``_corrected`` and
+``sampled``), vector EI sampled, every column as ``_corrected``, ``_stderr``, ``_plugin`` and
 ``_method`` fields (:mod:`ei_jax.experiments.table_columns`). :func:`measure_stack` measures N
 checkpoints of one architecture with the same keys: the exact columns of each layer in one
 vmapped call for all of them, the sampled ones per checkpoint, and gives each checkpoint the
@@ -131,7 +131,7 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
       >>> s = MeasureSettings(samples=2_000, sensitivity_samples=200, bins=4)
       >>> rows = measure_stack(jax.random.key(0), top, stacked, s)
       >>> alone = measure_network(jax.random.key(0), ei_jax.topology_of(model, nets[1], x0), s)
-      >>> abs(rows[1][0]["ei_parts"] - alone[0]["ei_parts"]) < 1e-12
+      >>> abs(rows[1][0]["ei_parts_corrected"] - alone[0]["ei_parts_corrected"]) < 1e-12
       True
     """
     del group_size

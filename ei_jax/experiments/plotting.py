@@ -7,10 +7,12 @@
   with the EI nullcline ``EI_parts = 0`` (the vertical axis through 0).
 
 Both take the rows of a run's table (dicts with ``epoch``, ``layer``, ``label`` and the
-measures, as written by :func:`ei_jax.experiments.reproduce`). Where a row has a
-``<measure>_stderr`` field (runs since the exact/uncertainty columns), sampled values get
-error bands (bars in the causal plane) of ``± 1.96`` standard errors (95%); exact values have
-none. With ``settings`` (the run's measurement settings) the figure carries a caption:
+measures, as written by :func:`ei_jax.experiments.reproduce`) and draw each measure's
+``<measure>_corrected`` field -- the bias-corrected value, or the exact one -- with error
+bands (bars in the causal plane) of ``± 1.96 <measure>_stderr`` (95%) around it; exact
+values have none. deep-ei's plug-in (``<measure>_plugin``) is biased upward and is not
+drawn: the standard error does not describe it. With ``settings`` (the run's measurement
+settings) the figure carries a caption:
 which columns are exact, the bins and sample counts, and why sensitivity ~0 at
 initialisation and negative degeneracy follow from the definitions at few bins.
 """
@@ -69,11 +71,26 @@ def _stderr(rs, col) -> np.ndarray | None:
     return s if np.any(s > 0) else None
 
 
-def _band(ax, e, rs, col, color):
+def shown(rs, col) -> np.ndarray:
+    """The values drawn for ``col``: the rows' ``col_corrected`` (bias-corrected or exact;
+    rows of runs from before the uncertainty columns: their bare ``col``)."""
+    return np.array([r[f"{col}_corrected"] if f"{col}_corrected" in r else r[col] for r in rs],
+                    np.float64)
+
+
+def band(rs, col):
+    """``(low, high)`` of the 95% band of ``col`` around :func:`shown`, or None (no errors)."""
     s = _stderr(rs, col)
-    if s is not None:
-        v = np.array([r[col] for r in rs], np.float64)
-        ax.fill_between(e, v - BAND * s, v + BAND * s, color=color, alpha=0.2, lw=0)
+    if s is None:
+        return None
+    v = shown(rs, col)
+    return v - BAND * s, v + BAND * s
+
+
+def _band(ax, e, rs, col, color):
+    b = band(rs, col)
+    if b is not None:
+        ax.fill_between(e, *b, color=color, alpha=0.2, lw=0)
 
 
 def _caption(fig: Figure, rows, settings, width: int):
@@ -90,7 +107,7 @@ def _png(fig: Figure) -> bytes:
 def ei_over_training_png(rows: Sequence[dict[str, Any]], title: str = "", *, settings=None) -> bytes:
     """Four panels against the epoch: loss; EI_parts; vector EI; sensitivity and degeneracy.
 
-    Sampled values with a ``*_stderr`` field get ``± 1.96`` standard-error bands; with
+    Draws the ``*_corrected`` values; sampled ones get ``± 1.96`` standard-error bands; with
     ``settings`` (bins, samples, sensitivity_samples) the figure has :func:`caption` below it.
     """
     layers = _by_layer(rows)
@@ -112,10 +129,10 @@ def ei_over_training_png(rows: Sequence[dict[str, Any]], title: str = "", *, set
     for (name, rs), c in zip(layers.items(), colors):
         e = [r["epoch"] for r in rs]
         label = f"{rs[0]['label']} ({name})"
-        ax_parts.plot(e, [r["ei_parts"] for r in rs], color=c, label=label)
-        ax_vec.plot(e, [r["vector_ei"] for r in rs], color=c, label=label)
-        ax_sd.plot(e, [r["sensitivity"] for r in rs], color=c, label=f"{rs[0]['label']} sensitivity")
-        ax_sd.plot(e, [r["degeneracy"] for r in rs], color=c, ls="--", label=f"{rs[0]['label']} degeneracy")
+        ax_parts.plot(e, shown(rs, "ei_parts"), color=c, label=label)
+        ax_vec.plot(e, shown(rs, "vector_ei"), color=c, label=label)
+        ax_sd.plot(e, shown(rs, "sensitivity"), color=c, label=f"{rs[0]['label']} sensitivity")
+        ax_sd.plot(e, shown(rs, "degeneracy"), color=c, ls="--", label=f"{rs[0]['label']} degeneracy")
         for ax, col in ((ax_parts, "ei_parts"), (ax_vec, "vector_ei"), (ax_sd, "sensitivity"),
                         (ax_sd, "degeneracy")):
             _band(ax, e, rs, col, c)
@@ -149,8 +166,7 @@ def causal_plane_png(rows: Sequence[dict[str, Any]], title: str = "", *, setting
     ax = fig.subplots()
     handles = []
     for (name, rs), c in zip(layers.items(), colors):
-        x = np.array([r["plane_x"] for r in rs])
-        y = np.array([r["plane_y"] for r in rs])
+        x, y = shown(rs, "plane_x"), shown(rs, "plane_y")
         (line,) = ax.plot(x, y, color=c, lw=1.5, marker=".", ms=3, label=f"{rs[0]['label']} ({name})")
         sx, sy = _stderr(rs, "plane_x"), _stderr(rs, "plane_y")
         if sx is not None or sy is not None:

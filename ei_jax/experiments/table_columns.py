@@ -3,17 +3,22 @@
 The CLI's tables (``ei-jax reproduce`` / ``ei-jax measure``) hold, per layer, EI_parts, vector
 EI, sensitivity, degeneracy (``S - EI_parts``), ``degeneracy_vector`` (``S - vector EI``) and
 the rotated causal-plane coordinates ``plane_x = (S - D)/sqrt 2``, ``plane_y = (S + D)/sqrt 2``.
-Every one of those columns ``c`` comes with
+Every one of those columns ``c`` is four fields, named for what they hold:
 
-* ``c_stderr``: the standard error of ``c_corrected`` (0.0 for an exact value);
-* ``c_corrected``: the bias-corrected estimate (the value itself when exact);
+* ``c_corrected``: the value the tables print and the plots draw -- the bias-corrected
+  estimate when sampled, the exact value when exact;
+* ``c_stderr``: the standard error of ``c_corrected`` (the ``±`` of the tables and the
+  half-width / 1.96 of the plots' bands; 0.0 for an exact value);
+* ``c_plugin``: deep-ei's plug-in estimate from the same samples (its own column: biased
+  upward, and ``c_stderr`` does not describe it); for an exact column the exact value, as
+  ``c_corrected``;
 * ``c_method``: ``"exact"`` (the infinite-sample value, :mod:`ei_jax.exact`) or
-  ``"sampled"`` (deep-ei's plug-in estimate from the samples).
+  ``"sampled"``.
 
 EI_parts and sensitivity are exact wherever :mod:`ei_jax.exact` applies (a single
-``f(x @ W + b)`` with a known activation); otherwise, or with ``sampled=True``, they are the
-plug-in estimates, the numbers ``measure_layer`` gives for the same key (to float32
-rounding: the same counts, their MI taken in float64). Vector EI is
+``f(x @ W + b)`` with a known activation); otherwise, or with ``sampled=True``, they are
+sampled: ``_corrected`` bias-corrected, ``_plugin`` the plug-in estimates the plain measures
+give for the same key (to float32 rounding: the same counts, their MI taken in float64). Vector EI is
 always sampled. A derived column is exact only when all its parts are; its standard error
 adds the parts' in quadrature (as if independent).
 """
@@ -28,8 +33,11 @@ from ei_jax._src.base.errors import ExactUnavailableError
 #: The measured columns of a row, in table order.
 COLUMNS = ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "degeneracy_vector", "plane_x",
            "plane_y")
-#: Every column a row holds besides layer/shape/key: each measure with its error fields.
-ROW_FIELDS = tuple(f"{c}{s}" for c in COLUMNS for s in ("", "_stderr", "_corrected", "_method"))
+#: The suffixes of a column's fields: the value shown, its standard error, deep-ei's plug-in
+#: and the method.
+SUFFIXES = ("_corrected", "_stderr", "_plugin", "_method")
+#: Every column a row holds besides layer/shape/key: each measure's four fields.
+ROW_FIELDS = tuple(f"{c}{s}" for c in COLUMNS for s in SUFFIXES)
 #: The half-width of the plots' error bands, in standard errors (a 95% interval).
 BAND = 1.96
 
@@ -81,7 +89,7 @@ def row_columns(parts: Column, vec: Column, sens: Column) -> dict:
 
     Example:
       >>> r = row_columns(Column.exact(2.0), Column.of(3.0), Column.exact(0.0))
-      >>> r["degeneracy"], r["degeneracy_method"], r["vector_ei_method"]
+      >>> r["degeneracy_corrected"], r["degeneracy_method"], r["vector_ei_method"]
       (-2.0, 'exact', 'sampled')
     """
     deg = sens - parts
@@ -95,8 +103,8 @@ def row_columns(parts: Column, vec: Column, sens: Column) -> dict:
     out = {}
     for name in COLUMNS:
         c = cols[name]
-        out.update({name: c.value, f"{name}_stderr": c.stderr, f"{name}_corrected": c.corrected,
-                    f"{name}_method": c.method})
+        out.update({f"{name}_corrected": c.corrected, f"{name}_stderr": c.stderr,
+                    f"{name}_plugin": c.value, f"{name}_method": c.method})
     return out
 
 
@@ -128,10 +136,10 @@ def layer_columns(key, top, layer, *, samples: int, sensitivity_samples: int, bi
 
     Returns:
       ``{field: value}`` for every field of :data:`ROW_FIELDS` (floats in bits, methods as
-      ``"exact"`` / ``"sampled"``). With ``sampled=True`` the values are those of
-      ``measure_layer`` for the same key: the same samples and counts, the plug-in computed
-      in float64 on the host (``measure_layer``'s vector EI is float32: equal to float32
-      rounding, ~1e-7 relative).
+      ``"exact"`` / ``"sampled"``). With ``sampled=True`` the ``*_plugin`` values are those
+      of the plain (``stderr=False``) measures for the same key: the same samples and
+      counts, the plug-in computed in float64 on the host (the plain vector EI is float32:
+      equal to float32 rounding, ~1e-7 relative).
 
     Raises:
       EmptyHistogramError and the sampled measures' errors (a layer where exact does not
@@ -204,8 +212,9 @@ def table_note(settings, rows=()) -> str:
     """The note printed under a table (and written into the plots' captions).
 
     States which columns are exact and which sampled (from the rows' ``*_method`` fields),
-    what ``±`` means, the bins and sample counts, and why sensitivity ~0 at initialisation
-    and negative degeneracy are what the definitions give at few bins, not a bug.
+    that the values shown are the bias-corrected ones and what ``±`` means, the bins and
+    sample counts, and why sensitivity ~0 at initialisation and negative degeneracy are what
+    the definitions give at few bins, not a bug.
 
     Args:
       settings: ``MeasureSettings`` or a dict with ``samples``, ``sensitivity_samples``, ``bins``.
@@ -221,10 +230,11 @@ def table_note(settings, rows=()) -> str:
     """
     bins, n, m = (_setting(settings, k) for k in ("bins", "samples", "sensitivity_samples"))
     lead = method_summary(rows) + " " if rows else ""
-    return (f"{lead}Sampled values are deep-ei's plug-in estimates at {bins} bins per neuron from "
-            f"{_count(n)} samples ({_count(m)} per input neuron for sensitivity); in the tables ± is one "
-            "standard error of the bias-corrected estimate (the *_corrected fields), 0 for exact "
-            "values. Sensitivity near 0 (as small as 1e-14, float rounding of 0) at "
+    return (f"{lead}Sampled values are bias-corrected estimates at {bins} bins per neuron from "
+            f"{_count(n)} samples ({_count(m)} per input neuron for sensitivity), shown ± one "
+            "standard error (the *_corrected and *_stderr fields; plots: 95% bands around them); "
+            "deep-ei's plug-in estimates, biased upward, are the plug-in columns (*_plugin). "
+            "Sensitivity near 0 (as small as 1e-14, float rounding of 0) at "
             "initialisation is not a bug: it perturbs one input at a time with the others at 0, "
             f"and small weights never move an output across a bin edge at {bins} bins, so each "
             "pair's output stays in one bin and carries 0 bits, while EI_parts of the same layer "

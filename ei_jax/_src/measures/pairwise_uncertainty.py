@@ -7,10 +7,14 @@ from the int64 quarter counts in float64 (:func:`ei_jax._src.info.uncertainty.in
 sum over pairs adds the delta method's second pass, counted in the same pieces.
 """
 
+import warnings
+
 import numpy as np
 
+from ei_jax._src.base.errors import SampleLimitedWarning
 from ei_jax._src.core import estimates as core_estimates
 from ei_jax._src.measures import sampling
+from ei_jax._src.info import uncertainty as unc
 from ei_jax._src.info.uncertainty import Estimate, influence_tables
 from ei_jax._src.base.interface import BLOCK
 
@@ -41,14 +45,47 @@ def total(quarters):
     return out
 
 
+def warn_limited(name: str, what: str, samples: int, residual, stderr, means, stacklevel=5) -> None:
+    """:class:`SampleLimitedWarning` where the correction's residual (:func:`unc.residual_bias`)
+    exceeds :data:`unc.RESIDUAL_LIMIT` standard errors, with about how many samples would do.
+
+    ``residual``, ``stderr`` and the plug-in / half / quarter ``means`` are scalars or arrays
+    of the same shape (a matrix: one entry per pair)."""
+    residual, stderr = np.atleast_1d(residual), np.atleast_1d(stderr)
+    bad = np.flatnonzero(unc.limited(residual, stderr))
+    if not bad.size:
+        return
+    full, half, quarter = (np.atleast_1d(m).ravel() for m in means)
+    need = max(unc.samples_needed(samples, residual.ravel()[i], stderr.ravel()[i], full[i], half[i],
+                                  quarter[i]) for i in bad)
+    i = bad[np.argmax(residual.ravel()[bad] / stderr.ravel()[bad])]
+    where = "" if residual.size == 1 else f" in {bad.size} of {residual.size} pairs"
+    warnings.warn(
+        f"Layer {name!r}: {what} is sample-limited{where} at {samples:,} samples: the bias "
+        f"correction's estimated residual ({residual.ravel()[i]:.3g} bits) exceeds its standard "
+        f"error ({stderr.ravel()[i]:.3g}): the plug-in's bias is not falling as 1/N yet (too many "
+        "cells hold few samples), so corrected ± 1.96 stderr is not a 95% interval. About "
+        f"{need:,} samples would do (or fewer bins; ei_jax.exact for a single layer).",
+        SampleLimitedWarning, stacklevel=stacklevel)
+
+
 def estimate(key, problem, kw, quarters, *, kind: str, samples: int, summed: bool, progress=None,
-             desc=""):
+             desc="", warn=True):
     """The :class:`Estimate` of a run from its int64 quarter counts (and, for a sum over pairs,
-    the second pass over its samples with ``key``)."""
-    value, corrected, variance, tables, _ = influence_tables([q[0] for q in quarters], np)
+    the second pass over its samples with ``key``); ``warn``: :func:`warn_limited` where the
+    correction is unreliable (``Estimate.limited`` is set either way)."""
+    value, corrected, variance, tables, _, (half, quarter) = influence_tables(
+        [q[0] for q in quarters], np)
     below, above = (sum(q[i] for q in quarters) for i in (1, 2))
+    what = "EI_parts" if kind == "parts" else "sensitivity"
     if not summed:
-        return Estimate(value, corrected, np.sqrt(variance), samples, below, above)
+        stderr = np.sqrt(variance)
+        residual = unc.residual_bias(value, half, quarter)
+        if warn:
+            warn_limited(problem.name, f"the {what} matrix", samples, residual, stderr,
+                         (value, half, quarter))
+        return Estimate(value, corrected, stderr, samples, below, above,
+                        unc.limited(residual, stderr))
     bounds = tuple(b for b, _ in split(0, samples, 4)) + (samples,)
     # Per-block sums of a piece, added in block order in float64: the same for any batch size
     # or device count. A block cut by a piece boundary is summed from both pieces' parts.
@@ -61,5 +98,10 @@ def estimate(key, problem, kw, quarters, *, kind: str, samples: int, summed: boo
         for i in range(-(-(s + n) // BLOCK) - first):
             blocks[first + i] = blocks.get(first + i, 0.0) + part[..., i]
     squares = sum(np.sum(blocks[b]) for b in sorted(blocks))
-    return Estimate(float(value.sum()), float(corrected.sum()), float(np.sqrt(squares)),
-                    samples, int(np.sum(below)), int(np.sum(above)))
+    stderr = float(np.sqrt(squares))
+    means = (float(value.sum()), float(half.sum()), float(quarter.sum()))
+    residual = float(unc.residual_bias(*means))
+    if warn:
+        warn_limited(problem.name, what, samples, residual, stderr, means)
+    return Estimate(means[0], float(corrected.sum()), stderr, samples, int(np.sum(below)),
+                    int(np.sum(above)), bool(unc.limited(residual, stderr)))

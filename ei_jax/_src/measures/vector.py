@@ -3,7 +3,9 @@
 A sample is kept only if every input and output of the layer is inside its range (deep-ei's
 vector binning; deep-ei keeps values below ``lo`` as extra bins, ei_jax drops them too).
 Automatic mode keeps the valid row codes of every round and adds the next round's, so its
-result equals a fixed run of the final size.
+result equals a fixed run of the final size. Every vector EI, plug-in or estimate, warns
+(:class:`SampleLimitedWarning`) when it sits at its ceiling ``log2 N``: when more than
+:data:`vector_uncertainty.SINGLETON_LIMIT` of the rows are alone in their (input, output) cell.
 """
 
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ from ei_jax._src.sampled import sharding
 from ei_jax._src.measures import vector_uncertainty
 from ei_jax._src.core.estimates import check_estimate_samples
 from ei_jax._src.base.errors import EmptyHistogramError
+from ei_jax._src.base.interface import VectorStats
 from ei_jax._src.model.problems import canonicalize_key, resolve
 
 #: Default sample limit of the vector automatic mode: the row codes of 2**28 samples take 4 GiB.
@@ -37,6 +40,21 @@ def _check_rows(problem, rows):
 def _report(problem, below, above, samples, clip):
     reporting.warn_out_of_range(problem.name, problem.out_range, below, above,
                                 samples * np.asarray(below).size, clip, stacklevel=4)
+
+
+def _plain_stats(key, problem, kw, samples, **extra):
+    """``(VectorStats, singleton fractions)``: :func:`core_measures.vector_stats`'s numbers
+    (the same computation) and, per group, the fraction of its rows alone in their cell (NaN
+    when the rows are spread over processes: not checked there)."""
+    codes, valid, below, above, pairs = core_measures.local_rows(
+        key, problem.apply_fn, problem.params, samples=samples, **kw, **extra)
+    rows = sharding.local_valid_rows(codes, valid)
+    if sharding.spans_processes(codes):
+        del codes, valid
+        mi, n, _ = distributed_counts.global_vector_mi(rows)
+        return VectorStats(jnp.asarray(mi), jnp.int32(n), below, above, pairs), [np.nan] * rows.shape[1]
+    st = VectorStats(row_codes.vector_mi(codes, valid), jnp.sum(valid, dtype=jnp.int32), below, above, pairs)
+    return st, [vector_uncertainty.singleton_fraction(rows[:, g]) for g in range(rows.shape[1])]
 
 
 def _quarter_runs(key, problem, kw, start, samples, parts, *, gather=True, **extra):
@@ -108,6 +126,10 @@ def _auto_ei(key, problem, kw, *, threshold, max_samples, progress, stderr, stde
         else:
             rounds.record(value)
     below, above = (sum(r[i] for r in runs) for i in (1, 2))
+    if not stderr and not runs[0][4]:      # the plug-in alone: say if it sits at its ceiling
+        rows = runs[0][0][:, 0]
+        vector_uncertainty.warn_ceiling(problem.name, rounds.values[-1], len(rows),
+                                        vector_uncertainty.singleton_fraction(rows), stacklevel=3)
     if stderr and est is None:
         est = _quarter_estimates(problem, runs, rounds.samples, stacklevel=5)[0]
     return (est if stderr else rounds.values[-1]), (below, above), rounds.samples
@@ -133,7 +155,9 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
         default :data:`VECTOR_MAX_SAMPLES` (``2**28``, whose row codes take 4 GiB).
       stderr: return an :class:`ei_jax.Estimate` (plug-in, bias-corrected value, standard
         error); warns (:class:`ei_jax.SampleLimitedWarning`) when the samples are too few
-        for the occupied cells, i.e. when neither number has converged.
+        for the occupied cells, i.e. when neither number has converged. Without it the
+        plug-in warns too where it sits at its ceiling ``log2 N`` (more than 20% of the rows
+        alone in their cell: the value then measures the sample count, not the layer).
       stderr_target: automatic mode until the standard error is below this (bits);
         implies ``stderr=True``.
 
@@ -150,6 +174,7 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
       >>> 0 < v <= 4
       True
     """
+    checks.check_flags(progress, clip=clip, stderr=stderr)
     key = canonicalize_key(key)
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
@@ -163,9 +188,10 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
         return est
     if samples is not None:
         _, samples = checks.check_samples(samples)
-        st = core_measures.vector_stats(key, problem.apply_fn, problem.params, samples=samples, **kw)
+        st, singles = _plain_stats(key, problem, kw, samples)
         _check_rows(problem, st.rows)
         _report(problem, st.below, st.above, samples, clip)
+        vector_uncertainty.warn_ceiling(problem.name, float(st.mi[0]), int(st.rows), singles[0], stacklevel=2)
         return float(st.mi[0])
     value, (below, above), used = _auto_ei(key, problem, kw, threshold=threshold,
                                           max_samples=max_samples, progress=progress, stderr=stderr,
@@ -200,6 +226,7 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
       ...                               out_bins=4, activation="sigmoid"))
       2
     """
+    checks.check_flags(clip=clip, stderr=stderr)
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip)
@@ -210,10 +237,11 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
         _report(problem, out[0].below, out[0].above, samples, clip)
         return out
     _, samples = checks.check_samples(samples)
-    st = core_measures.vector_stats(canonicalize_key(key), problem.apply_fn, problem.params,
-                                    samples=samples, groups=groups, **kw)
+    st, singles = _plain_stats(canonicalize_key(key), problem, kw, samples, groups=groups)
     _check_rows(problem, st.rows)
     _report(problem, st.below, st.above, samples, clip)
+    for v, f in zip(np.asarray(st.mi), singles):
+        vector_uncertainty.warn_ceiling(problem.name, float(v), int(st.rows), f, stacklevel=2)
     return [float(v) for v in np.asarray(st.mi)]
 
 
@@ -240,6 +268,7 @@ def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batc
       >>> v >= 0 and p >= 0
       True
     """
+    checks.check_flags(clip=clip, stderr=stderr)
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
     key = canonicalize_key(key)
@@ -255,9 +284,9 @@ def vector_and_pairwise_ei(key, topology, layer, *, in_layer=None, samples, batc
         return vec, pairwise_uncertainty.estimate(key, problem, pair_kw, pairs, kind="parts",
                                                   samples=samples, summed=True)
     _, samples = checks.check_samples(samples)
-    st = core_measures.vector_stats(key, problem.apply_fn, problem.params, samples=samples,
-                                    with_pairs=True, **kw)
+    st, singles = _plain_stats(key, problem, kw, samples, with_pairs=True)
     _check_rows(problem, st.rows)
     _report(problem, st.below, st.above, samples, clip)
+    vector_uncertainty.warn_ceiling(problem.name, float(st.mi[0]), int(st.rows), singles[0], stacklevel=2)
     mat = reporting.layer_mi_matrix(np.asarray(st.pairs.counts, np.int64), problem)
     return float(st.mi[0]), float(mat.sum())

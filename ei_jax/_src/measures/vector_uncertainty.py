@@ -7,7 +7,9 @@ with the pointwise MI ``log2 p(x, y) / (p(x) p(y))`` of each row in each sub-sam
 
 Vector EI is sample-limited when the rows are too few for the occupied cells: the plug-in
 cannot exceed ``log2 N`` and, with most rows distinct, every correction extrapolates from
-numbers that are all near that ceiling. Then :class:`SampleLimitedWarning` says so.
+numbers that are all near that ceiling. Then :class:`SampleLimitedWarning` says so, with the
+counts: with ``stderr=True`` (:func:`estimates`) and without (:func:`warn_ceiling`, the plain
+plug-in).
 """
 
 import math
@@ -15,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from ei_jax._src.info import row_codes
 from ei_jax._src.sampled import distributed_counts
 from ei_jax._src.sampled import distributed_uncertainty
 from ei_jax._src.base.errors import SampleLimitedWarning
@@ -49,6 +52,43 @@ def group_estimate(quarter_rows, samples: int, shared: bool = False):
     return distributed_uncertainty.global_group_estimate(quarter_rows, **collective(shared))
 
 
+def _limited_warning(message: str, **figures) -> SampleLimitedWarning:
+    """A :class:`SampleLimitedWarning` carrying its figures (``singletons``: the fraction of
+    rows alone in their cell, ``rows``, ``shift``: plug-in minus corrected, in bits) for the
+    one-line summaries of many measurements (:func:`limited_summary`)."""
+    w = SampleLimitedWarning(message)
+    for k, v in figures.items():
+        setattr(w, k, v)
+    return w
+
+
+def singleton_fraction(rows) -> float:
+    """The fraction of the valid rows ``(R, 4)`` of one group alone in their (input, output)
+    cell (0.0 for no rows)."""
+    if len(rows) == 0:
+        return 0.0
+    xy = np.sort(row_codes.code_column(np.asarray(rows), "xy"))
+    runs = np.diff(np.flatnonzero(row_codes.sorted_run_edges(xy)))
+    return float(np.count_nonzero(runs == 1)) / len(xy)
+
+
+def warn_ceiling(name: str, value: float, rows: int, singletons: float, stacklevel: int = 4) -> bool:
+    """:class:`SampleLimitedWarning` where a plug-in vector EI (``stderr=False``) sits at its
+    ceiling: more than :data:`SINGLETON_LIMIT` of the ``rows`` alone in their cell. Returns
+    whether it warned."""
+    if not singletons > SINGLETON_LIMIT:
+        return False
+    ceiling = math.log2(max(rows, 1))
+    warnings.warn(_limited_warning(
+        f"Layer {name!r}: vector EI is sample-limited: {round(singletons * rows):,} of the {rows:,} "
+        f"rows ({100 * singletons:.0f}%) are alone in their (input, output) cell, so the plug-in "
+        f"{value:.4f} bits sits {ceiling - value:.3g} bits below its ceiling log2 N = {ceiling:.4f} "
+        "and measures the sample count more than the layer. Use many more samples, fewer bins, "
+        "or eis_between_groups on fewer neurons (stderr=True gives the bias-corrected value).",
+        singletons=singletons, rows=rows, shift=math.nan), stacklevel=stacklevel + 1)
+    return True
+
+
 def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel: int = 4, results=None,
               shared: bool = False, rows: int = None):
     """One :class:`Estimate` per group from the valid rows ``(R_q, G, 4)`` of each quarter
@@ -61,28 +101,57 @@ def estimates(quarter_rows, samples: int, below, above, *, name: str, stacklevel
         result = results[g] if results is not None else group_estimate([r[:, g] for r in quarter_rows],
                                                                        samples, shared)
         value, corrected, stderr, singletons = result
-        if singletons > SINGLETON_LIMIT or value - corrected > max(2 * stderr, 0.05):
-            warnings.warn(
-                f"Layer {name!r}: vector EI is sample-limited: {100 * singletons:.0f}% of the {rows} "
-                f"rows are alone in their (input, output) cell and the bias correction moves the "
-                f"estimate by {value - corrected:.3g} bits ({value:.4g} -> {corrected:.4g}; plug-in "
-                f"ceiling log2 N = {math.log2(max(rows, 1)):.3g}). Neither number has converged: "
-                "use many more samples, fewer bins, or eis_between_groups on fewer neurons.",
-                SampleLimitedWarning,
+        limited = bool(singletons > SINGLETON_LIMIT or value - corrected > max(2 * stderr, 0.05))
+        if limited:
+            warnings.warn(_limited_warning(
+                f"Layer {name!r}: vector EI is sample-limited: {round(singletons * rows):,} of the "
+                f"{rows:,} rows ({100 * singletons:.0f}%) are alone in their (input, output) cell "
+                f"and the bias correction moves the estimate by {value - corrected:.3g} bits "
+                f"({value:.4g} -> {corrected:.4g}; plug-in ceiling log2 N = "
+                f"{math.log2(max(rows, 1)):.4g}). Neither number has converged: use many more "
+                "samples, fewer bins, or eis_between_groups on fewer neurons.",
+                singletons=singletons, rows=rows, shift=value - corrected),
                 stacklevel=stacklevel,
             )
-        out.append(Estimate(value, corrected, stderr, samples, int(np.sum(below)), int(np.sum(above))))
+        out.append(Estimate(value, corrected, stderr, samples, int(np.sum(below)), int(np.sum(above)),
+                            limited))
     return out
 
 
-def limited_summary(limited: int, total: int, samples: int, bins: int) -> str:
+def _percent_range(values) -> str:
+    lo, hi = min(values), max(values)
+    return f"{100 * lo:.0f}%" if f"{100 * lo:.0f}" == f"{100 * hi:.0f}" else f"{100 * lo:.0f}-{100 * hi:.0f}%"
+
+
+def limited_summary(limited: int, total: int, samples: int, bins: int, warnings_=()) -> str:
     """The one line a run of many layer measurements gives instead of ``limited`` warnings.
+
+    ``warnings_``: the caught :class:`SampleLimitedWarning` messages, or their ``vars()``
+    (their figures give the real fraction of rows alone in their cell and the correction's
+    shift; "most" only where it is most).
 
     Example:
       >>> limited_summary(3, 9, 20_000, 8).startswith("vector EI was sample-limited in 3 of 9 layer")
       True
+      >>> w = [_limited_warning("", singletons=f, rows=1000, shift=s) for f, s in
+      ...      ((0.05, 0.3), (0.38, 0.1), (0.33, 0.2))]
+      >>> text = limited_summary(3, 9, 20_000, 8, w)
+      >>> "5-38% of the rows alone in their cell" in text and "most" not in text
+      True
     """
+    figures = [w if isinstance(w, dict) else vars(w) for w in warnings_]
+    singles, shifts = ([float(f[k]) for f in figures if math.isfinite(float(f.get(k, math.nan)))]
+                       for k in ("singletons", "shift"))
+    why = []
+    if singles:
+        most = sum(f > 0.5 for f in singles)
+        why.append(f"{_percent_range(singles)} of the rows alone in their cell"
+                   + (f" (most rows in {most} of them)" if most else ""))
+    if shifts:
+        lo, hi = f"{min(shifts):.2g}", f"{max(shifts):.2g}"
+        why.append(f"the bias correction moving the estimate by {lo if lo == hi else f'{lo} to {hi}'} bits")
+    why = " and ".join(why) or "too few rows for the occupied cells"
     return (f"vector EI was sample-limited in {limited} of {total} layer measurements ({samples} samples, "
-            f"{bins} bins: most rows alone in their cell, so the plug-in and its correction have not "
-            "converged; see the vector_ei_corrected and vector_ei_stderr columns). Use more --samples "
+            f"{bins} bins: {why}, so the plug-in and its correction have not converged; see the "
+            "vector_ei_corrected, vector_ei_stderr and vector_ei_plugin columns). Use more --samples "
             "or fewer --bins.")

@@ -1,5 +1,7 @@
 """Bad input gets a typed exception (or warning) whose message says what to do."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 import ei_jax
-from ei_jax import core
+from ei_jax import core, exact
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +114,26 @@ def test_nan_weights():
 
 
 def test_all_out_of_range_pair_is_a_clear_error_not_a_math_domain_error():
+    """One rule (docs/concepts.md): a pair that kept nothing is 0 bits with an
+    OutOfRangeWarning naming it; EmptyHistogramError only when every pair is empty."""
     net = nn.Dense(2, use_bias=True)
     x0 = jnp.zeros((1, 2))
     params = {"params": {"kernel": jnp.array([[1.0, 0.0], [0.0, 1.0]]), "bias": jnp.array([50.0, 0.0])}}
     top = ei_jax.topology_of(net, params, x0)
+    kw = dict(in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4)
+    with pytest.warns(ei_jax.OutOfRangeWarning, match=r"pair\(s\) \(0, 0\), \(1, 0\) \(2 of 4\).*0 bits.*clip=True"):
+        m = ei_jax.ei_parts_matrix(jax.random.key(0), top, "Dense", samples=1000, **kw)
+    assert m[0, 0] == m[1, 0] == 0.0 and m[1, 1] > 1.0
+    with pytest.warns(ei_jax.OutOfRangeWarning, match="0 bits"):
+        assert ei_jax.ei_parts(jax.random.key(0), top, "Dense", samples=1000, **kw) == m.sum()
+    with pytest.warns(ei_jax.OutOfRangeWarning, match=r"\(0, 0\), \(1, 0\) \(2 of 4\).*0 bits"):
+        em = exact.ei_parts_matrix(top, "Dense", **kw)             # exact: the same rule
+    assert em[0, 0] == em[1, 0] == 0.0 and em[1, 1] > 1.0
+    every = ei_jax.topology_of(net, {"params": {"kernel": jnp.eye(2), "bias": jnp.array([50.0, 50.0])}}, x0)
     with pytest.raises(ei_jax.errors.EmptyHistogramError, match="clip=True"):
-        ei_jax.ei_parts(jax.random.key(0), top, "Dense", samples=1000, in_range=(0, 1), in_bins=4,
-                        out_range=(0, 1), out_bins=4)
+        ei_jax.ei_parts(jax.random.key(0), every, "Dense", samples=1000, **kw)
+    with pytest.raises(ei_jax.errors.EmptyHistogramError, match="outside out_range"):
+        exact.ei_parts(every, "Dense", **kw)
     # clip=True puts them in the edge bin instead, and says so.
     with pytest.warns(ei_jax.OutOfRangeWarning, match="edge bins"):
         v = ei_jax.ei_parts(jax.random.key(0), top, "Dense", samples=1000, in_range=(0, 1), in_bins=4,
@@ -172,3 +187,26 @@ def test_errors_are_also_builtin_exceptions():
     assert issubclass(ei_jax.errors.LayerNotFoundError, LookupError)
     assert issubclass(ei_jax.errors.UnsupportedModuleError, TypeError)
     assert issubclass(ei_jax.errors.EmptyHistogramError, ei_jax.EIJaxError)
+
+
+def test_nearly_empty_pairs_sampled_and_exact_agree():
+    """A ReLU layer whose out_range keeps ~1e-6 of two pairs' mass: both give those pairs 0
+    bits (the sampled measure warns: it kept no sample of them; exact measures the kept
+    sliver, all in one output bin), and agree on the rest."""
+    net = nn.Sequential([nn.Dense(2), nn.relu])
+    x0 = jnp.zeros((1, 2))
+    # output 0 = relu(x0 + x1 + 1.999999): inside (0, 2) only for x0 + x1 < 1e-6
+    p = {"params": {"layers_0": {"kernel": jnp.array([[1.0, 0.5], [1.0, 0.0]]),
+                                 "bias": jnp.array([1.999999, 0.0])}}}
+    top = ei_jax.topology_of(net, p, x0)
+    kw = dict(in_range=(0, 1), in_bins=4, out_range=(0, 2), out_bins=4)
+    want = exact.sensitivity_matrix(top, "layers_0", **kw)      # the kept sliver: one bin, 0 bits
+    with pytest.warns(ei_jax.OutOfRangeWarning, match=r"\(0, 0\), \(1, 0\).*0 bits"):
+        got = ei_jax.sensitivity_matrix(jax.random.key(0), top, "layers_0", samples=5000, **kw)
+    assert got[0, 0] == got[1, 0] == 0.0
+    np.testing.assert_allclose(want[:, 0], 0.0, atol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ei_jax.OutOfRangeWarning)
+        est = ei_jax.sensitivity(jax.random.key(0), top, "layers_0", samples=5000, stderr=True, **kw)
+        total = exact.sensitivity(top, "layers_0", **kw)
+    assert abs(est.corrected - total) <= 5 * est.stderr + 1e-3
