@@ -14,17 +14,21 @@ state dict under ``"state_dict"``, ``"model_state_dict"``, ``"model"``, ``"net"`
 ``"module"``; a ``"module."`` prefix on every key (``nn.DataParallel``) is removed.
 """
 
+import copy
 import os
 import pickle
 from pathlib import Path
 
-from bridges._src import flax_build, ir
+import numpy as np
+
+from bridges._src import flax_build, ir, ir_state
 from bridges._src.errors import (
     SAFETENSORS_INSTALL,
     CheckpointError,
     CheckpointNotFoundError,
     InvalidCallError,
     MissingDependencyError,
+    UnsupportedModuleError,
     require_torch,
 )
 
@@ -149,7 +153,21 @@ def read_state_dict(path) -> tuple[dict, bool]:
     return _read_safetensors(path), False
 
 
-def load_checkpoint(path, *, architecture=None, activation=None, api: str = "linen"):
+def _traced(architecture, state, source, x, api):
+    """A custom-``forward`` architecture: the state loaded into a copy by torch, then traced."""
+    torch = require_torch("Loading a checkpoint into a module with its own forward()")
+    tensors = {k: torch.as_tensor(np.asarray(v) if np.asarray(v).dtype.kind in "iub"
+                                  else ir.as_float32(k, v, source)) for k, v in state.items()}
+    try:
+        architecture.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{source} does not fit the architecture: {e}") from None
+    from bridges._src.torch_modules import from_torch
+
+    return from_torch(architecture, api=api, x=x)
+
+
+def load_checkpoint(path, *, architecture=None, activation=None, api: str = "linen", x=None):
     """Loads a PyTorch checkpoint file as a Flax network, ready for :func:`ei_jax.topology_of`.
 
     Reads ``torch.save`` files (with ``weights_only=True``; needs torch) and safetensors files
@@ -168,6 +186,9 @@ def load_checkpoint(path, *, architecture=None, activation=None, api: str = "lin
         (``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"``), or a sequence of one per layer,
         e.g. ``("sigmoid", "tanh")``. Required there: a checkpoint stores no activations.
       api: ``"linen"`` or ``"nnx"``.
+      x: with an ``architecture`` that has its own ``forward`` (a residual block): an example
+        input (as torch takes it) to trace it with, as in :func:`bridges.from_torch`. The
+        architecture is copied and put in eval mode (BatchNorm, Dropout) before it is read.
 
     Returns:
       linen: ``(model, variables)``; NNX: the module (as :func:`bridges.from_torch`).
@@ -203,7 +224,14 @@ def load_checkpoint(path, *, architecture=None, activation=None, api: str = "lin
             )
         from bridges._src.torch_modules import describe
 
-        layers = ir.with_state(describe(architecture), state, source=source)
+        if hasattr(architecture, "eval"):   # measured as at evaluation time
+            architecture = copy.deepcopy(architecture).eval()
+        try:
+            layers = ir_state.with_state(describe(architecture), state, source=source)
+        except UnsupportedModuleError:
+            if x is None:
+                raise
+            return _traced(architecture, state, source, x, api)
     else:
         layers = ir.linear_stack(state, activation, ordered=ordered, source=source)
     return flax_build.build(layers, api)

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 import ei_jax
+from bridges._src import deep_ei_activations as acts
 
 __all__ = ["output_floor", "widen"]
 
@@ -54,7 +55,7 @@ def _through(module, lo, hi):
         return (min(lo, 0.0), max(hi, 0.0)) if pad else (lo, hi)
     if type(module) is nn.Flatten:
         return lo, hi
-    if type(module) in (nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Identity):  # monotone
+    if acts.name_of(module) is not acts.UNKNOWN:  # a registry activation: non-decreasing
         with torch.no_grad():
             a, b = module(torch.tensor([lo, hi], dtype=torch.float64)).tolist()
         return a, b

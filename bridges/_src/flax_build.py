@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ei_jax
-from bridges._src import ir
+from bridges._src import ir, ir_state
 from bridges._src.errors import UnknownApiError
 
 APIS = ("linen", "nnx")
@@ -27,8 +27,12 @@ APIS = ("linen", "nnx")
 def activation_functions(module) -> dict:
     """``{name: function}`` of the registry's activations with a Flax function, from ``module``
     (``flax.linen`` or ``flax.nnx``)."""
-    return {a.name: getattr(module, a.flax_name) for a in ei_jax.activations()
-            if a.flax_name is not None}
+    out = {a.name: getattr(module, a.flax_name) for a in ei_jax.activations()
+           if a.flax_name is not None}
+    # a torch activation without a Flax counterpart (GELU's erf form): the registry's function
+    out.update({a.name: a.fn for a in ei_jax.activations()
+                if a.flax_name is None and a.torch_modules and a.name != "identity"})
+    return out
 
 
 def check_api(api) -> str:
@@ -52,31 +56,75 @@ def _structure(layer):
     return cls(layer.window, layer.stride, layer.padding, **extra)
 
 
+def _ones(a, n):
+    return jnp.ones((n,), jnp.float32) if a is None else jnp.asarray(a)
+
+
+def _zeros(a, n):
+    return jnp.zeros((n,), jnp.float32) if a is None else jnp.asarray(a)
+
+
+def linen_norm(layer, name=None):
+    """``(module, {collection: variables})`` of a BatchNorm / LayerNorm spec in linen."""
+    import flax.linen as nn
+
+    n = layer.features
+    if isinstance(layer, ir_state.BatchNorm):
+        mod = nn.BatchNorm(use_running_average=True, epsilon=layer.eps, name=name)
+        return mod, {"params": {"scale": _ones(layer.weight, n), "bias": _zeros(layer.bias, n)},
+                     "batch_stats": {"mean": jnp.asarray(layer.running_mean),
+                                     "var": jnp.asarray(layer.running_var)}}
+    mod = nn.LayerNorm(epsilon=layer.eps, use_scale=layer.weight is not None,
+                       use_bias=layer.bias is not None, name=name)
+    p = {k: jnp.asarray(v) for k, v in (("scale", layer.weight), ("bias", layer.bias)) if v is not None}
+    return mod, {"params": p}
+
+
+def linen_weighted(layer, name=None):
+    """``(module, params)`` of a Linear / Conv2d spec in linen."""
+    import flax.linen as nn
+
+    use_bias = layer.bias is not None
+    if isinstance(layer, ir.Linear):
+        mod = nn.Dense(int(layer.weight.shape[0]), use_bias=use_bias, name=name)
+    else:
+        mod = nn.Conv(int(layer.weight.shape[0]), tuple(int(k) for k in layer.weight.shape[2:]),
+                      strides=layer.stride, padding=layer.padding,
+                      kernel_dilation=layer.dilation, use_bias=use_bias, name=name)
+    p = {"kernel": jnp.asarray(_kernel(layer))}
+    if use_bias:
+        p["bias"] = jnp.asarray(layer.bias)
+    return mod, p
+
+
+NORMS = (ir_state.BatchNorm, ir_state.LayerNorm)
+
+
+#: The linen/NNX module of a structure spec (Flatten, Pool): no parameters.
+structure = _structure
+
+
 def to_linen(layers):
     """``(flax.linen.Sequential, variables)`` for the layer specs."""
     import flax.linen as nn
 
     acts = activation_functions(nn)
-    modules, params = [], {}
+    modules, params, stats = [], {}, {}
     for layer in layers:
-        if isinstance(layer, ir.WEIGHTED):
-            use_bias = layer.bias is not None
-            if isinstance(layer, ir.Linear):
-                mod = nn.Dense(int(layer.weight.shape[0]), use_bias=use_bias)
-            else:
-                mod = nn.Conv(int(layer.weight.shape[0]), tuple(int(k) for k in layer.weight.shape[2:]),
-                              strides=layer.stride, padding=layer.padding,
-                              kernel_dilation=layer.dilation, use_bias=use_bias)
-            p = {"kernel": jnp.asarray(_kernel(layer))}
-            if use_bias:
-                p["bias"] = jnp.asarray(layer.bias)
-            params[f"layers_{len(modules)}"] = p
+        if isinstance(layer, NORMS):
+            mod, v = linen_norm(layer)
+            params[f"layers_{len(modules)}"] = v["params"]
+            if "batch_stats" in v:
+                stats[f"layers_{len(modules)}"] = v["batch_stats"]
+            modules.append(mod)
+        elif isinstance(layer, ir.WEIGHTED):
+            mod, params[f"layers_{len(modules)}"] = linen_weighted(layer)
             modules.append(mod)
         elif isinstance(layer, ir.Activation):
             modules.append(acts[layer.name])
         else:
             modules.append(_structure(layer))
-    return nn.Sequential(modules), {"params": params}
+    return nn.Sequential(modules), {"params": params, **({"batch_stats": stats} if stats else {})}
 
 
 def _constant(value):
@@ -91,6 +139,24 @@ def _constant(value):
     return init
 
 
+def _nnx_norm(layer, rngs):
+    from flax import nnx
+
+    n = layer.features
+    if isinstance(layer, ir_state.BatchNorm):
+        mod = nnx.BatchNorm(n, use_running_average=True, epsilon=layer.eps, rngs=rngs)
+        mod.mean[...] = jnp.asarray(layer.running_mean)
+        mod.var[...] = jnp.asarray(layer.running_var)
+    else:
+        mod = nnx.LayerNorm(n, epsilon=layer.eps, use_scale=layer.weight is not None,
+                            use_bias=layer.bias is not None, rngs=rngs)
+    if layer.weight is not None:
+        mod.scale[...] = jnp.asarray(layer.weight)
+    if layer.bias is not None:
+        mod.bias[...] = jnp.asarray(layer.bias)
+    return mod
+
+
 def to_nnx(layers):
     """A ``flax.nnx.Sequential`` holding the layer specs' weights."""
     from flax import nnx
@@ -99,7 +165,9 @@ def to_nnx(layers):
     rngs = nnx.Rngs(0)  # required by the constructors; the initializers ignore it
     modules = []
     for layer in layers:
-        if isinstance(layer, ir.WEIGHTED):
+        if isinstance(layer, NORMS):
+            modules.append(_nnx_norm(layer, rngs))
+        elif isinstance(layer, ir.WEIGHTED):
             use_bias = layer.bias is not None
             inits = {"kernel_init": _constant(_kernel(layer))}
             if use_bias:

@@ -94,63 +94,8 @@ def as_float32(name: str, array, source: str) -> np.ndarray:
     return np.array(a, dtype=np.float32, copy=True)
 
 
-def param_shapes(layer) -> dict[str, tuple[int, ...]]:
-    shapes = {"weight": tuple(layer.weight.shape)}
-    if layer.bias is not None:
-        shapes["bias"] = tuple(layer.bias.shape)
-    return shapes
-
-
 def _key(prefix: str, leaf: str) -> str:
     return f"{prefix}.{leaf}" if prefix else leaf
-
-
-def with_state(layers, state: dict[str, np.ndarray], *, source: str):
-    """The architecture ``layers`` with every weight and bias taken from ``state``.
-
-    ``state`` maps PyTorch ``state_dict`` names (``"0.weight"``, ``"fc1.bias"``) to arrays.
-    Like ``torch.nn.Module.load_state_dict(strict=True)``, every parameter must be present
-    with the architecture's shape and no key may be left over.
-
-    Raises:
-      CheckpointShapeError: a tensor's shape differs from the architecture's parameter.
-      CheckpointError: keys missing from, or unexpected in, the checkpoint.
-    """
-    out, used, missing = [], set(), []
-    for layer in layers:
-        if not isinstance(layer, WEIGHTED):
-            out.append(layer)
-            continue
-        new = {}
-        for leaf, shape in param_shapes(layer).items():
-            k = _key(layer.name, leaf)
-            if k not in state:
-                missing.append(k)
-                continue
-            got = tuple(np.shape(state[k]))
-            if got != shape:
-                raise CheckpointShapeError(
-                    f"{source}: tensor {k!r} has shape {got}, but the architecture's "
-                    f"{layer.describe()} at {layer.name or '<root>'!r} expects {shape}. "
-                    "Pass the architecture the checkpoint was saved from."
-                )
-            new[leaf] = as_float32(k, state[k], source)
-            used.add(k)
-        out.append(dataclasses.replace(layer, weight=new.get("weight", layer.weight),
-                                       bias=new.get("bias", layer.bias)))
-    unexpected = [k for k in state if k not in used]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected}")
-        raise CheckpointError(
-            f"{source} does not fit the architecture: {'; '.join(parts)}. The architecture's "
-            f"parameters are {[_key(l.name, p) for l in layers if isinstance(l, WEIGHTED) for p in param_shapes(l)]}. "
-            "Pass the architecture the checkpoint was saved from (same module names)."
-        )
-    return tuple(out)
 
 
 def natural_key(name: str):

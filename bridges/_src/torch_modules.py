@@ -6,7 +6,7 @@ torch is imported only here, and only when a torch module is actually given.
 import sys
 
 import ei_jax
-from bridges._src import flax_build, ir
+from bridges._src import flax_build, ir, ir_state
 from bridges._src.errors import InvalidCallError, UnsupportedModuleError
 
 
@@ -14,8 +14,9 @@ def supported() -> str:
     """The modules :func:`from_torch` converts (the activations from ei_jax's registry)."""
     acts = ", ".join(f"nn.{m}" for a in ei_jax.activations() for m in a.torch_modules)
     return ("nn.Linear, nn.Conv2d (groups=1, padding_mode='zeros'), nn.AvgPool2d and nn.MaxPool2d "
-            f"(ceil_mode=False), nn.Flatten (start_dim=1, end_dim=-1), {acts}, and nn.Sequential "
-            "of these")
+            "(ceil_mode=False), nn.Flatten (start_dim=1, end_dim=-1), nn.BatchNorm1d/2d and "
+            "nn.Dropout (eval mode), nn.LayerNorm (over the last axis), "
+            f"{acts}, and nn.Sequential of these (other modules: pass x= to trace their forward)")
 
 
 def _pair(v) -> tuple[int, int]:
@@ -47,8 +48,8 @@ def _unsupported(module, path, why=""):
     extra = f" ({why})" if why else ""
     custom = ""
     if not why and len(list(module.children())):
-        custom = (" Its forward() cannot be read, so rebuild it as an nn.Sequential of supported "
-                  "modules (or pass the nn.Sequential inside it).")
+        custom = (" Its forward() is custom: pass an example input, from_torch(module, x=x) "
+                  "(NCHW images, as torch takes them), to trace it.")
     return UnsupportedModuleError(
         f"torch module {type(module).__name__} at {where!r} is not supported{extra}. "
         f"bridges converts: {supported()}.{custom}"
@@ -70,6 +71,18 @@ def _activation_entry(module):
             if cls is not None and _own_forward(module, cls):
                 return a
     return None
+
+
+def layer_module(module) -> bool:
+    """``module`` is one layer :func:`_convert` reads alone (a traced forward pass records its
+    calls without entering it): a supported layer type, an activation, or any module without
+    children (an unsupported one is then named)."""
+    import torch.nn as nn
+
+    kinds = (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.BatchNorm1d,
+             nn.BatchNorm2d, nn.LayerNorm, nn.Dropout)
+    return (any(_own_forward(module, k) for k in kinds) or _activation_entry(module) is not None
+            or next(module.children(), None) is None)
 
 
 def _convert(module, path, out):
@@ -118,7 +131,27 @@ def _convert(module, path, out):
             raise _unsupported(module, path, f"start_dim={module.start_dim}, end_dim={module.end_dim}; "
                                              "only start_dim=1, end_dim=-1")
         out.append(ir.Flatten())
+    elif _own_forward(module, nn.BatchNorm1d) or _own_forward(module, nn.BatchNorm2d):
+        if module.training or not module.track_running_stats:
+            raise _unsupported(module, path, "training mode or no running statistics normalise with "
+                                             "the batch's statistics; call .eval() first")
+        w = None if module.weight is None else _array(module.weight, key("weight"))
+        b = None if module.bias is None else _array(module.bias, key("bias"))
+        out.append(ir_state.BatchNorm(path, w, b, _array(module.running_mean, key("running_mean")),
+                                      _array(module.running_var, key("running_var")), float(module.eps)))
+    elif _own_forward(module, nn.LayerNorm):
+        if len(module.normalized_shape) != 1:
+            raise _unsupported(module, path, f"normalized_shape={tuple(module.normalized_shape)}; only "
+                                             "the last axis (one int)")
+        w = None if module.weight is None else _array(module.weight, key("weight"))
+        b = None if getattr(module, "bias", None) is None else _array(module.bias, key("bias"))
+        out.append(ir_state.LayerNorm(path, w, b, int(module.normalized_shape[0]), float(module.eps)))
+    elif _own_forward(module, nn.Dropout):
+        if module.training:
+            raise _unsupported(module, path, "training mode is random; call .eval() first")
     elif (entry := _activation_entry(module)) is not None:
+        if getattr(module, "approximate", "none") != "none":
+            raise _unsupported(module, path, f"approximate={module.approximate!r}; only 'none'")
         if entry.name != "identity":
             out.append(ir.Activation(entry.name))
     else:
@@ -134,9 +167,9 @@ def _check_feature_maps(layers, module):
             spatial = True
         elif isinstance(layer, ir.Flatten):
             spatial = False
-        elif isinstance(layer, ir.Linear) and spatial:
+        elif isinstance(layer, (ir.Linear, ir_state.LayerNorm)) and spatial:
             raise UnsupportedModuleError(
-                f"nn.Linear at {layer.name!r} of {type(module).__name__} is applied to a convolutional "
+                f"{type(layer).__name__} at {layer.name!r} of {type(module).__name__} is applied to a convolutional "
                 "feature map (torch applies it along the last, width, axis of NCHW), which bridges "
                 "cannot convert to NHWC. Put an nn.Flatten before it."
             )
@@ -156,27 +189,36 @@ def describe(module):
     return ir.check_network(out, f"torch module {type(module).__name__}", UnsupportedModuleError)
 
 
-def from_torch(module, *, api: str = "linen"):
+def from_torch(module, *, api: str = "linen", x=None):
     """Converts a PyTorch module to Flax, with its weights.
 
     Supported: ``nn.Linear`` (with or without bias), ``nn.Conv2d`` (stride, padding, dilation,
-    ``groups=1``), ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.Flatten``, ``nn.Sigmoid``, ``nn.Tanh``,
-    ``nn.ReLU``, ``nn.Identity``, and (nested) ``nn.Sequential`` of these. Weights are copied as
-    float32. The Flax network takes images (4-d inputs) as NHWC (``x_torch.permute(0, 2, 3, 1)``);
-    other inputs are the same in both.
+    ``groups=1``), ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.Flatten``, ``nn.BatchNorm1d/2d`` and
+    ``nn.Dropout`` in eval mode (``module.eval()``), ``nn.LayerNorm`` over the last axis, the
+    activations of ei_jax's registry (``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``, ``nn.GELU``,
+    ``nn.SiLU``, ``nn.Identity``), and (nested) ``nn.Sequential`` of these. A module with its
+    own ``forward`` (a residual block) converts when given an example input ``x``: it is run
+    once and its data flow between those layers -- ``x + y``, activation functions, flatten --
+    is replayed in Flax (linen only). Weights are copied as float32. The Flax network takes
+    images (4-d inputs) as NHWC (``x_torch.permute(0, 2, 3, 1)``); other inputs are the same.
 
     Args:
       module: a ``torch.nn.Module`` built from the layers above.
       api: ``"linen"`` or ``"nnx"``.
+      x: an example input as torch takes it (NCHW images): needed only for a module with its
+        own ``forward``.
 
     Returns:
-      linen: ``(model, variables)`` -- measure with ``ei_jax.topology_of(model, variables, x)``.
+      linen: ``(model, variables)`` -- measure with ``ei_jax.topology_of(model, variables, x)``
+      (BatchNorm statistics are in ``variables["batch_stats"]``).
       NNX: an ``nnx.Sequential`` -- measure with ``ei_jax.topology_of(model, x)``.
-      Weight layers are named ``"layers_<i>"`` by their index in the flattened Sequential
-      (activations and pooling count too).
+      Layers of a Sequential are named ``"layers_<i>"`` by their index in the flattened
+      Sequential (activations and pooling count too); those of a traced ``forward`` by their
+      torch module path with ``.`` -> ``_`` (``"block_conv1"``).
 
     Raises:
-      UnsupportedModuleError: a module outside the list above (named, with the list).
+      UnsupportedModuleError: a module outside the list above (named, with the list), a
+        BatchNorm or Dropout in training mode, a custom ``forward`` without ``x`` or with NNX.
       TypeError: ``module`` is not a torch module; ValueError: unknown ``api``.
 
     Example:
@@ -195,4 +237,16 @@ def from_torch(module, *, api: str = "linen"):
     if torch_rnn.is_rnn(module):  # a recurrent cell, not a layer stack
         return torch_rnn.rnn_from_torch(module, api=api)
     flax_build.check_api(api)
-    return flax_build.build(describe(module), api)
+    try:
+        layers = describe(module)
+    except UnsupportedModuleError:
+        if x is None:
+            raise
+        if api != "linen":
+            raise UnsupportedModuleError(
+                f"{type(module).__name__} has its own forward(), which bridges converts by tracing "
+                "to linen only: pass api='linen'.") from None
+        from bridges._src.torch_graph import graph_from_torch
+
+        return graph_from_torch(module, x)
+    return flax_build.build(layers, api)

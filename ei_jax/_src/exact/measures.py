@@ -17,7 +17,9 @@ import numpy as np
 
 from ei_jax._src.exact import kernel as exact_core
 from ei_jax._src.info.causal_plane_point import CausalPlanePoint
-from ei_jax._src.base.errors import EmptyHistogramError, ExactUnavailableError
+from ei_jax._src.base import checks
+from ei_jax._src.base.errors import ExactUnavailableError, InvalidBinsError
+from ei_jax._src.info import reporting
 from ei_jax._src.model.problems import resolve
 
 _SAMPLED = "use the sampled measure (ei_jax.ei_parts(key, topology, layer, ...))"
@@ -55,11 +57,16 @@ def exact_layer(topology, layer, *, in_layer=None, in_range=None, out_range=None
       ((4, 3), 'tanh', (-1.0, 1.0))
 
     Raises:
-      ExactUnavailableError: a span, or an activation without a known preimage.
+      ExactUnavailableError: a span, or an activation without a known preimage (a callable
+        ei_jax does not recognise).
+      UnknownActivationError: ``activation=`` a name ei_jax does not know, or neither a name
+        nor a callable (as the sampled measures).
       LayerNotFoundError, LayerOrderError, NonFiniteParamsError: as the sampled measures.
     """
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation, stacklevel=stacklevel)
+    if problem.kinds == ("traced",):
+        return _traced_layer(topology.nodes[problem.name], problem)
     if len(problem.params) != 1:
         raise ExactUnavailableError(
             f"The span {problem.in_layer!r} .. {problem.name!r} composes {len(problem.params)} "
@@ -78,20 +85,36 @@ def exact_layer(topology, layer, *, in_layer=None, in_range=None, out_range=None
     return ExactLayer(problem.name, kernel, bias, name, problem.in_range, problem.out_range)
 
 
+def _traced_layer(node, problem) -> ExactLayer:
+    """A layer of a traced topology: its folded kernel, or why it is not one f(x @ W + b)."""
+    if node["exact"] is not None:
+        raise ExactUnavailableError(
+            f"Layer {problem.name!r} is not one f(x @ W + b): {node['exact']}. It is measured by "
+            f"sampling only: {_SAMPLED}.")
+    kernel, bias = node["fold"](problem.params[0])
+    name = exact_core.canonical_exact_activation(problem.activations[-1])
+    return ExactLayer(problem.name, np.asarray(kernel, np.float64), np.asarray(bias, np.float64),
+                      name, problem.in_range, problem.out_range)
+
+
 def _matrix(which, problem, in_bins, out_bins) -> np.ndarray:
     fn = exact_core.exact_ei_parts_matrix if which == "parts" else exact_core.exact_sensitivity_matrix
+    in_bins = checks.positive_int("in_bins", in_bins, InvalidBinsError)
+    out_bins = checks.positive_int("out_bins", out_bins, InvalidBinsError)
     with jax.enable_x64(True):
         mat = np.asarray(fn(problem.kernel, problem.bias, activation=problem.activation,
                             in_range=problem.in_range, in_bins=in_bins,
                             out_range=problem.out_range, out_bins=out_bins), np.float64)
-    bad = np.argwhere(np.isnan(mat))
-    if bad.size:
-        pairs = ", ".join(f"({a}, {b})" for a, b in bad[:5])
-        raise EmptyHistogramError(
-            f"Layer {problem.name!r}: every output of input/output pair(s) {pairs}"
-            f"{' ...' if len(bad) > 5 else ''} lies outside out_range={problem.out_range}. "
-            "Widen out_range to cover the layer's outputs.")
-    return mat
+    # the sampled measures' rule: an empty pair is 0 bits with a warning; all empty, an error
+    return reporting.zero_empty_pairs(mat, f"Layer {problem.name!r}", f"out_range={problem.out_range}",
+                                      stacklevel=6, clip=False)
+
+
+def _layer_matrix(which, topology, layer, *, in_layer, in_range, in_bins, out_range, out_bins,
+                  activation) -> np.ndarray:
+    problem = exact_layer(topology, layer, in_layer=in_layer, in_range=in_range,
+                          out_range=out_range, activation=activation)
+    return _matrix(which, problem, in_bins, out_bins)
 
 
 def ei_parts_matrix(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=None,
@@ -112,22 +135,22 @@ def ei_parts_matrix(topology, layer, *, in_layer=None, in_range=None, in_bins=64
       float64 ``(n_in, n_out)`` NumPy array of bits (rows = inputs).
 
     Raises:
-      ExactUnavailableError: a span or an unknown activation. EmptyHistogramError: a pair
-      with every output outside ``out_range``.
+      ExactUnavailableError: a span, or an activation callable whose preimage ei_jax does not
+      know. UnknownActivationError: ``activation=`` an unknown name (or not a name or a
+      callable). EmptyHistogramError: every pair with every output outside ``out_range`` (one
+      such pair is 0 bits, with an ``OutOfRangeWarning``).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
       >>> from ei_jax import exact, topology_of
-      >>> net = nn.Dense(3, use_bias=False)
-      >>> x0 = jnp.zeros((1, 4))
+      >>> net, x0 = nn.Dense(3, use_bias=False), jnp.zeros((1, 4))
       >>> top = topology_of(net, net.init(jax.random.key(0), x0), x0)
       >>> exact.ei_parts_matrix(top, "Dense", in_range=(0, 1), in_bins=8, out_range=(0, 1),
       ...                       out_bins=8, activation="sigmoid").shape
       (4, 3)
     """
-    problem = exact_layer(topology, layer, in_layer=in_layer, in_range=in_range,
-                          out_range=out_range, activation=activation)
-    return _matrix("parts", problem, in_bins, out_bins)
+    return _layer_matrix("parts", topology, layer, in_layer=in_layer, in_range=in_range,
+                         in_bins=in_bins, out_range=out_range, out_bins=out_bins, activation=activation)
 
 
 def ei_parts(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=None,
@@ -139,19 +162,17 @@ def ei_parts(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_r
     Returns:
       float, bits: the infinite-sample value of ``ei_jax.ei_parts``.
 
-    Example:
-      >>> import jax, jax.numpy as jnp, flax.linen as nn
+    Example: one input, weight 100, 4 bins: every input bin lands in its own output bin.
+
+      >>> import jax.numpy as jnp, flax.linen as nn
       >>> from ei_jax import exact, topology_of
-      >>> net = nn.Dense(1, use_bias=False)
-      >>> x0 = jnp.zeros((1, 1))
-      >>> top = topology_of(net, {"params": {"kernel": jnp.array([[100.0]])}}, x0)
-      >>> round(exact.ei_parts(top, "Dense", in_range=(0, 1), in_bins=4, out_range=(0, 100),
-      ...                      out_bins=4), 3)
+      >>> w = {"params": {"kernel": jnp.array([[100.0]])}}
+      >>> top = topology_of(nn.Dense(1, use_bias=False), w, jnp.zeros((1, 1)))
+      >>> round(exact.ei_parts(top, "Dense", in_range=(0, 1), in_bins=4, out_range=(0, 100), out_bins=4), 3)
       2.0
     """
-    problem = exact_layer(topology, layer, in_layer=in_layer, in_range=in_range,
-                          out_range=out_range, activation=activation)
-    return float(_matrix("parts", problem, in_bins, out_bins).sum())
+    return float(ei_parts_matrix(topology, layer, in_layer=in_layer, in_range=in_range, in_bins=in_bins,
+                                out_range=out_range, out_bins=out_bins, activation=activation).sum())
 
 
 def sensitivity_matrix(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=None,
@@ -161,19 +182,17 @@ def sensitivity_matrix(topology, layer, *, in_layer=None, in_range=None, in_bins
     Returns:
       float64 ``(n_in, n_out)`` bits (the infinite-sample ``ei_jax.sensitivity_matrix``).
 
-    Example:
-      >>> import jax, jax.numpy as jnp, flax.linen as nn
+    Example: with an identity kernel only the diagonal connections carry information.
+
+      >>> import jax.numpy as jnp, flax.linen as nn
       >>> from ei_jax import exact, topology_of
-      >>> net = nn.Dense(2, use_bias=False)
-      >>> x0 = jnp.zeros((1, 3))
-      >>> top = topology_of(net, net.init(jax.random.key(0), x0), x0)
-      >>> exact.sensitivity_matrix(top, "Dense", in_range=(0, 1), in_bins=8, out_range=(0, 1),
-      ...                          out_bins=8, activation="sigmoid").shape
-      (3, 2)
+      >>> top = topology_of(nn.Dense(2, use_bias=False), {"params": {"kernel": jnp.eye(2)}}, jnp.zeros((1, 2)))
+      >>> exact.sensitivity_matrix(top, "Dense", in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4)
+      array([[2., 0.],
+             [0., 2.]])
     """
-    problem = exact_layer(topology, layer, in_layer=in_layer, in_range=in_range,
-                          out_range=out_range, activation=activation)
-    return _matrix("sensitivity", problem, in_bins, out_bins)
+    return _layer_matrix("sensitivity", topology, layer, in_layer=in_layer, in_range=in_range,
+                         in_bins=in_bins, out_range=out_range, out_bins=out_bins, activation=activation)
 
 
 def sensitivity(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=None,
@@ -185,19 +204,17 @@ def sensitivity(topology, layer, *, in_layer=None, in_range=None, in_bins=64, ou
     Returns:
       float, bits: the infinite-sample value of ``ei_jax.sensitivity``.
 
-    Example:
-      >>> import jax, jax.numpy as jnp, flax.linen as nn
+    Example: the second input's weight is 0, so only the first connection counts.
+
+      >>> import jax.numpy as jnp, flax.linen as nn
       >>> from ei_jax import exact, topology_of
-      >>> net = nn.Dense(1, use_bias=False)
-      >>> x0 = jnp.zeros((1, 2))
-      >>> top = topology_of(net, {"params": {"kernel": jnp.array([[100.0], [0.0]])}}, x0)
-      >>> round(exact.sensitivity(top, "Dense", in_range=(0, 1), in_bins=4, out_range=(0, 100),
-      ...                         out_bins=4), 3)
+      >>> kernel = jnp.array([[100.0], [0.0]])
+      >>> top = topology_of(nn.Dense(1, use_bias=False), {"params": {"kernel": kernel}}, jnp.zeros((1, 2)))
+      >>> round(exact.sensitivity(top, "Dense", in_range=(0, 1), in_bins=4, out_range=(0, 100), out_bins=4), 3)
       2.0
     """
-    problem = exact_layer(topology, layer, in_layer=in_layer, in_range=in_range,
-                          out_range=out_range, activation=activation)
-    return float(_matrix("sensitivity", problem, in_bins, out_bins).sum())
+    return float(sensitivity_matrix(topology, layer, in_layer=in_layer, in_range=in_range, in_bins=in_bins,
+                                   out_range=out_range, out_bins=out_bins, activation=activation).sum())
 
 
 def layer_values(topology, layer, *, in_range=None, in_bins=64, out_range=None, out_bins=64,

@@ -83,6 +83,11 @@ def _identity(x):
     return x
 
 
+def _gelu_erf(x):
+    """GELU in its exact (erf) form, torch's ``nn.GELU()`` default."""
+    return jax.nn.gelu(x, approximate=False)
+
+
 def _logit(e):
     return np.log(e) - np.log1p(-e)
 
@@ -106,6 +111,12 @@ _ENTRIES = (
                image=(-1.0, np.inf)),
     Activation("leaky_relu", jax.nn.leaky_relu,
                inverse=lambda v: np.where(v >= 0, v, v / LEAKY_SLOPE)),
+    # torch's GELU (erf form) and SiLU, for bridges: no exact preimage (not monotonic), so
+    # sampled only; not recognised by name inside a Flax model (the traced path samples them).
+    # Ranges: deep-ei has none; (min of the function, ReLU's 10).
+    Activation("gelu", _gelu_erf, (-0.17, 10.0), torch_modules=("GELU",), torch_functions=("gelu",)),
+    Activation("silu", jax.nn.silu, (-0.28, 10.0), aliases=("swish",), torch_modules=("SiLU",),
+               torch_functions=("silu",)),
 )
 
 #: The registry: canonical name -> :class:`Activation`, in registration order.

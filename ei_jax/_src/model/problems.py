@@ -30,8 +30,10 @@ from ei_jax._src.model.layer_maps import CONV, stack_apply
 
 
 def canonicalize_key(key) -> jax.Array:
-    """A typed ``jax.random.key`` from a key, a legacy ``PRNGKey`` (uint32 ``(2,)``) or an int seed."""
-    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+    """A typed ``jax.random.key`` from a key, a legacy ``PRNGKey`` (uint32 ``(2,)``) or an int
+    seed; a traced key (the convenient API under ``jax.jit``) is an :class:`InvalidCallError`."""
+    checks.not_traced("The convenient API (ei_jax.ei_parts, ei_jax.ei, ...)", key)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
         return jax.random.key(int(key))
     if isinstance(key, jax.Array):
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
@@ -122,7 +124,7 @@ def resolve(topology, layer, *, in_layer=None, in_range=None, out_range=None, ac
     """
     order = _order(topology)
     for label, value in (("layer", layer), ("in_layer", in_layer)):
-        if value is not None and value not in topology:
+        if (value is not None or label == "layer") and value not in topology:
             raise LayerNotFoundError(f"{label} {value!r} is not in the topology. Its layers are {order}.")
     in_layer = layer if in_layer is None else in_layer
     i0, i1 = order.index(in_layer), order.index(layer)
@@ -132,6 +134,8 @@ def resolve(topology, layer, *, in_layer=None, in_range=None, out_range=None, ac
             f"through the network ({order})."
         )
     span = order[i0:i1 + 1]
+    if any(topology.nodes[n].get("kind") == "traced" for n in span):
+        return _resolve_traced(topology, span, in_range, out_range, activation, stacklevel + 1)
     kinds = tuple(topology.nodes[n]["kind"] for n in span)
     if len(span) > 1 and CONV in kinds:
         raise UnsupportedModuleError(
@@ -139,6 +143,9 @@ def resolve(topology, layer, *, in_layer=None, in_range=None, out_range=None, ac
             "measured one at a time (over one receptive field). Measure each layer alone, or a "
             "span of your own with ei_jax.core and your own apply_fn(params, x)."
         )
+    for label, value in (("in_range", in_range), ("out_range", out_range)):
+        if value is not None:
+            checks.check_range(label, value)
     acts = [topology.nodes[n]["output"]["activation"] for n in span]
     acts[-1], final_name = _final_activation(activation, acts[-1])
     if in_range is None:
@@ -150,8 +157,49 @@ def resolve(topology, layer, *, in_layer=None, in_range=None, out_range=None, ac
                 "pass out_range=(lo, hi)."
             )
         out_range = _act.default_range(final_name)
-    params = tuple(topology.nodes[n]["params"] for n in span)
+    params = tuple(_params(topology.nodes[n]) for n in span)
+    checks.not_traced("The convenient API (ei_jax.ei_parts, ei_jax.ei, ...)", params)
     checks.check_finite_params(params, f"Layer {layer!r}")
     in_shape = tuple(topology.nodes[in_layer]["input"]["shape"][1:])
     return LayerProblem(layer, in_layer, stack_apply(kinds, tuple(acts)), params, kinds, tuple(acts),
                         in_shape, tuple(in_range), tuple(out_range))
+
+
+def _params(node):
+    """A node's parameters: read from the live model (NNX) when the node can, else its snapshot."""
+    live = node.get("live")
+    return node["params"] if live is None else live()
+
+
+def _resolve_traced(topology, span, in_range, out_range, activation, stacklevel) -> LayerProblem:
+    """A layer of a traced topology (:mod:`ei_jax._src.model.traced_topology`): its whole slice."""
+    name = span[-1]
+    node = topology.nodes[name]
+    if len(span) > 1:
+        raise UnsupportedModuleError(
+            f"The span {span[0]!r} .. {name!r} contains traced layers, which are measured one at a "
+            "time. Measure each layer alone, or a span of your own with ei_jax.core.")
+    if node["refused"] is not None:
+        raise UnsupportedModuleError(f"Layer {name!r} cannot be measured: {node['refused']}.")
+    if activation is not None:
+        raise InvalidCallError(
+            f"Layer {name!r} comes from a traced program, whose layer includes its own activation "
+            f"({node['output']['activation']!r}); activation= cannot replace it. Leave it None.")
+    ranges = []
+    for side, given in (("input", in_range), ("output", out_range)):
+        arg = "in_range" if side == "input" else "out_range"
+        if given is None:
+            given = node[side]["range"]
+            if node[side]["range_guessed"]:
+                warnings.warn(
+                    f"{arg} not given for {name!r}: using "
+                    f"{given}, deep-ei's default for values without a known activation (its "
+                    f"{side} activation is {node[side]['activation']!r}). Pass "
+                    f"{arg}=(lo, hi) matching your data.",
+                    DefaultRangeWarning, stacklevel=stacklevel)
+        ranges.append(tuple(given))
+    params = (_params(node),)
+    checks.check_finite_params(params, f"Layer {name!r}")
+    return LayerProblem(name, name, node["measure_apply"], params, ("traced",),
+                        (node["output"]["activation"],), tuple(node["input"]["shape"][1:]),
+                        ranges[0], ranges[1])

@@ -50,7 +50,8 @@ import numpy as np
 
 from ei_jax._src.model import activation_inference as _inf
 from ei_jax._src.model import recording as _rec
-from ei_jax._src.base.errors import InvalidCallError, NonFiniteParamsError, ShapeMismatchError, UnsupportedModuleError
+from ei_jax._src.model import sources as _sources
+from ei_jax._src.base.errors import EIJaxError, InvalidCallError, NonFiniteParamsError, ShapeMismatchError, UnsupportedModuleError
 from ei_jax._src.model.layer_maps import DENSE, apply_of
 
 __all__ = ["topology_of"]
@@ -68,9 +69,13 @@ def topology_of(model, *args):
     :class:`ei_jax.AvgPool` and :class:`ei_jax.MaxPool` between them; a single
     ``Dense``/``Linear``; custom modules that call such layers one after another with those
     activations between them; a ``SimpleCell`` (linen or NNX): its recurrent transition
-    ``h_t -> h_{t+1}`` as one dense layer (:func:`ei_jax._src.model.recurrent.cell_topology`). Anything else (skip connections, a layer used twice, attention,
-    normalisation) raises :class:`UnsupportedModuleError` naming the module and the way out
-    (the pure core :mod:`ei_jax.core` with your own ``apply_fn``). Pooling and flatten are kept
+    ``h_t -> h_{t+1}`` as one dense layer (:func:`ei_jax._src.model.recurrent.cell_topology`). Anything else
+    (BatchNorm, LayerNorm, skip connections, GELU, Flax's pooling), an equinox module
+    ``topology_of(model, x)`` and a plain function ``topology_of(fn, params, x)`` take the
+    *traced* path: the forward pass is traced and cut at its dense products and
+    convolutions, one node of kind ``"traced"`` per layer (see the networks guide and
+    :mod:`ei_jax._src.model.traced_topology`). An NNX topology reads the module's current
+    weights whenever a layer is measured. Pooling and flatten are kept
     as the ``"after"`` attribute of the layer they follow, and convolutions are measured over
     one receptive field (see the module docstring).
 
@@ -128,6 +133,34 @@ def topology_of(model, *args):
 
     if _recurrent.is_cell(model):  # a SimpleCell: its one-step transition (see recurrent.py)
         return _recurrent.cell_topology(model, *args)
+    if _sources.is_equinox(model):
+        return _sources.equinox_topology(model, *args)
+    if not isinstance(model, (nn.Module, nnx.Module)) and callable(model) and \
+            type(model).__module__.split(".")[0] != "torch":
+        return _sources.function_topology(model, *args)
+    try:
+        top = _sequential(model, args)
+    except (UnsupportedModuleError, Exception) as refused:  # the traced path measures what this one refuses
+        if isinstance(refused, EIJaxError) and not isinstance(refused, UnsupportedModuleError):
+            raise
+        try:
+            top = (_sources.linen_topology(model, *args) if isinstance(model, nn.Module)
+                   else _sources.nnx_topology(model, *args) if isinstance(model, nnx.Module) else None)
+        except Exception:  # noqa: BLE001 - the Sequential path's message says more
+            raise refused from None
+        if top is None:
+            raise
+        return top
+    if isinstance(model, nnx.Module):
+        _sources.attach_live(top, model)
+    return top
+
+
+def _sequential(model, args):
+    """Today's path: a Sequential-like chain of Dense/Conv layers recorded call by call."""
+    import flax.linen as nn
+    from flax import nnx
+
     if isinstance(model, nn.Module):
         if len(args) != 2:
             raise InvalidCallError(
@@ -200,6 +233,8 @@ def _probe_input(x):
 
 def _check_finite(chain):
     """NaN/inf weights would make every layer look unmatched: say so, naming the layer."""
+    from ei_jax._src.base.checks import not_traced  # traced weights: the user's jax.jit
+    not_traced("ei_jax.topology_of", [r.params for r, _ in chain])
     for r, _ in chain:
         bad = [k for k, v in r.params.items() if not np.all(np.isfinite(np.asarray(v)))]
         if bad:

@@ -59,11 +59,16 @@ def test_topology_of_names_a_registered_activation(softsign):
     assert ei_jax.topology_of(mod, x0).nodes["layers_0"]["output"]["activation"] == "softsign"
 
 
-def test_without_the_entry_the_activation_is_refused():
+def test_without_the_entry_the_activation_is_sampled_only():
+    """Without the entry the layer is traced and sampled, but it is not one f(x @ W + b) with a
+    known preimage: ei_jax.exact says so, naming the operation soft_sign is made of."""
     net = nn.Sequential([nn.Dense(3), jax.nn.soft_sign])
     x0 = jnp.zeros((1, 4))
-    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="soft_sign"):
-        ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+    top = ei_jax.topology_of(net, net.init(jax.random.key(0), x0), x0)
+    ranges = dict(in_range=(-1.0, 1.0), in_bins=4, out_range=(-1.0, 1.0), out_bins=4)
+    assert ei_jax.ei_parts(jax.random.key(0), top, "layers_0", samples=4096, **ranges) > 0
+    with pytest.raises(ei_jax.errors.ExactUnavailableError, match="'abs'"):
+        ei_jax.exact.ei_parts(top, "layers_0", **ranges)
 
 
 def test_exact_and_sampled_measures_use_the_entry(softsign):

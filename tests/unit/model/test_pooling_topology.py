@@ -56,18 +56,27 @@ def test_custom_module_activation_after_max_pool():
     assert dense["output"]["activation"] == "tanh"
 
 
+RANGES = dict(in_range=(-1.0, 1.0), in_bins=4, out_range=(-10.0, 10.0), out_bins=4)
+
+
 @pytest.mark.parametrize("api", ["linen", "nnx"])
-def test_activation_after_average_pooling_is_rejected(api):
+def test_activation_after_average_pooling_is_traced_and_sampled(api):
+    """The recorder refuses an activation after AvgPool; the traced path measures the layer by
+    sampling and ei_jax.exact names the pooling operation it cannot fold."""
     if api == "linen":
         model = nn.Sequential([nn.Conv(3, (3, 3)), AvgPool(2), nn.sigmoid, Flatten(), nn.Dense(2)])
-        call = lambda: _linen_top(model, (1, 6, 6, 1))  # noqa: E731
+        top = _linen_top(model, (1, 6, 6, 1))
     else:
         r = nnx.Rngs(0)
         model = nnx.Sequential(nnx.Conv(1, 3, (3, 3), rngs=r), AvgPool(2), nnx.sigmoid, Flatten(),
                                nnx.Linear(27, 2, rngs=r))
-        call = lambda: topology_of(model, jnp.zeros((1, 6, 6, 1)))  # noqa: E731
-    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="after AvgPool"):
-        call()
+        top = topology_of(model, jnp.zeros((1, 6, 6, 1)))
+    first, last = list(top)
+    for layer in (first, last):
+        assert ei_jax.ei_parts(jax.random.key(0), top, layer, samples=4096, **RANGES) >= 0
+    with pytest.raises(ei_jax.errors.ExactUnavailableError, match="reduce_window"):
+        ei_jax.exact.ei_parts(top, first, **RANGES)
+    assert ei_jax.exact.ei_parts(top, last, **RANGES) > 0
 
 
 def test_structure_before_the_first_layer_and_nnx_names():
@@ -80,15 +89,22 @@ def test_structure_before_the_first_layer_and_nnx_names():
     assert top.nodes["layers_1"]["after"] == () and top.nodes["layers_3"]["input"]["activation"] == "relu"
 
 
-def test_unknown_items_and_hidden_structure_are_named():
-    with pytest.raises(ei_jax.errors.UnsupportedModuleError, match="ei_jax.Flatten / ei_jax.AvgPool"):
-        _linen_top(nn.Sequential([nn.Conv(2, (3, 3)), lambda v: v.reshape(v.shape[0], -1), nn.Dense(2)]),
-                   (1, 5, 5, 1))
+def test_unknown_items_and_hidden_structure_are_traced():
+    """A reshape lambda and a pooling hidden in a custom module: the recorder refuses them, the
+    traced path measures every layer (the reshape is linear and folds; the max pooling is not)."""
+    reshaped = _linen_top(nn.Sequential([nn.Conv(2, (3, 3)), lambda v: v.reshape(v.shape[0], -1),
+                                         nn.Dense(2)]), (1, 5, 5, 1))
+    for layer in reshaped:
+        assert ei_jax.exact.ei_parts(reshaped, layer, **RANGES) > 0
 
     class Pooled(nn.Module):  # a pooling the Sequential's list does not show
         @nn.compact
         def __call__(self, x):
             return MaxPool(2)(nn.Conv(2, (3, 3))(x))
 
-    with pytest.raises(ei_jax.errors.UnsupportedModuleError):
-        _linen_top(nn.Sequential([Pooled(), Flatten(), nn.Dense(2)]), (1, 6, 6, 1))
+    pooled = _linen_top(nn.Sequential([Pooled(), Flatten(), nn.Dense(2)]), (1, 6, 6, 1))
+    first, last = list(pooled)
+    assert ei_jax.ei_parts(jax.random.key(0), pooled, first, samples=4096, **RANGES) > 0
+    with pytest.raises(ei_jax.errors.ExactUnavailableError, match="reduce_window"):
+        ei_jax.exact.ei_parts(pooled, first, **RANGES)
+    assert ei_jax.exact.ei_parts(pooled, last, **RANGES) > 0
