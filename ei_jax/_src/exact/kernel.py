@@ -24,13 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src.exact import sums
+from ei_jax._src.exact import banded, sums
 from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
 from ei_jax._src.info import plugin
 from ei_jax._src.info.binning import check_range
 from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
 from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, output_thresholds
 
+#: Private switch for benchmarks: True runs the earlier paths (sensitivity through the dense
+#: ``k_in x k_out`` table, no remat of the column groups in a gradient).
+_LEGACY = False
 #: Working memory per group of output columns (bytes, float64 arrays of the series).
 GROUP_BUDGET = 64 << 20
 
@@ -71,10 +74,14 @@ def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
     return cdf_series(v, b, lo, hi, m, h, t, terms, active)
 
 
-def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms, active=None):
+def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms, active=None, dense=False):
     v, b = col
-    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms, active=active)
-    mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
+    if (which == "sensitivity" or v.shape[0] == 1) and not dense:    # O(in_bins + out_bins)
+        mi, kept = banded.point_input_mi(v, b, lo, hi, a, t)
+    else:
+        cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms,
+                          active=active)
+        mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
     lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
         lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
@@ -90,9 +97,9 @@ def _column_joint(col, *, which, lo, hi, a, h, m, p, t, terms):
 
 
 @functools.partial(jax.jit, static_argnames=("which", "tables", "activation", "in_range",
-                                               "in_bins", "out_range", "out_bins", "terms"))
+                                               "in_bins", "out_range", "out_bins", "terms", "legacy"))
 def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, in_bins, out_range,
-            out_bins, terms):
+            out_bins, terms, legacy=False):
     lo, hi = in_range
     a, h, m, p = input_bins(in_range, in_bins)
     t = output_thresholds(activation, out_range, out_bins)
@@ -100,13 +107,19 @@ def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, i
     bias = bias.astype(jnp.float64)
     n, k_in = kernel.shape[0], h.shape[0]
     extra = {} if active is None else {"active": active}
+    if legacy and not tables:
+        extra["dense"] = True
     fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
                            a=a, h=h, m=m, p=p, t=t, terms=terms, **extra)
     per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
+    if (which == "sensitivity" or n == 1) and not (legacy or tables):
+        per_col = 8 * n * (k_in + t.shape[0]) * 8               # the banded path's arrays
     most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
     # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
     group = max(g for g in range(1, most + 1) if kernel.shape[1] % g == 0)
-    cols = jax.lax.map(fn, (kernel.T, bias), batch_size=group)        # (n_out, n_in, ...)
+    # Remat: the reverse pass recomputes a group's series instead of keeping every group's
+    # per-term arrays, so a gradient holds one group's working set like the forward.
+    cols = jax.lax.map(fn if legacy else jax.checkpoint(fn), (kernel.T, bias), batch_size=group)
     return jnp.moveaxis(cols, 0, 1)
 
 
@@ -150,7 +163,7 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
         kernel, bias, activation, in_range, out_range, terms, which=which)
     inner = functools.partial(_matrix, which=which, tables=tables, activation=activation,
                               in_range=in_range, in_bins=int(in_bins), out_range=out_range,
-                              out_bins=int(out_bins), terms=terms)
+                              out_bins=int(out_bins), terms=terms, legacy=_LEGACY)
 
     # The float64 scope must also cover the backward pass, which jax.grad runs after this
     # function has returned: a custom VJP re-enters the scope and recomputes the forward.

@@ -200,7 +200,13 @@ def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, te
     _, (sin_l, sin_g, cos_ai) = jax.lax.scan(body, one, None, length=terms)
     k = jnp.arange(1, terms + 1, dtype=u1.dtype)
     loo = loo_products(_sinc_from(sin_l, k[:, None] * x_l[None, :]), axis=1)          # (K, n)
-    spread = _sinc_from(sin_g, k[:, None, None] * x_g[None])[:, :, np.asarray(bin_group)]
+    spread_g = _sinc_from(sin_g, k[:, None, None] * x_g[None])                       # (K, n, G)
+    # Each bin's width group by static selects, not a gather: the gradient of a gather is a
+    # scatter-add, which is serial (and slow) on the CPU.
+    group = np.asarray(bin_group)
+    spread = jnp.broadcast_to(spread_g[:, :, :1], spread_g.shape[:2] + group.shape)
+    for g in range(1, spread_g.shape[2]):
+        spread = jnp.where(jnp.asarray(group == g), spread_g[:, :, g:g + 1], spread)
     scale = (2.0 / jnp.pi) / k
     if active is not None:
         scale = jnp.where(jnp.arange(1, terms + 1, dtype=jnp.int32) <= active, scale, 0.0)

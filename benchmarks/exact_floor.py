@@ -1,0 +1,134 @@
+"""Issue 27: the exact kernels against their floors and against U, old and new paths in one run.
+
+    .venv/bin/python benchmarks/exact_floor.py                  # S1, P1, G1, G2 (old and new)
+    .venv/bin/python benchmarks/exact_floor.py --only S1,G2 --big
+
+Every (workload, path) runs in a fresh subprocess (``--child``), so its peak RSS
+(``ru_maxrss``) is its own; "old" sets the private ``kernel._LEGACY`` switch (sensitivity's dense
+``in_bins x out_bins`` table, no remat in the gradient), "new" is the default. Each child times
+U = a warm 2048x2048 float32 jitted matmul right before and after its own warm call and uses the
+mean, so time/U is taken under the same load (the machine is shared: read the ratios, not the
+seconds). Workloads (sigmoid, inputs on (0, 1), torch's default init, bias 0.1 N(0, 1)):
+
+* S1: ``exact_sensitivity_matrix`` 512 -> 512 at 64 bins. Floor: the banded joint's occupied
+  cells, pairs x (in_bins + out_bins + 1) (the dense table: pairs x in_bins x (out_bins + 1)).
+* P1: ``exact_ei_parts_matrix`` 1024 -> 1024 at 8 bins. Floor: the series sum, 2 x pairs x
+  in_bins x (out_bins + 1) x terms FLOPs (terms as chosen for the weights).
+* G1 / G2: ``jax.grad`` of ``exact_ei_parts_matrix(...).sum()`` at 784 -> 100 / 100 -> 100,
+  8 bins, against the forward of the same function (both warm, float32 weights, as a training
+  step calls it). Floor: the forward's, x 3.
+* P2 (``--big``): 2048 -> 2048 EI_parts at 8 bins, first call (compile + host term choice).
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+WORK = {"S1": ("sens", 512, 512, 64), "P1": ("parts", 1024, 1024, 8),
+        "G1": ("grad", 784, 100, 8), "G2": ("grad", 100, 100, 8), "P2": ("first", 2048, 2048, 8)}
+
+
+def _u(jax, jnp):
+    a = jnp.ones((2048, 2048), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    mm(a).block_until_ready()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        mm(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def child(name, path):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from ei_jax._src.exact import kernel as K, sums
+
+    K._LEGACY = path == "old"
+    kind, n, m, bins = WORK[name]
+    rng = np.random.default_rng(n)
+    w = (rng.uniform(-1, 1, (n, m)) / np.sqrt(n)).astype(np.float32)
+    b = (0.1 * rng.normal(size=m)).astype(np.float32)
+    kw = dict(activation="sigmoid", in_range=(0, 1), in_bins=bins, out_range=(0, 1), out_bins=bins)
+    res = {"work": name, "path": path, "size": f"{n}->{m}", "bins": bins}
+
+    def timed(fn, *args):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        return time.perf_counter() - t0
+
+    if kind == "first":
+        u0 = _u(jax, jnp)
+        res["time_s"] = timed(lambda: K.exact_ei_parts_matrix(w, b, **kw))
+        res["U"] = u0
+        terms = sums.choose_terms(w, (0, 1))
+        res["floor"] = 2.0 * n * m * bins * (bins + 1) * terms
+        res["floor_what"] = f"2 pairs k_in (k_out+1) terms, terms={terms}"
+    else:
+        if kind == "sens":
+            f = lambda w, b: K.exact_sensitivity_matrix(w, b, **kw)             # noqa: E731
+            res["floor"] = float(n * m * (2 * bins + 1))
+            res["floor_what"] = "pairs (k_in + k_out + 1) cells"
+        elif kind == "parts":
+            f = lambda w, b: K.exact_ei_parts_matrix(w, b, **kw)                # noqa: E731
+            terms = sums.choose_terms(w, (0, 1))
+            res["floor"] = 2.0 * n * m * bins * (bins + 1) * terms
+            res["floor_what"] = f"2 pairs k_in (k_out+1) terms, terms={terms}"
+        else:
+            fwd = jax.jit(lambda w, b: K.exact_ei_parts_matrix(w, b, **kw).sum())
+            f = jax.jit(jax.grad(lambda w, b: K.exact_ei_parts_matrix(w, b, **kw).sum()))
+            fwd(w, b).block_until_ready()
+            u0 = _u(jax, jnp)
+            res["fwd_s"] = timed(fwd, w * 0.99, b)
+            res["fwd_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            terms = sums.default_terms(n)
+            res["floor"] = 3 * 2.0 * n * m * bins * (bins + 1) * terms
+            res["floor_what"] = f"3 x forward, terms={terms} (traced)"
+        jax.block_until_ready(f(w, b))                                          # compile
+        u0 = _u(jax, jnp)
+        res["time_s"] = timed(f, w * 0.99, b)
+        res["U"] = 0.5 * (u0 + _u(jax, jnp))
+    res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(res))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child", nargs=2)
+    ap.add_argument("--only", default="S1,P1,G1,G2")
+    ap.add_argument("--big", action="store_true")
+    ap.add_argument("--paths", default="old,new")
+    args = ap.parse_args()
+    if args.child:
+        return child(*args.child)
+    names = args.only.split(",") + (["P2"] if args.big else [])
+    print("| kernel | size | bins | path | time (s) | U (s) | time/U | floor | floor rate (G/s) "
+          "| peak RSS (MB) | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in names:
+        for path in args.paths.split(","):
+            if path == "old" and name in ("P1", "P2"):
+                continue                           # the forward of EI_parts is the same code
+            out = subprocess.run([sys.executable, __file__, "--child", name, path],
+                                 capture_output=True, text=True)
+            if out.returncode:
+                print(f"| {name} | {path} | failed: {out.stderr.strip().splitlines()[-1]} |")
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            note = r["floor_what"]
+            if "fwd_s" in r:
+                note += (f"; forward {r['fwd_s']:.3f} s ({r['fwd_s'] / r['U']:.2f} U) in "
+                         f"{r['fwd_rss_mb']:.0f} MB; grad/forward {r['time_s'] / r['fwd_s']:.1f}x")
+            print(f"| {name} | {r['size']} | {r['bins']} | {path} | {r['time_s']:.3f} | {r['U']:.3f} "
+                  f"| {r['time_s'] / r['U']:.2f} | {r['floor']:.3g} | {r['floor'] / r['time_s'] / 1e9:.3g} "
+                  f"| {r['rss_mb']:.0f} | {note} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
