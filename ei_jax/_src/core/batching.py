@@ -5,7 +5,7 @@ import functools
 import jax
 
 from ei_jax._src.base import checks
-from ei_jax._src.base.errors import ShapeMismatchError
+from ei_jax._src.base.errors import InvalidCallError, ShapeMismatchError
 from ei_jax._src.base.interface import CHUNK_BUDGET
 
 
@@ -49,6 +49,9 @@ def map_params(fn, stacked_params, *shared, group_size=None, memory_budget=1 << 
       >>> core.map_params(measure, ws, jax.random.key(1), group_size=8).shape
       (20,)
     """
+    if not callable(fn):
+        raise InvalidCallError(f"map_params(fn, stacked_params, ...): fn must be a function of one "
+                               f"parameter set. Got {type(fn).__name__}.")
     leaves = jax.tree.leaves(stacked_params)
     if not leaves:
         raise ShapeMismatchError("stacked_params has no arrays.")

@@ -40,6 +40,7 @@ def _quarters(loop, key, params, bounds, **static):
 
 def _pair_estimates(key, apply_fn, params, kind, *, in_shape, in_range, in_bins, out_range,
                     out_bins, samples, start, batch_size, clip, method, baseline, devices, summed):
+    key = checks.core_key(key)
     spec = make_spec(apply_fn, params, in_shape=in_shape, in_range=in_range, in_bins=in_bins,
                      out_range=out_range, out_bins=out_bins, clip=clip, method=method,
                      batch_size=batch_size, per_input=kind == "sensitivity", devices=devices,

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ei_jax._src.base.errors import ShapeMismatchError
+
 
 # --- on the device (jax.numpy, float32 unless x64 is on) ------------------------------------
 
@@ -38,6 +40,8 @@ def mutual_information_from_counts(counts: jax.Array) -> jax.Array:
       >>> float(ei_jax.mutual_information_from_counts(jnp.array([[5, 0], [0, 5]])))  # 1 bit
       1.0
     """
+    if jnp.ndim(counts) < 2:
+        raise ShapeMismatchError(f"counts must be a joint table (..., k_x, k_y). Got shape {jnp.shape(counts)}.")
     n = jnp.sum(counts, axis=(-2, -1))
     a = jnp.sum(counts, axis=-1).astype(jnp.float32)
     b = jnp.sum(counts, axis=-2).astype(jnp.float32)

@@ -9,6 +9,7 @@ number of devices — and integer counts summed over any grouping of blocks are 
 import jax
 import jax.numpy as jnp
 
+from ei_jax._src.base import checks
 from ei_jax._src.base.interface import BLOCK
 
 
@@ -16,7 +17,7 @@ def uniform_blocks(key, block_ids, shape, lo, hi):
     """Uniform noise on ``[lo, hi)`` for the given blocks.
 
     Args:
-      key: a ``jax.random`` key.
+      key: a ``jax.random`` key (or an int seed).
       block_ids: int32 ``(m,)`` block indices.
       shape: per-sample shape (static tuple).
       lo, hi: the range (static floats).
@@ -33,6 +34,7 @@ def uniform_blocks(key, block_ids, shape, lo, hi):
       >>> bool(jnp.all(u[1024:] == uniform_blocks(jax.random.key(0), jnp.array([7], jnp.int32), (3,), 0.0, 1.0)))
       True
     """
+    key = checks.core_key(key)
 
     def one(b):
         return jax.random.uniform(jax.random.fold_in(key, b), (BLOCK, *shape), jnp.float32, lo, hi)
