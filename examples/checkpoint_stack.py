@@ -77,7 +77,7 @@ def main(argv=None):
     worst = 0.0
     for name, ei in measured.items():
         table = [r for r in results["rows"] if r["layer"] == name]
-        worst = max(worst, float(np.max(np.abs(ei - [r["ei_parts_corrected"] for r in table]))))
+        worst = max(worst, float(np.max(np.abs(ei - [r["ei_parts_plugin"] for r in table]))))
         print(f"{name}: EI_parts over {len(epochs)} checkpoints in one call: "
               + " ".join(f"{v:.2f}" for v in ei))
     print(f"largest difference from the run's table: {worst:.2e} bits")

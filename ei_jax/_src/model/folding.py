@@ -33,9 +33,9 @@ def recognise(eqn) -> str | None:
       >>> import jax, jax.numpy as jnp
       >>> from ei_jax._src.model.traced import trace
       >>> from ei_jax._src.model.folding import recognise
-      >>> prog = trace(lambda p, x: jax.nn.relu(jax.nn.sigmoid(x * p)), jnp.ones(2), jnp.ones((1, 2)))
+      >>> prog = trace(lambda p, x: jax.nn.relu(jax.nn.sigmoid(x * p)), jnp.ones((1, 2)), jnp.ones((1, 2)))
       >>> [recognise(e) for e in prog.eqns]
-      [None, None, 'sigmoid', 'relu']
+      [None, 'sigmoid', 'relu']
 
     Returns:
       the canonical name, or None when ``eqn`` is not one activation ei_jax knows.
