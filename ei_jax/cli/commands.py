@@ -24,11 +24,12 @@ examples:
 
 The run writes into --out: measurements.csv and measurements.json (one row per measured
 epoch and layer: EI_parts, vector EI, sensitivity, degeneracy and the rotated causal-plane
-coordinates, in bits, each with _stderr, _corrected and _method (exact or sampled) fields,
-with the loss and accuracy), ei_over_training.png, causal_plane.png and the Flax checkpoint
-of every measured epoch (checkpoints/epoch_NNNNNN.msgpack). EI_parts, sensitivity and
-degeneracy are exact (no sampling) wherever ei_jax.exact applies; --sampled gives deep-ei's
-estimator; vector EI is always sampled. The ± columns are standard errors.
+coordinates, in bits, each as _corrected (the value shown), _stderr (its standard error),
+_plugin (deep-ei's plug-in estimate) and _method (exact or sampled), with the loss and
+accuracy), ei_over_training.png, causal_plane.png and the Flax checkpoint of every measured
+epoch (checkpoints/epoch_NNNNNN.msgpack). EI_parts, sensitivity and degeneracy are exact (no
+sampling) wherever ei_jax.exact applies; --sampled gives deep-ei's estimator; vector EI is
+always sampled. The ± columns are the standard errors of the bias-corrected values.
 `ei-jax measure` on a checkpoint, with the same --seed, --samples, --sensitivity-samples
 and --bins, prints the same numbers.
 

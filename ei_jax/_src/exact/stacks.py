@@ -19,12 +19,12 @@ import numpy as np
 from ei_jax._src.exact import kernel as exact_core
 from ei_jax._src.exact import sums
 from ei_jax._src.base.errors import (
-    EmptyHistogramError,
     ExactUnavailableError,
     NonFiniteParamsError,
     ShapeMismatchError,
 )
 from ei_jax._src.exact.measures import exact_layer
+from ei_jax._src.info import reporting
 
 #: Checkpoints vmapped at once (each holds at most ``exact_core.GROUP_BUDGET`` of series arrays).
 CHUNK = 8
@@ -65,12 +65,11 @@ def _sums(fn, kernel, bias, problem, bins, labels, what, cut=None, **extra):
                                 in_bins=bins, out_range=problem.out_range, out_bins=bins,
                                 **extra).items()))
     with jax.enable_x64(True):
-        mats = np.asarray(_mapped(args, fn=fn, chunk=chunk, options=options), np.float64)[:n]
-    empty = np.isnan(mats).reshape(len(mats), -1).any(1)
-    if empty.any():
-        raise EmptyHistogramError(
-            f"Layer {problem.name!r} of {labels[int(np.argmax(empty))]}: every output of some "
-            f"input/output pair lies outside out_range={problem.out_range} ({what}). Widen out_range.")
+        mats = np.array(_mapped(args, fn=fn, chunk=chunk, options=options), np.float64)[:n]
+    for i in np.flatnonzero(np.isnan(mats).reshape(len(mats), -1).any(1)):
+        # the layer measures' one rule: an empty pair is 0 bits (warned), all empty an error
+        mats[i] = reporting.zero_empty_pairs(mats[i], f"Layer {problem.name!r} of {labels[i]}",
+                                             f"out_range={problem.out_range} ({what})", clip=False)
     return mats.sum(axis=(1, 2))
 
 
@@ -125,7 +124,8 @@ def stack_values(top, stacked: dict, *, bins: int, in_range, labels=None) -> dic
 
     Raises:
       ShapeMismatchError: parameters without the leading axis N. NonFiniteParamsError: NaN or
-      infinite weights. EmptyHistogramError: a pair with every output outside ``out_range``.
+      infinite weights. EmptyHistogramError: every pair of a checkpoint's layer with every
+      output outside ``out_range`` (a single empty pair is 0 bits, with an ``OutOfRangeWarning``).
 
     Example:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, ei_jax

@@ -210,3 +210,27 @@ def test_nearly_empty_pairs_sampled_and_exact_agree():
         est = ei_jax.sensitivity(jax.random.key(0), top, "layers_0", samples=5000, stderr=True, **kw)
         total = exact.sensitivity(top, "layers_0", **kw)
     assert abs(est.corrected - total) <= 5 * est.stderr + 1e-3
+
+
+def test_checkpoint_stacks_follow_the_same_empty_pair_rule():
+    """The exact values of a checkpoint stack (``ei-jax measure`` of many checkpoints) zero an
+    empty pair as the single-layer measures do, instead of refusing the whole stack: checkpoint
+    1's output 0 sits at relu(x @ w + 20) > 10, outside ReLU's default range (0, 10)."""
+    from ei_jax._src.exact.stacks import checkpoint_topology, stack_values
+
+    net = nn.Sequential([nn.Dense(2), nn.relu])
+    x0 = jnp.zeros((1, 3))
+    kernel = jnp.stack([jnp.full((3, 2), 2.0), jnp.full((3, 2), 2.0)])
+    bias = jnp.array([[0.5, 0.5], [20.0, 0.5]])
+    stacked = {"layers_0": {"kernel": kernel, "bias": bias}}
+    top = ei_jax.topology_of(net, {"params": {"layers_0": {"kernel": kernel[0], "bias": bias[0]}}}, x0)
+    with pytest.warns(ei_jax.OutOfRangeWarning, match="checkpoint 1.*0 bits"):
+        got = stack_values(top, stacked, bins=8, in_range=(0.0, 1.0))["layers_0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ei_jax.OutOfRangeWarning)
+        for j in range(2):
+            one = checkpoint_topology(top, stacked, j)
+            kw = dict(in_range=(0.0, 1.0), in_bins=8, out_bins=8)
+            np.testing.assert_allclose(got["ei_parts"][j], exact.ei_parts(one, "layers_0", **kw), atol=1e-9)
+            np.testing.assert_allclose(got["sensitivity"][j], exact.sensitivity(one, "layers_0", **kw),
+                                       atol=1e-9)
