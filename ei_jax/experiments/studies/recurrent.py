@@ -105,7 +105,7 @@ def _rows(key, params, s, seeds, step, acc, ckpt):
         top = cell_topology(cell, v, x0, steps=s.length)
         k = jax.random.fold_in(key, i)
         span = dict(in_layer="step_1", in_range=(-1.0, 1.0), bins=s.span_bins, samples=s.span_samples)
-        vec, vec_se = sm.sampled_ei(k, top, f"step_{s.length}", **span)
+        vec, vec_se, vec_plugin = sm.sampled_ei(k, top, f"step_{s.length}", **span)
         parts = sm.sampled_ei_parts(k, top, f"step_{s.length}", **span)
         nan = float("nan")
         measured = [{f: float(m[f][i]) for f in m} for m in exact]
@@ -116,6 +116,7 @@ def _rows(key, params, s, seeds, step, acc, ckpt):
                              test_accuracy=float(acc[i]), **m,
                              vector_ei=vec if label == LABELS[2] else nan,
                              vector_ei_stderr=vec_se if label == LABELS[2] else nan,
+                             vector_ei_plugin=vec_plugin if label == LABELS[2] else nan,
                              max_ei_parts=sm.max_ei_parts(n_in, s.hidden, s.span_bins if label == LABELS[2]
                                                              else s.bins), checkpoint=ckpt))
     return rows

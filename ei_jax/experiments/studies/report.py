@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 
 TABLE_COLUMNS = ("arm", "seed", "step", "layer", "label", "n_in", "n_out", "train_accuracy",
                  "test_accuracy", "ei_parts", "sensitivity", "degeneracy", "plane_x", "plane_y",
-                 "vector_ei", "vector_ei_stderr", "max_ei_parts", "checkpoint")
+                 "vector_ei", "vector_ei_stderr", "vector_ei_plugin", "max_ei_parts",
+                 "checkpoint")
 
 
 def mean_se(values) -> tuple[float, float]:

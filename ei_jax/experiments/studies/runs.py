@@ -159,11 +159,11 @@ def measure_checkpoint(path, *, widths, activation, bins) -> list[dict[str, np.n
     return exact_stack_measures(params, widths=widths, activation=activation, bins=bins)
 
 
-def _vector(key, params, arm, settings, layer_i, seed) -> tuple[float, float]:
+def _vector(key, params, arm, settings, layer_i, seed) -> tuple[float, float, float]:
     """Sampled vector EI of one layer of one seed (NaN for layers too wide to histogram)."""
     n_out = arm.widths[layer_i + 1]
     if settings.vector_samples <= 0 or n_out > settings.vector_max_out:
-        return float("nan"), float("nan")
+        return float("nan"), float("nan"), float("nan")
     import ei_jax
 
     p = jax.tree.map(lambda a: a[seed], params)
@@ -225,12 +225,14 @@ def train_and_measure(key, arm: Arm, settings: TrainSettings, seeds: int, out,
         for li, (m, label) in enumerate(zip(measured, labels)):
             n_in, n_out = arm.widths[li], arm.widths[li + 1]
             for s in range(seeds):
-                vec, vec_se = _vector(jax.random.fold_in(k_vec, s), params, arm, settings, li, s)
+                vec, vec_se, vec_plugin = _vector(jax.random.fold_in(k_vec, s), params, arm, settings,
+                                                  li, s)
                 step_rows.append(dict(arm=arm.name, seed=s, step=step, layer=f"layers_{2 * li}",
                                       label=label, n_in=n_in, n_out=n_out,
                                       train_accuracy=float(tr[s]), test_accuracy=float(te[s]),
                                       **{k: float(v[s]) for k, v in m.items()},
                                       vector_ei=vec, vector_ei_stderr=vec_se,
+                                      vector_ei_plugin=vec_plugin,
                                       max_ei_parts=sm.max_ei_parts(n_in, n_out, settings.bins),
                                       checkpoint=ckpt))
         save_checkpoint(out / ckpt, {"params": params})
