@@ -48,7 +48,7 @@ def child(name, path):
     import jax.numpy as jnp
     import numpy as np
 
-    from ei_jax._src.exact import kernel as K, sums
+    from ei_jax._src.exact import kernel as K, terms
 
     K._LEGACY = path == "old"
     kind, n, m, bins = WORK[name]
@@ -67,7 +67,7 @@ def child(name, path):
         u0 = _u(jax, jnp)
         res["time_s"] = timed(lambda: K.exact_ei_parts_matrix(w, b, **kw))
         res["U"] = u0
-        terms = sums.choose_terms(w, (0, 1))
+        terms = terms.choose_terms(w, (0, 1))
         res["floor"] = 2.0 * n * m * bins * (bins + 1) * terms
         res["floor_what"] = f"2 pairs k_in (k_out+1) terms, terms={terms}"
     else:
@@ -77,7 +77,7 @@ def child(name, path):
             res["floor_what"] = "pairs (k_in + k_out + 1) cells"
         elif kind == "parts":
             f = lambda w, b: K.exact_ei_parts_matrix(w, b, **kw)                # noqa: E731
-            terms = sums.choose_terms(w, (0, 1))
+            terms = terms.choose_terms(w, (0, 1))
             res["floor"] = 2.0 * n * m * bins * (bins + 1) * terms
             res["floor_what"] = f"2 pairs k_in (k_out+1) terms, terms={terms}"
         else:
@@ -87,7 +87,7 @@ def child(name, path):
             u0 = _u(jax, jnp)
             res["fwd_s"] = timed(fwd, w * 0.99, b)
             res["fwd_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            terms = sums.default_terms(n)
+            terms = terms.default_terms(n)
             res["floor"] = 3 * 2.0 * n * m * bins * (bins + 1) * terms
             res["floor_what"] = f"3 x forward, terms={terms} (traced)"
         jax.block_until_ready(f(w, b))                                          # compile

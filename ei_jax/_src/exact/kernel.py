@@ -7,7 +7,7 @@ every ``x_l ~ U(lo, hi)`` independent. With deep-ei's widened input bins ``[a_i,
 .. math::
    P(i, j) = p_i \\left[F_{A,i}(t_{j+1}) - F_{A,i}(t_j)\\right],
 
-where ``F_{A,i}`` is the CDF of ``z`` given ``x_A`` uniform on bin ``i`` (:mod:`exact_sums`).
+where ``F_{A,i}`` is the CDF of ``z`` given ``x_A`` uniform on bin ``i`` (:mod:`ei_jax._src.exact.sums`).
 Mass outside the output range (``z < t_0`` or ``z >= t_k``) is dropped and ``P`` is
 renormalised over what is kept, as deep-ei drops out-of-range samples per pair; the mutual
 information of ``P`` is the value deep-ei's plug-in estimate converges to. Sensitivity holds
@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src.exact import banded, sums
+from ei_jax._src.exact import banded
+from ei_jax._src.exact import terms as series_terms
 from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
 from ei_jax._src.info import plugin
 from ei_jax._src.info.binning import check_range
@@ -142,13 +143,13 @@ def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
         terms = 0
     elif terms is None:
         if isinstance(kernel, jax.core.Tracer):
-            terms = sums.default_terms(kernel.shape[0])
+            terms = series_terms.default_terms(kernel.shape[0])
         else:
-            terms = sums.choose_terms(np.asarray(kernel), in_range)
-            if terms > sums.MAX_TERMS:
+            terms = series_terms.choose_terms(np.asarray(kernel), in_range)
+            if terms > series_terms.MAX_TERMS:
                 raise ExactUnavailableError(
                     f"This kernel's columns have almost all their spread in one or two inputs, so "
-                    f"the exact series would need more than {sums.MAX_TERMS} terms for 1e-8 "
+                    f"the exact series would need more than {series_terms.MAX_TERMS} terms for 1e-8 "
                     "accuracy. Use the sampled measure (ei_jax.ei_parts(key, ...)), or pass "
                     "terms=... explicitly to accept a larger error.")
     elif isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or terms < 1:
@@ -203,9 +204,10 @@ def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, o
       activation: ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"`` (or None),
         ``"softplus"``, ``"elu"``, ``"leaky_relu"`` (slope 0.01).
       in_range, out_range: ``(lo, hi)``; in_bins, out_bins: bin counts (static).
-      terms: cosine-series terms for ``n_in >= 4`` (static). None: chosen from the weights
-        for a truncation error of F below 1e-8 when they are concrete, or from ``n_in`` alone
-        (:func:`ei_jax._src.exact.sums.default_terms`) when they are traced.
+      terms: cosine-series terms for ``n_in >= 4`` (static). None: from ``n_in`` alone
+        (:func:`ei_jax._src.exact.terms.default_terms`), so new weights of the same shape do not
+        recompile and traced weights get the same count; concrete weights that need more for a
+        truncation error of F below 1e-8 (:func:`ei_jax._src.exact.terms.choose_terms`) get more.
 
     Returns:
       ``(n_in, n_out)`` bits in the default float dtype; NaN for a pair whose outputs all fall

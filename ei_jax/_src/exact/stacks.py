@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from ei_jax._src.exact import kernel as exact_core
-from ei_jax._src.exact import sums
+from ei_jax._src.exact import terms as series_terms
 from ei_jax._src.base.errors import (
     ExactUnavailableError,
     NonFiniteParamsError,
@@ -78,8 +78,8 @@ def _parts(kernel, bias, problem, bins, labels):
     each checkpoint's cut at its own."""
     if kernel.shape[1] <= 3:                                          # closed forms, no series
         return _sums(exact_core.exact_ei_parts_matrix, kernel, bias, problem, bins, labels, "EI_parts")
-    terms = np.array([sums.choose_terms(k, problem.in_range) for k in kernel])
-    if terms.max() > sums.MAX_TERMS:
+    terms = np.array([series_terms.choose_terms(k, problem.in_range) for k in kernel])
+    if terms.max() > series_terms.MAX_TERMS:
         return None                   # a checkpoint's weights are too sparse for the series
     return _sums(exact_core.ei_parts_matrix_cut, kernel, bias, problem, bins, labels, "EI_parts",
                  cut=terms, terms=int(terms.max()))

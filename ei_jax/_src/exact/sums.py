@@ -19,12 +19,12 @@ weight loses no precision:
   can cross zero). The window is the exact support, or a Hoeffding bound around the mean
   outside of which the mass is below ``1e-17``.
 
-:func:`choose_terms` picks the number of series terms from the weights (host NumPy) with a
-bound on the truncation error of ``F``; :func:`default_terms` gives the count used when the
-weights are traced (under a user's ``jax.jit``), from the layer's fan-in alone.
+:func:`~ei_jax._src.exact.terms.default_terms` gives the number of series terms from the layer's fan-in alone, so new
+weights of the same shape never recompile and traced weights (under a user's ``jax.jit``) get
+the same count; :func:`~ei_jax._src.exact.terms.choose_terms` checks concrete weights against a bound on the truncation
+error of ``F`` (host NumPy) and raises the count only for weights that need more.
 """
 
-import functools
 import math
 
 import jax
@@ -34,11 +34,6 @@ import numpy as np
 #: Half-width factor of the Hoeffding window: P(|S - E S| >= c sqrt(sum d_l^2)) <= 2 exp(-2 c^2)
 #: with c = 4.5 is 5e-18 (d_l the range widths of the summands).
 HOEFFDING = 4.5
-#: Bound on the truncation error of F (absolute) that :func:`choose_terms` aims at.
-TERMS_TOL = 1e-8
-#: Fewest and most series terms.
-MIN_TERMS = 32
-MAX_TERMS = 1 << 15
 
 
 def sinc(x):
@@ -214,71 +209,6 @@ def series_coefficients(u1, d_half, width_a, offset, bin_group, group_widths, te
 
 
 # --- number of terms ------------------------------------------------------------------------
-
-def _log_envelope(x):
-    """A bound on ``log |sinc x|``: ``-x^2/6`` up to pi (Taylor coefficients all negative), ``-log x`` beyond."""
-    x = np.abs(x)
-    return np.where(x <= np.pi, x * x * np.float32(-1.0 / 6.0), -np.log(np.maximum(x, 1e-30)))
-
-
-_GRID = np.unique(np.round(np.geomspace(1, MAX_TERMS * 2, 128)).astype(np.int64))
-
-
-def _terms_for_widths(d, tol):
-    """Fewest terms for the widths ``d (n, m)`` of each output column (n >= 2)."""
-    half = np.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * np.sqrt((d * d).sum(0)))
-    wid = np.where(half > 0, 2.0 * half, 1.0)                                       # (m,)
-    scale = ((np.pi / wid) * (0.5 * d)).astype(np.float32)                          # (n, m)
-    total = np.stack([_log_envelope(np.float32(g) * scale).sum(0, dtype=np.float64) for g in _GRID])              # (g, m)
-    # The bound on rho_{-A} that holds for every A leaves out the largest factor's envelope.
-    worst = np.stack([_log_envelope(np.float32(g) * scale.max(0)) for g in _GRID])             # (g, m)
-    logb = np.maximum.accumulate((total - worst)[::-1], axis=0)[::-1]              # monotone
-    # Tail of sum_{k>K} 2 B(u_k) / (k pi): between two grid points the sum of 1/k is at most
-    # log(k_{g+1} / k_g) + 1 / k_g.
-    step = np.log(np.append(_GRID[1:], 2 * _GRID[-1]) / _GRID) + 1.0 / _GRID
-    tail = np.cumsum(((2.0 / np.pi) * np.exp(logb) * step[:, None])[::-1], axis=0)[::-1]
-    ok = tail <= tol
-    need = np.where(ok.any(0), _GRID[np.argmax(ok, axis=0)], MAX_TERMS + 1)
-    need = np.where(half > 0, need, MIN_TERMS)
-    return int(need.max())
-
-
-def round_terms(k):
-    """Rounds a term count up to 2^j or 1.5 * 2^j (few distinct compiled shapes)."""
-    k = max(int(k), MIN_TERMS)
-    p = 1 << (k - 1).bit_length()
-    return p * 3 // 4 if p * 3 // 4 >= k else p
-
-
-def choose_terms(kernel, in_range, *, tol=TERMS_TOL) -> int:
-    """Series terms that bound the truncation error of every conditional CDF by ``tol``.
-
-    Args:
-      kernel: concrete ``(n_in, n_out)`` weights (NumPy or a non-traced array).
-      in_range: ``(lo, hi)`` of the inputs.
-      tol: bound on the absolute error of ``F`` from truncating the series.
-
-    Returns:
-      the term count (rounded by :func:`round_terms`), or ``MAX_TERMS + 1`` if even
-      ``MAX_TERMS`` cannot guarantee ``tol`` (weights too sparse or too unequal: a column
-      whose other inputs hold almost no spread), which callers report as exact being
-      unavailable.
-    """
-    w = np.abs(np.asarray(kernel, np.float64))
-    if w.shape[0] < 2:
-        return MIN_TERMS
-    need = _terms_for_widths(w * (in_range[1] - in_range[0]), tol)
-    return need if need > MAX_TERMS else round_terms(need)
-
-
-@functools.lru_cache(maxsize=64)
-def default_terms(n_in: int) -> int:
-    """Terms used for traced weights: twice what equal weights need (``tol`` = 1e-8)."""
-    if n_in < 2:
-        return MIN_TERMS
-    need = _terms_for_widths(np.ones((n_in, 1)), TERMS_TOL)
-    return round_terms(min(2 * need, MAX_TERMS))
-
 
 def hoeffding_mass_bound() -> float:
     """Mass outside the window on one side (at most)."""
