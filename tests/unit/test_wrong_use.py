@@ -189,7 +189,8 @@ CONVENIENT_ARGS = {
 
 def _valid(name, value):
     """Values some wrong-value strategies hit that are in fact valid for ``name``."""
-    if name in ("progress", "in_layer", "batch_size", "activation") and value is None:
+    if name in ("progress", "in_layer", "batch_size", "activation", "in_range", "out_range") \
+            and value is None:                          # None: the default
         return True
     if name in ("clip", "stderr", "progress") and isinstance(value, bool):
         return True
@@ -197,7 +198,7 @@ def _valid(name, value):
         return True                                     # int seeds are keys
     if name in ("threshold",) and isinstance(value, float) and value > 0 and np.isfinite(value):
         return True
-    if name in ("in_range", "out_range") and isinstance(value, tuple) and len(value) == 2:
+    if name in ("in_range", "out_range") and isinstance(value, (tuple, list)) and len(value) == 2:
         lo, hi = value
         return bool(np.isfinite(lo) and np.isfinite(hi) and lo < hi)
     if name == "samples" and value is None:
@@ -221,11 +222,12 @@ def _expect_typed(call):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            call()
+            result = call()
         except EIJaxError:
             return
         except Exception as e:  # noqa: BLE001 - the point of the test
             pytest.fail(f"raw {type(e).__module__}.{type(e).__name__}: {e}")
+    pytest.fail(f"a wrong argument was accepted silently; the call returned {result!r}")
 
 
 PROPERTY = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))

@@ -88,6 +88,7 @@ def _measured_ei_parts(key, topology, layer, *, in_layer, samples, threshold, ex
                       activation=activation, stacklevel=5)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
     stderr = bool(stderr) or stderr_target is not None
+    sampling.check_threshold(threshold)        # checked even when samples= makes it unused
     (counts, below, above), used, extra = _ei_parts_run(
         canonicalize_key(key), problem, kw, samples=samples, threshold=threshold,
         extrapolate=extrapolate, max_samples=max_samples, stderr=stderr,

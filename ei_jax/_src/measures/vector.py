@@ -21,7 +21,7 @@ from ei_jax._src.measures import pairwise_uncertainty
 from ei_jax._src.sampled import sharding
 from ei_jax._src.measures import vector_uncertainty
 from ei_jax._src.core.estimates import check_estimate_samples
-from ei_jax._src.base.errors import EmptyHistogramError
+from ei_jax._src.base.errors import EmptyHistogramError, ShapeMismatchError
 from ei_jax._src.base.interface import VectorStats
 from ei_jax._src.model.problems import canonicalize_key, resolve
 
@@ -180,6 +180,7 @@ def ei(key, topology, layer, *, in_layer=None, threshold=0.05, samples=None, max
                       activation=activation)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip, method=method)
     stderr = bool(stderr) or stderr_target is not None
+    sampling.check_threshold(threshold)        # checked even when samples= makes it unused
     if samples is not None and stderr:
         _, samples = check_estimate_samples(samples)
         quarters = _quarter_runs(key, problem, kw, 0, samples, 4, gather=False)
@@ -227,6 +228,9 @@ def eis_between_groups(key, topology, layer, groups, *, in_layer=None, samples, 
       2
     """
     checks.check_flags(clip=clip, stderr=stderr)
+    if groups is None:      # the core reads None as "the whole layer": not this function's contract
+        raise ShapeMismatchError("groups must be a list of (input indices, output indices) pairs, "
+                                 "e.g. [((0, 1), (2,))]; for the whole layer use ei_jax.ei. Got None.")
     problem = resolve(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
                       activation=activation)
     kw = problem.kwargs(in_bins, out_bins, batch_size=batch_size, clip=clip)
