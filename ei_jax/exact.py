@@ -23,6 +23,7 @@ Example:
 """
 
 from ei_jax._src.exact.kernel import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax._src.exact.vector import ei, exact_vector_ei
 from ei_jax._src.exact.measures import (
     ExactLayer,
     causal_plane,
@@ -39,11 +40,13 @@ __all__ = [
     "ExactLayer",
     "causal_plane",
     "degeneracy",
+    "ei",
     "ei_parts",
     "ei_parts_matrix",
     "exact_ei_parts_matrix",
     "exact_layer",
     "exact_sensitivity_matrix",
+    "exact_vector_ei",
     "layer_values",
     "sensitivity",
     "sensitivity_matrix",
