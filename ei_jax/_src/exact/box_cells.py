@@ -183,3 +183,28 @@ def estimate_pieces(z0, scaled, cross) -> np.ndarray:
     kuhn = math.factorial(n) * middle * (1 + SPLIT_PIECES * c[:, -1])
     several = np.count_nonzero(cross, axis=1) >= 2
     return np.where(fast, np.where(several, signed, 0.0), kuhn)
+
+
+def boxes(shape, start, stop):
+    """Bin indices ``(stop - start, n)`` of flat input cells ``start .. stop - 1`` (row-major)."""
+    return np.stack(np.unravel_index(np.arange(start, stop), shape), axis=1)
+
+
+def work_estimate(kernel, bias, t, starts, widths) -> dict:
+    """``{"cells", "crossed", "pairs", "work"}``: input cells with mass, those some neuron's
+    thresholds cross, the bound ``sum_boxes prod_k (crossings_k + 1)`` on nonempty (box, output
+    cell) pairs, and the simplices to expect (:func:`estimate_pieces`)."""
+    n = kernel.shape[0]
+    shape = (len(starts),) * n
+    total = math.prod(shape)
+    step = max(1, (1 << 20) // max(1, n * kernel.shape[1]))
+    crossed = pairs = work = 0
+    for s in range(0, total, step):
+        idx = boxes(shape, s, min(total, s + step))
+        idx = idx[np.all(widths[idx] > 0, axis=1)]
+        z0, scaled, _, c = box_ranges(idx, starts, widths, kernel, bias, t)
+        crossed += int(np.count_nonzero(np.any(c > 0, axis=1)))
+        pairs += float(np.prod(c + 1, axis=1, dtype=np.float64).sum())
+        work += float(estimate_pieces(z0, scaled, c).sum())
+    cells = int(np.count_nonzero(widths > 0)) ** n
+    return dict(cells=cells, crossed=crossed, pairs=pairs, work=work)

@@ -32,7 +32,14 @@ import warnings
 
 import numpy as np
 
-from ei_jax._src.base.errors import EmptyHistogramError, ExactUnavailableError, OutOfRangeWarning
+from ei_jax._src.base.errors import (
+    EmptyHistogramError,
+    ExactUnavailableError,
+    InvalidOptionError,
+    NonFiniteParamsError,
+    OutOfRangeWarning,
+    ShapeMismatchError,
+)
 from ei_jax._src.exact import box_cells
 from ei_jax._src.exact import preimages
 from ei_jax._src.info.binning import make_binning
@@ -73,30 +80,6 @@ def input_cells(in_range, in_bins) -> tuple[np.ndarray, np.ndarray]:
     return e[:-1], np.diff(e)
 
 
-def _boxes(shape, start, stop):
-    return np.stack(np.unravel_index(np.arange(start, stop), shape), axis=1)
-
-
-def work_estimate(kernel, bias, t, starts, widths) -> dict:
-    """``{"cells", "crossed", "pairs", "work"}``: input cells with mass, those some neuron's
-    thresholds cross, the bound ``sum_boxes prod_k (crossings_k + 1)`` on nonempty (box, output
-    cell) pairs, and the simplices to expect (:func:`box_cells.estimate_pieces`)."""
-    n = kernel.shape[0]
-    shape = (len(starts),) * n
-    total = math.prod(shape)
-    step = max(1, (1 << 20) // max(1, n * kernel.shape[1]))
-    crossed = pairs = work = 0
-    for s in range(0, total, step):
-        idx = _boxes(shape, s, min(total, s + step))
-        idx = idx[np.all(widths[idx] > 0, axis=1)]
-        z0, scaled, _, c = box_cells.box_ranges(idx, starts, widths, kernel, bias, t)
-        crossed += int(np.count_nonzero(np.any(c > 0, axis=1)))
-        pairs += float(np.prod(c + 1, axis=1, dtype=np.float64).sum())
-        work += float(box_cells.estimate_pieces(z0, scaled, c).sum())
-    cells = int(np.count_nonzero(widths > 0)) ** n
-    return dict(cells=cells, crossed=crossed, pairs=pairs, work=work)
-
-
 def _row_ids(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, distinct rows)`` of non-negative integer rows (``rows[ids]``'s order)."""
     span = rows.max(axis=0).astype(np.int64) + 1 if len(rows) else np.ones(rows.shape[1], np.int64)
@@ -118,6 +101,19 @@ def aggregate(box, labels, mass):
     return rows[:, 0], rows[:, 1:] - 1, total
 
 
+def _check_layer(kernel, bias):
+    """``(kernel (n, m), bias (m,))`` as finite float64 arrays, or a typed error."""
+    kernel = np.asarray(kernel, np.float64)
+    if kernel.ndim != 2 or 0 in kernel.shape:
+        raise ShapeMismatchError(f"kernel must have shape (n_in, n_out). Got {kernel.shape}.")
+    bias = np.zeros(kernel.shape[1]) if bias is None else np.asarray(bias, np.float64)
+    if bias.shape != (kernel.shape[1],):
+        raise ShapeMismatchError(f"bias must have shape (n_out,)=({kernel.shape[1]},). Got {bias.shape}.")
+    if not (np.isfinite(kernel).all() and np.isfinite(bias).all()):
+        raise NonFiniteParamsError("The kernel or bias has NaN or infinite entries; measure finite weights.")
+    return kernel, bias
+
+
 def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins,
                        max_cells=MAX_CELLS, max_work=MAX_WORK):
     """The exact joint of (input cell, output cell) before dropping: sparse entries.
@@ -130,9 +126,12 @@ def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range
     Raises:
       ExactUnavailableError: over ``max_cells`` input cells or ``max_work`` estimated simplices.
     """
-    kernel = np.asarray(kernel, np.float64)
-    bias = np.asarray(bias, np.float64).reshape(-1)
+    kernel, bias = _check_layer(kernel, bias)
     n, m = kernel.shape
+    for name, value in (("max_cells", max_cells), ("max_work", max_work)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not value >= 0:
+            raise InvalidOptionError(f"{name} must be a number >= 0. Got {value!r}.")
     starts, widths = input_cells(in_range, in_bins)
     t = vector_thresholds(activation, out_range, out_bins)
     k = len(t) - 1
@@ -142,7 +141,7 @@ def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range
             f"Exact vector EI needs every input cell: in_bins ** n_in = {len(starts)} ** {n} = "
             f"{cells:.3g} cells, more than max_cells={max_cells:.3g}. Use fewer in_bins, or "
             f"{_SAMPLED}.")
-    est = work_estimate(kernel, bias, t, starts, widths)
+    est = box_cells.work_estimate(kernel, bias, t, starts, widths)
     if est["work"] > max_work:
         raise ExactUnavailableError(
             f"Exact vector EI of this layer would cut {est['crossed']:,} of its {est['cells']:,} input "
@@ -153,7 +152,7 @@ def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range
     shape = (len(starts),) * n
     out_box, out_labels, out_mass = [], [], []
     for s in range(0, cells, _CHUNK_CELLS):
-        idx = _boxes(shape, s, min(cells, s + _CHUNK_CELLS))
+        idx = box_cells.boxes(shape, s, min(cells, s + _CHUNK_CELLS))
         flat = np.arange(s, s + len(idx))
         pbox = np.prod(widths[idx] / (hi - lo), axis=1)
         keep = pbox > 0
@@ -208,7 +207,7 @@ def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, o
     traceable, so no ``jit`` / ``vmap`` (see the module docstring for why).
 
     Args:
-      kernel: ``(n_in, n_out)`` weights; bias: ``(n_out,)``.
+      kernel: ``(n_in, n_out)`` weights; bias: ``(n_out,)`` or None.
       activation: an exact activation name (``"sigmoid"``, ``"tanh"``, ``"relu"``, ...).
       in_range, in_bins, out_range, out_bins: as ``ei_jax.ei``.
       max_cells, max_work: limits on the input cells and the estimated simplices.

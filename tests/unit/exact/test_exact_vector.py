@@ -3,7 +3,7 @@
 The references share no code with ``ei_jax._src.exact.vector``: deep-ei's vector edges and
 their preimages are rewritten below; one input gives the joint from interval lengths between
 sorted breakpoints; two inputs from polygon clipping (Sutherland-Hodgman) and the shoelace
-formula; three and four inputs from a midpoint grid. Deterministic except the sampled check,
+formula; three and four inputs from midpoint grids (Richardson-extrapolated). Deterministic except the sampled check,
 whose key is fixed (its chance of a false failure under a calibrated interval is stated there).
 """
 
@@ -130,20 +130,25 @@ def reference_2d(w, b, act, in_range, in_bins, out_range, out_bins):
 
 
 def reference_grid(w, b, act, in_range, in_bins, out_range, out_bins, points):
-    """Midpoint grid of ``points`` per input over the whole range, binned as deep-ei does."""
-    lo, hi = in_range
-    g = lo + (np.arange(points) + 0.5) * (hi - lo) / points
+    """Midpoint grid of ``points`` per input cell (weighted by the cell's width), binned."""
+    n = w.shape[0]
+    starts, ends = _input_cells(in_range, in_bins)
+    frac = (np.arange(points) + 0.5) / points
+    g = (starts[:, None] + frac[None] * (ends - starts)[:, None]).ravel()      # (k * points,)
+    weight = np.repeat((ends - starts) / points, points)
+    cell = np.repeat(np.arange(in_bins), points)
     t = _thresholds(act, out_range, out_bins)
-    x = np.stack(np.meshgrid(*[g] * w.shape[0], indexing="ij"), -1).reshape(-1, w.shape[0])
-    ix = np.floor((x - lo) / (hi - lo + 1e-4) * in_bins).astype(np.int64)
+    grids = np.meshgrid(*[np.arange(len(g))] * n, indexing="ij")
+    ids = np.stack([q.ravel() for q in grids], 1)
+    x, p = g[ids], np.prod(weight[ids], axis=1)
+    cx = np.ravel_multi_index(cell[ids].T, (in_bins,) * n)
     iy = np.searchsorted(t, x @ w + b, side="right") - 1
     keep = np.all((iy >= 0) & (iy < out_bins), axis=1)
-    cx = np.ravel_multi_index(ix[keep].T, (in_bins,) * w.shape[0])
-    cy = np.ravel_multi_index(iy[keep].T, (out_bins,) * w.shape[1])
-    joint = {}
-    for xy, count in zip(*np.unique(np.stack([cx, cy], 1), axis=0, return_counts=True)):
-        joint[tuple(xy)] = float(count)
-    return _mi({(x_, y_): p for (x_, y_), p in joint.items()})
+    ny = out_bins ** w.shape[1]
+    code = cx[keep] * ny + np.ravel_multi_index(iy[keep].T, (out_bins,) * w.shape[1])
+    codes, inv = np.unique(code, return_inverse=True)
+    mass = np.bincount(inv.ravel(), weights=p[keep])
+    return _mi({(int(c // ny), int(c % ny)): float(q) for c, q in zip(codes, mass)})
 
 
 # --- ei_jax ---------------------------------------------------------------------------------
@@ -231,22 +236,24 @@ def test_conv_receptive_field_matches_polygon_areas():
     assert abs(exact.ei(top, "layers_0", **kw) - want) < TOL
 
 
-# Midpoint grid of G points per input: a cell boundary misplaces at most the grid cells it
-# crosses, O(1/G) of the mass near it; measured at G and 2G the reference moves by < 2e-3
-# bits at these sizes, so 5e-3 bits is a stated, generous tolerance.
+# Midpoint grids of G and 2G points per input cell: their error in the cell probabilities
+# is second order (a midpoint rule), measured here to fall 4x per doubling (3 -> 2: 1.0e-3 ->
+# 2.6e-4 bits; 4 -> 3: 6.4e-3 -> 1.6e-3), so the Richardson value (4 I_2G - I_G) / 3 is within
+# ~5e-5 bits; 5e-4 bits is the stated tolerance (a wrong cell or dropped row moves it by more).
 CASES_GRID = [
-    (20, 3, 2, 2.0, True, "sigmoid", (0, 1), 4, (0, 1), 4, 160),
-    (21, 4, 3, 1.5, True, "tanh", (-1, 1), 3, (-1, 1), 4, 56),
+    (20, 3, 2, 2.0, True, "sigmoid", (0, 1), 4, (0, 1), 4, 20),
+    (21, 4, 3, 1.5, True, "tanh", (-1, 1), 3, (-1, 1), 4, 8),
 ]
 
 
 @pytest.mark.parametrize("case", CASES_GRID, ids=[f"{c[1]}x{c[2]}-{c[5]}" for c in CASES_GRID])
-def test_three_and_four_inputs_match_a_fine_grid(case):
+def test_three_and_four_inputs_match_fine_grids(case):
     seed, n, m, scale, bias, *args, points = case
     w, b = _layer(seed, n, m, scale, bias)
-    want = reference_grid(w, b, *args, points)
+    coarse, fine = (reference_grid(w, b, *args, g) for g in (points, 2 * points))
+    want = (4 * fine - coarse) / 3
     assert want > 0.1
-    assert abs(_exact(w, b, *args) - want) < 5e-3
+    assert abs(_exact(w, b, *args) - want) < 5e-4
 
 
 def test_sampled_interval_covers_exact_on_an_iris_size_layer():
@@ -267,7 +274,7 @@ def test_sampled_interval_covers_exact_on_an_iris_size_layer():
 def test_out_of_range_rows_are_dropped_as_sampled():
     """ReLU with out_range inside its image: rows above are dropped and the rest renormalised
     (polygon reference), with a warning giving the dropped mass; the sampled value agrees."""
-    w, b = _layer(40, 2, 2, 2.0, True)
+    w, b = _layer(45, 2, 2, 2.0, True)                   # 47% of the mass above 0.8
     args = ("relu", (0, 1), 5, (0, 0.8), 5)
     top, name = _topology(w, b, "relu")
     kw = dict(in_range=(0, 1), in_bins=5, out_range=(0, 0.8), out_bins=5)
@@ -326,3 +333,16 @@ def test_split_pieces_tile_the_simplex_and_agree_with_the_cdf(n):
     below = np.bincount(parent, weights=np.where(positive, 0.0, vol), minlength=50)
     cdf = simplices.linear_cdf(values, np.zeros((50, 1)))[:, 0]
     np.testing.assert_allclose(below, cdf * simplices.volumes(verts), rtol=1e-10, atol=1e-15)
+
+
+def test_signed_simplices_agree_with_kuhn_simplices(monkeypatch):
+    """The two ways of cutting a box (signed simplices, and Kuhn simplices where the signed
+    sum would cancel) give the same value on a layer where several neurons cross a box."""
+    from ei_jax._src.exact import box_cells, vector
+
+    w, b = _layer(60, 3, 3, 2.5, True)
+    kw = dict(activation="tanh", in_range=(-1, 1), in_bins=5, out_range=(-1, 1), out_bins=6)
+    signed = vector.exact_vector_ei(w, b, **kw)
+    monkeypatch.setattr(box_cells, "KAPPA_MAX", 0.0)
+    assert abs(vector.exact_vector_ei(w, b, **kw) - signed) < 1e-9
+    assert signed > 0.5
