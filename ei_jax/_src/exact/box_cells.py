@@ -71,7 +71,8 @@ def _refine(verts, box, labels, weight, z0, scaled, first, cross, t, base):
             new_labels[:, o] += positive
             verts = np.concatenate([verts[rest], new_v])
             labels = np.concatenate([labels[rest], new_labels])
-            box, weight = np.concatenate([box[rest], b[parent]]), np.concatenate([weight[rest], weight[a][parent]])
+            weight = np.concatenate([weight[rest], weight[a][parent]])
+            box = np.concatenate([box[rest], b[parent]])
     vol = simplices.volumes(verts) * weight
     o = last[box]
     c = np.where(others[box, o] > 0, cross[box, o], 0)

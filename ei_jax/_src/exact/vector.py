@@ -42,6 +42,7 @@ from ei_jax._src.base.errors import (
 )
 from ei_jax._src.exact import box_cells
 from ei_jax._src.exact import preimages
+from ei_jax._src.exact.measures import exact_layer
 from ei_jax._src.info.binning import make_binning
 from ei_jax._src.model import activations as _act
 
@@ -238,7 +239,7 @@ def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, o
             f"Layer {name!r}: {100 * dropped:.3g}% of the input mass gives an output outside "
             f"out_range={tuple(out_range)}; those rows are dropped (as ei_jax.ei drops them) and "
             "the rest renormalised. Widen out_range if that is not what you want.",
-            OutOfRangeWarning, stacklevel=stacklevel + 1)
+            OutOfRangeWarning, stacklevel=stacklevel)
     return mi
 
 
@@ -285,11 +286,9 @@ def ei(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=N
       >>> abs(s.corrected - e) < 5 * s.stderr + 0.01
       True
     """
-    from ei_jax._src.exact.measures import exact_layer
-
     problem = exact_layer(topology, layer, in_layer=in_layer, in_range=in_range, out_range=out_range,
-                          activation=activation, stacklevel=5)
+                          activation=activation, stacklevel=4)
     return exact_vector_ei(problem.kernel, problem.bias, activation=problem.activation,
                            in_range=problem.in_range, in_bins=in_bins, out_range=problem.out_range,
                            out_bins=out_bins, max_cells=max_cells, max_work=max_work,
-                           name=problem.name, stacklevel=2)
+                           name=problem.name, stacklevel=3)

@@ -3,8 +3,9 @@
 The references share no code with ``ei_jax._src.exact.vector``: deep-ei's vector edges and
 their preimages are rewritten below; one input gives the joint from interval lengths between
 sorted breakpoints; two inputs from polygon clipping (Sutherland-Hodgman) and the shoelace
-formula; three and four inputs from midpoint grids (Richardson-extrapolated). Deterministic except the sampled check,
-whose key is fixed (its chance of a false failure under a calibrated interval is stated there).
+formula; three and four inputs from midpoint grids (Richardson-extrapolated). Deterministic
+except the sampled checks, whose keys are fixed (the chance of a false failure under a
+calibrated interval is stated there).
 """
 
 import itertools
