@@ -1,4 +1,4 @@
-"""Exact (infinite-sample) pairwise measures: EI_parts, sensitivity, degeneracy, no sampling.
+"""Exact (infinite-sample) measures: EI_parts, sensitivity, degeneracy; vector EI of small layers.
 
 For a single layer ``y = f(x @ W + b)`` with a non-decreasing activation whose preimage is
 known (sigmoid, tanh, ReLU, identity; also softplus, ELU, leaky ReLU), the binned joint
@@ -6,7 +6,9 @@ distribution of every input/output pair under deep-ei's interventions is compute
 these are the values deep-ei's plug-in estimates converge to as the sample count grows --
 without their upward bias of about ``(cells - rows - columns + 1) / (2 N ln 2)`` bits per pair.
 
-Same arguments as the sampled measures minus ``key``, ``samples``, ``threshold`` and
+:func:`ei` is exact vector EI for small layers (every input cell is a box: the layer's
+``in_bins ** n_in`` cells must be few; host NumPy, not traceable). Same arguments as the
+sampled measures minus ``key``, ``samples``, ``threshold`` and
 ``batch_size``. The pure, jittable and differentiable matrices are
 :func:`exact_ei_parts_matrix` and :func:`exact_sensitivity_matrix` (kernel, bias).
 
@@ -23,6 +25,7 @@ Example:
 """
 
 from ei_jax._src.exact.kernel import exact_ei_parts_matrix, exact_sensitivity_matrix
+from ei_jax._src.exact.vector import ei, exact_vector_ei
 from ei_jax._src.exact.measures import (
     ExactLayer,
     causal_plane,
@@ -39,11 +42,13 @@ __all__ = [
     "ExactLayer",
     "causal_plane",
     "degeneracy",
+    "ei",
     "ei_parts",
     "ei_parts_matrix",
     "exact_ei_parts_matrix",
     "exact_layer",
     "exact_sensitivity_matrix",
+    "exact_vector_ei",
     "layer_values",
     "sensitivity",
     "sensitivity_matrix",

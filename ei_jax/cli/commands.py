@@ -29,7 +29,7 @@ _plugin (deep-ei's plug-in estimate) and _method (exact or sampled), with the lo
 accuracy), ei_over_training.png, causal_plane.png and the Flax checkpoint of every measured
 epoch (checkpoints/epoch_NNNNNN.msgpack). EI_parts, sensitivity and degeneracy are exact (no
 sampling) wherever ei_jax.exact applies; --sampled gives deep-ei's estimator; vector EI is
-always sampled. The ± columns are the standard errors of the bias-corrected values.
+sampled unless --exact-vector-work allows its exact value. The ± columns are the standard errors of the bias-corrected values.
 `ei-jax measure` on a checkpoint, with the same --seed, --samples, --sensitivity-samples
 and --bins, prints the same numbers.
 
@@ -83,7 +83,11 @@ def _measure_options(p, *, samples_default):
     g.add_argument("--sampled", action="store_true",
                    help="deep-ei's sampled (plug-in) EI_parts, sensitivity and degeneracy even where "
                         "the exact values apply (default: exact for every single layer with a known "
-                        "activation; vector EI is always sampled)")
+                        "activation; vector EI is sampled unless --exact-vector-work allows it)")
+    g.add_argument("--exact-vector-work", type=A.count, default=None, metavar="N",
+                   help="exact vector EI (ei_jax.exact.ei) for layers whose estimated work is at most "
+                        "N simplices, about 1e5 per second (default 0: sampled; the Iris layers "
+                        "need 2e5-4e6 at initialisation, 3e7-3e8 trained)")
     return g
 
 

@@ -18,6 +18,7 @@ def measure_settings(args, base, in_range=None):
         bins=args.bins or base.bins,
         in_range=tuple(in_range or base.in_range),
         sampled=bool(getattr(args, "sampled", False)) or base.sampled,
+        exact_vector_work=float(getattr(args, "exact_vector_work", None) or base.exact_vector_work),
     )
 
 

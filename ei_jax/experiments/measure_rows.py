@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from ei_jax._src.base.errors import NonFiniteParamsError, ShapeMismatchError
-from ei_jax.experiments.table_columns import layer_columns
+from ei_jax.experiments.table_columns import exact_vector, layer_columns
 from ei_jax._src.base.progress import progress_bar
 from ei_jax._src.exact.stacks import checkpoint_topology, stack_values
 from ei_jax._src.measures.vector_stack import ei_stack
@@ -31,7 +31,9 @@ class MeasureSettings:
 
     ``in_range`` is the first layer's input range (the data's); later layers use their
     preceding activation's range, as in deep-ei. ``sampled``: deep-ei's plug-in EI_parts and
-    sensitivity even where the exact values apply (``--sampled``).
+    sensitivity even where the exact values apply (``--sampled``). ``exact_vector_work``: exact
+    vector EI for layers whose estimated work is at most this many simplices (about 1e5 per
+    second; 0, the default: vector EI sampled; ``--exact-vector-work``).
     """
 
     samples: int = 100_000
@@ -39,6 +41,7 @@ class MeasureSettings:
     bins: int = 8
     in_range: tuple[float, float] = (0.0, 1.0)
     sampled: bool = False
+    exact_vector_work: float = 0.0
 
 
 #: The paper's measurement settings (``ei-jax reproduce --paper``).
@@ -61,7 +64,8 @@ def measure_layer(key, top, layer, settings: MeasureSettings, *, first: bool,
     return layer_columns(key, top, layer, samples=settings.samples,
                         sensitivity_samples=settings.sensitivity_samples, bins=settings.bins,
                         in_range=settings.in_range if first else None, sampled=settings.sampled,
-                        exact_values=exact_values, vector=vector)
+                        exact_values=exact_values, vector=vector,
+                        exact_vector_work=settings.exact_vector_work)
 
 
 def _shape(top, layer, side) -> int:
@@ -79,6 +83,30 @@ def measure_network(key, top, settings: MeasureSettings) -> list[dict[str, Any]]
 
 
 # --- a stack of checkpoints -------------------------------------------------------------------
+
+def _stack_vectors(key, top, host, stacked, layer, settings, *, first, progress) -> list:
+    """Vector EI of every checkpoint of one layer: exact where it fits
+    ``settings.exact_vector_work``, the others sampled in one pipelined stack."""
+    n = len(jax.tree.leaves(host[layer])[0])
+    out = [None] * n
+    if settings.exact_vector_work > 0 and not settings.sampled:
+        common = dict(in_range=settings.in_range if first else None, in_bins=settings.bins,
+                      out_bins=settings.bins)
+        for j in range(n):
+            out[j] = exact_vector(checkpoint_topology(top, host, j), layer, settings.exact_vector_work,
+                                  **common)
+            if out[j] is not None:
+                progress(1)
+    rest = [j for j in range(n) if out[j] is None]
+    if rest:
+        part = jax.tree.map(lambda a: a[np.asarray(rest)], stacked[layer])
+        sampled = ei_stack(key, top, layer, part, samples=settings.samples, in_bins=settings.bins,
+                           out_bins=settings.bins, in_range=settings.in_range if first else None,
+                           progress=progress)
+        for j, v in zip(rest, sampled):
+            out[j] = v
+    return out
+
 
 def _check_stack(stacked, layer, n: int, labels):
     for leaf in jax.tree.leaves(stacked):
@@ -148,10 +176,8 @@ def measure_stack(key, top, stacked: dict, settings: MeasureSettings, *, labels=
         vectors = {}       # layers with exact EI_parts: vector EI of all checkpoints, pipelined
         for i, layer in enumerate(layers):
             if exact.get(layer, {}).get("ei_parts") is not None:
-                vectors[layer] = ei_stack(jax.random.fold_in(key, i), top, layer, stacked[layer],
-                                          samples=settings.samples, in_bins=settings.bins,
-                                          out_bins=settings.bins,
-                                          in_range=settings.in_range if i == 0 else None, progress=bar.update)
+                vectors[layer] = _stack_vectors(jax.random.fold_in(key, i), top, host, stacked, layer,
+                                                settings, first=i == 0, progress=bar.update)
         rows = [[] for _ in range(n)]
         for j in range(n):
             top_j = checkpoint_topology(top, host, j)

@@ -19,7 +19,9 @@ EI_parts and sensitivity are exact wherever :mod:`ei_jax.exact` applies (a singl
 ``f(x @ W + b)`` with a known activation); otherwise, or with ``sampled=True``, they are
 sampled: ``_corrected`` bias-corrected, ``_plugin`` the plug-in estimates the plain measures
 give for the same key (to float32 rounding: the same counts, their MI taken in float64). Vector EI is
-always sampled. A derived column is exact only when all its parts are; its standard error
+sampled unless ``exact_vector_work`` > 0 and the layer's exact vector EI (:func:`ei_jax.exact.ei`)
+needs at most that many estimated simplices (about 1e5 per second; the Iris layers: 2e5-4e6
+at initialisation, 3e7-3e8 trained). A derived column is exact only when all its parts are; its standard error
 adds the parts' in quadrature (as if independent).
 """
 
@@ -66,7 +68,10 @@ class Column:
 
     @staticmethod
     def of(estimate) -> "Column":
-        """A sampled :class:`ei_jax.Estimate`, or a bare plug-in float (stderr NaN: unknown)."""
+        """A sampled :class:`ei_jax.Estimate`, or a bare plug-in float (stderr NaN: unknown);
+        a :class:`Column` as it is."""
+        if isinstance(estimate, Column):
+            return estimate
         if isinstance(estimate, ei_jax.Estimate):
             return Column(float(estimate.value), float(estimate.corrected), float(estimate.stderr),
                           "sampled")
@@ -115,8 +120,17 @@ def _exact_or_none(fn, top, layer, **kw):
         return None
 
 
+def exact_vector(top, layer, work: float, **common):
+    """The exact vector EI :class:`Column` of a layer within ``work`` estimated simplices, or
+    None (``work`` 0, or exact does not apply or would take more)."""
+    if not work > 0:
+        return None
+    return _exact_or_none(exact.ei, top, layer, max_work=work, **common)
+
+
 def layer_columns(key, top, layer, *, samples: int, sensitivity_samples: int, bins: int,
-                 in_range=None, sampled: bool = False, exact_values=None, vector=None) -> dict:
+                 in_range=None, sampled: bool = False, exact_values=None, vector=None,
+                 exact_vector_work: float = 0.0) -> dict:
     """EI_parts, vector EI, sensitivity, degeneracy and the causal plane of one layer, with errors.
 
     Args:
@@ -132,7 +146,10 @@ def layer_columns(key, top, layer, *, samples: int, sensitivity_samples: int, bi
         already (a stack of checkpoints: :func:`ei_jax._src.exact.stacks.stack_values`), used
         instead of computing them; None entries are measured sampled.
       vector: vector EI measured already (an :class:`ei_jax.Estimate` for this key: a stack,
-        :func:`ei_jax._src.measures.vector_stack.ei_stack`), used where EI_parts is exact.
+        :func:`ei_jax._src.measures.vector_stack.ei_stack`; or an exact :class:`Column`), used
+        where EI_parts is exact.
+      exact_vector_work: exact vector EI where it takes at most this many estimated simplices
+        (:func:`ei_jax.exact.ei`'s ``max_work``); 0 (default): sampled.
 
     Returns:
       ``{field: value}`` for every field of :data:`ROW_FIELDS` (floats in bits, methods as
@@ -163,11 +180,16 @@ def layer_columns(key, top, layer, *, samples: int, sensitivity_samples: int, bi
     elif not sampled:
         parts = _exact_or_none(exact.ei_parts, top, layer, **common)
         sens = _exact_or_none(exact.sensitivity, top, layer, **common)
+    exact_vec = None if sampled or vector is not None else exact_vector(top, layer, exact_vector_work,
+                                                                         **common)
     if parts is None:
         vec, est = ei_jax.vector_and_pairwise_ei(key, top, layer, samples=samples, stderr=True, **common)
         parts = Column.of(est)
+        vec = exact_vec or vec
     elif vector is not None:
         vec = vector
+    elif exact_vec is not None:
+        vec = exact_vec
     else:          # the same samples and vector estimate, without the pairs' second pass
         vec = ei_jax.ei(key, top, layer, samples=samples, stderr=True, **common)
     if sens is None:

@@ -189,3 +189,46 @@ def test_the_printed_value_and_the_band_centre_are_the_corrected_ones(rows, caps
         lo, hi = plotting.band(run, c)
         np.testing.assert_allclose((lo + hi) / 2, want, rtol=1e-12)
         np.testing.assert_allclose((hi - lo) / 2, [1.96 * r[f"{c}_stderr"] for r in run], rtol=1e-12)
+
+
+def test_exact_vector_ei_within_its_work_budget(rows):
+    """With ``exact_vector_work`` the vector column is ``ei_jax.exact.ei`` (stderr 0, method
+    exact) and the degeneracy_vector column follows it; over the budget it stays sampled."""
+    top, key = rows["top"], rows["key"]
+    common = dict(in_range=SETTINGS.in_range, in_bins=SETTINGS.bins, out_bins=SETTINGS.bins)
+    want = exact.ei(top, "layers_0", **common)
+    r = layer_columns(key, top, "layers_0", **KW, exact_vector_work=1e6)
+    assert (r["vector_ei_method"], r["vector_ei_stderr"]) == ("exact", 0.0)
+    assert r["vector_ei_corrected"] == r["vector_ei_plugin"] == want
+    assert r["degeneracy_vector_method"] == "exact"
+    assert r["degeneracy_vector_corrected"] == pytest.approx(r["sensitivity_corrected"] - want, abs=1e-12)
+    # the exact value lies within the sampled row's interval (Z standard errors, see above)
+    assert abs(rows["exact"]["vector_ei_corrected"] - want) <= Z * rows["exact"]["vector_ei_stderr"]
+    over = layer_columns(key, top, "layers_0", **KW, exact_vector_work=1)
+    assert over == rows["exact"]
+
+
+def test_stacked_exact_vector_equals_each_checkpoint_alone():
+    """measure_stack with exact_vector_work: each checkpoint's row is the one it gets alone
+    (exact vector EI where within the budget, the same sampled estimate elsewhere)."""
+    from ei_jax.experiments.measure_rows import measure_network, measure_stack
+
+    net = nn.Sequential([nn.Dense(2), nn.sigmoid, nn.Dense(2), nn.tanh])
+    x0 = jnp.zeros((1, 3))
+    # small weights: ~no box crosses a threshold (exact); the middle net's first layer needs an
+    # estimated 112 simplices, over the budget of 100 (sampled), its second 12 (exact)
+    nets = [jax.tree.map(lambda a, s=s: s * a, net.init(jax.random.key(j), x0)) for j, s in
+            enumerate((0.05, 3.0, 0.05))]
+    stacked = {f"layers_{i}": jax.tree.map(lambda *a: jnp.stack(a), *[v["params"][f"layers_{i}"] for v in nets])
+               for i in (0, 2)}
+    top = ei_jax.topology_of(net, nets[0], x0)
+    settings = MeasureSettings(samples=4_000, sensitivity_samples=200, bins=4, exact_vector_work=100)
+    got = measure_stack(jax.random.key(1), top, stacked, settings)
+    methods = [r["vector_ei_method"] for rows_j in got for r in rows_j]
+    assert "exact" in methods and "sampled" in methods, methods      # both paths, one stack
+    for j, v in enumerate(nets):
+        alone = measure_network(jax.random.key(1), ei_jax.topology_of(net, v, x0), settings)
+        for a, b in zip(got[j], alone):
+            assert a["vector_ei_method"] == b["vector_ei_method"]
+            assert a["vector_ei_corrected"] == pytest.approx(b["vector_ei_corrected"], abs=1e-12)
+            assert a["vector_ei_stderr"] == pytest.approx(b["vector_ei_stderr"], abs=1e-12)

@@ -53,6 +53,7 @@ EXACT_ON_TOPOLOGY = {
     "exact.degeneracy": exact.degeneracy,
     "exact.layer_values": exact.layer_values,
     "exact.exact_layer": exact.exact_layer,
+    "exact.ei": exact.ei,
 }
 
 
