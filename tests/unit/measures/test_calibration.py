@@ -82,6 +82,9 @@ def test_few_samples_per_cell_either_covers_or_is_flagged():
     exact, c, s, limited = _run(*FEW_PER_CELL)
     misses = int(np.sum((np.abs(c - exact) > 1.96 * s) & ~limited))
     assert misses <= MAX_MISSES, (misses, limited.mean(), c.mean() - exact, s.mean())
+    # the gap is ~10x the limit here (key 3: 0.325 bits against 0.4 x 0.076) and varies by
+    # ~0.3 s.e. over keys, so nearly every key is flagged; at a per-key rate of 0.9,
+    # P(at most 100 of 200 flagged) = 3e-46.
     assert limited.mean() > 0.5, limited.mean()
 
 
