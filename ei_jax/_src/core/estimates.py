@@ -76,8 +76,9 @@ _DOC = """{what}, with its bias correction and standard error.
       :class:`ei_jax.Estimate` of jax arrays: ``value`` (the plug-in, equal to
       ``core.{plain}`` on the same key), ``corrected`` (quadratic extrapolation over the
       run's halves and quarters), ``stderr`` (delta method{how}) and ``limited`` (True
-      where the correction's estimated residual exceeds a standard error, so the interval
-      does not hold: under ``jit`` / ``vmap`` no warning can be raised, check it on the host);
+      where the quadratic and the linear correction differ by more than 0.4 standard errors,
+      so the interval does not hold: under ``jit`` / ``vmap`` no warning can be raised, check
+      it on the host);
       {shape}.
 
     Example:

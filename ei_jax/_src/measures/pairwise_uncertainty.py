@@ -45,27 +45,30 @@ def total(quarters):
     return out
 
 
-def warn_limited(name: str, what: str, samples: int, residual, stderr, means, stacklevel=5) -> None:
-    """:class:`SampleLimitedWarning` where the correction's residual (:func:`unc.residual_bias`)
-    exceeds :data:`unc.RESIDUAL_LIMIT` standard errors, with about how many samples would do.
+def warn_limited(name: str, what: str, samples: int, residual, stderr, stacklevel=5) -> None:
+    """:class:`SampleLimitedWarning` where the gap between the quadratic and the linear
+    extrapolation (:func:`unc.residual_bias`) exceeds :data:`unc.RESIDUAL_LIMIT` standard
+    errors, with about how many samples would do (:func:`unc.samples_needed`).
 
-    ``residual``, ``stderr`` and the plug-in / half / quarter ``means`` are scalars or arrays
-    of the same shape (a matrix: one entry per pair)."""
-    residual, stderr = np.atleast_1d(residual), np.atleast_1d(stderr)
+    ``residual`` and ``stderr`` are scalars or arrays of the same shape (a matrix: one entry
+    per pair)."""
+    residual, stderr = np.atleast_1d(residual).ravel(), np.atleast_1d(stderr).ravel()
     bad = np.flatnonzero(unc.limited(residual, stderr))
     if not bad.size:
         return
-    full, half, quarter = (np.atleast_1d(m).ravel() for m in means)
-    need = max(unc.samples_needed(samples, residual.ravel()[i], stderr.ravel()[i], full[i], half[i],
-                                  quarter[i]) for i in bad)
-    i = bad[np.argmax(residual.ravel()[bad] / stderr.ravel()[bad])]
+    needs = [unc.samples_needed(samples, residual[i], stderr[i]) for i in bad]
+    low, high = max(n[0] for n in needs), max(n[1] for n in needs)
+    i = bad[np.argmax(residual[bad] / stderr[bad])]
     where = "" if residual.size == 1 else f" in {bad.size} of {residual.size} pairs"
     warnings.warn(
-        f"Layer {name!r}: {what} is sample-limited{where} at {samples:,} samples: the bias "
-        f"correction's estimated residual ({residual.ravel()[i]:.3g} bits) exceeds its standard "
-        f"error ({stderr.ravel()[i]:.3g}): the plug-in's bias is not falling as 1/N yet (too many "
-        "cells hold few samples), so corrected ± 1.96 stderr is not a 95% interval. About "
-        f"{need:,} samples would do (or fewer bins; ei_jax.exact for a single layer).",
+        f"Layer {name!r}: {what} is sample-limited{where} at {samples:,} samples: the quadratic "
+        f"and the linear bias corrections differ by {residual[i]:.3g} bits, more than "
+        f"{unc.RESIDUAL_LIMIT:g} standard errors (of {stderr[i]:.3g} bits): too many cells hold "
+        "few samples for the correction to be trusted, so corrected ± 1.96 stderr is not a 95% "
+        f"interval. About {low:,} to {high:,} samples would do (the gap falls as 1/samples^2 "
+        "where cells with few samples are filling up, as 1/samples where the outputs' tails "
+        "keep adding such cells; the standard error as 1/sqrt(samples)); or fewer bins, or "
+        "ei_jax.exact for a single layer.",
         SampleLimitedWarning, stacklevel=stacklevel)
 
 
@@ -82,8 +85,7 @@ def estimate(key, problem, kw, quarters, *, kind: str, samples: int, summed: boo
         stderr = np.sqrt(variance)
         residual = unc.residual_bias(value, half, quarter)
         if warn:
-            warn_limited(problem.name, f"the {what} matrix", samples, residual, stderr,
-                         (value, half, quarter))
+            warn_limited(problem.name, f"the {what} matrix", samples, residual, stderr)
         return Estimate(value, corrected, stderr, samples, below, above,
                         unc.limited(residual, stderr))
     bounds = tuple(b for b, _ in split(0, samples, 4)) + (samples,)
@@ -102,6 +104,6 @@ def estimate(key, problem, kw, quarters, *, kind: str, samples: int, summed: boo
     means = (float(value.sum()), float(half.sum()), float(quarter.sum()))
     residual = float(unc.residual_bias(*means))
     if warn:
-        warn_limited(problem.name, what, samples, residual, stderr, means)
+        warn_limited(problem.name, what, samples, residual, stderr)
     return Estimate(means[0], float(corrected.sum()), stderr, samples, int(np.sum(below)),
                     int(np.sum(above)), bool(unc.limited(residual, stderr)))
