@@ -160,3 +160,55 @@ def test_a_stack_needs_its_architecture(tmp_path, capsys):
     torch.save(_architectures().make_resnet().state_dict(), ckpt)
     line = _misuse(capsys, "measure", str(ckpt), "--activation", "relu", "--no-progress")
     assert "--arch" in line and "architecture=" not in line
+
+
+FLAX_ARCH = Path(__file__).with_name("flax_architectures.py")
+
+
+@pytest.fixture
+def _standard_promotion():
+    # flax's own avg_pool mixes int and float: the default promotion its users run with.
+    with jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+@pytest.mark.usefixtures("_standard_promotion")
+def test_measure_a_flax_checkpoint_with_its_architecture(tmp_path, capsys):
+    from ei_jax.experiments.checkpoints import save_checkpoint
+
+    spec = importlib.util.spec_from_file_location("flax_architectures_ref", FLAX_ARCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model, x = module.make_cnn(), jnp.zeros((1, 6, 6, 1))
+    variables = model.init(jax.random.key(0), x)
+    paths, tree = jax.tree_util.tree_flatten_with_path(variables)
+    keys = jax.random.split(jax.random.key(5), len(paths))
+    variables = jax.tree.unflatten(tree, [
+        jax.random.uniform(k, a.shape, minval=0.5, maxval=1.5) if "var" in str(p) else
+        0.6 * jax.random.normal(k, a.shape) for k, (p, a) in zip(keys, paths)])
+    ckpt = tmp_path / "cnn.msgpack"
+    save_checkpoint(str(ckpt), variables)
+    out = tmp_path / "m.json"
+    assert main(["measure", str(ckpt), "--arch", f"{FLAX_ARCH}:make_cnn", "--input-shape", "6,6,1",
+                 *SMALL, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    top = topology_of(model, variables, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lib = ex.measure_network(ex.run_keys(0)[3], top, SETTINGS)
+    assert [r["checkpoint_name"] for r in rows] == ["Conv_0", "Dense_0"]
+    for got, want in zip(rows, lib):
+        for c in COLUMNS:
+            assert got[c] == (pytest.approx(want[c], abs=1e-12, nan_ok=True)
+                              if isinstance(want[c], float) else want[c]), (got["layer"], c)
+    # Conv_0: one 3x3 receptive field, BatchNorm folded by hand
+    p, s = variables["params"], variables["batch_stats"]["BatchNorm_0"]
+    g = p["BatchNorm_0"]["scale"] / jnp.sqrt(s["var"] + 1e-5)
+    w = p["Conv_0"]["kernel"].reshape(9, 2) * g[None, :]
+    b = (p["Conv_0"]["bias"] - s["mean"]) * g + p["BatchNorm_0"]["bias"]
+    assert rows[0]["ei_parts_corrected"] == pytest.approx(_dense_exact(w, b, "relu", (0, 1)), rel=1e-6)
+    # a checkpoint of another network does not fit the architecture
+    save_checkpoint(str(ckpt), {"params": {"Dense_0": {"kernel": np.ones((4, 3), np.float32)}}})
+    line = _misuse(capsys, "measure", str(ckpt), "--arch", f"{FLAX_ARCH}:make_cnn",
+                   "--input-shape", "6,6,1", "--no-progress")
+    assert "does not fit" in line and "Conv_0/kernel" in line
