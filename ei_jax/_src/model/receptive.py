@@ -198,6 +198,8 @@ def _position_wise(prog, e, data, shape, spec, x_id) -> str | None:
             return f"{what} is not elementwise"
     elif name not in _ELEMENTWISE:
         return f"{what} mixes positions (it is not elementwise)"
+    if _nonunit(out) != _nonunit(shape):
+        return f"{what} acts on the input before it is reshaped into the convolution's layout"
     spatial = _spatial_of(out, shape, spec)
     for r in e.ins:
         sh = tuple(np.shape(r.value) if isinstance(r, Const) else prog.avals[r].shape)

@@ -157,3 +157,28 @@ def test_a_parameter_per_position_keeps_the_whole_map():
     w = 2.0 * np.asarray(params["k"]).reshape(4, 2)
     assert exact.ei_parts(top, "k", in_range=(0, 1), **BINS) == pytest.approx(
         _dense_exact(w, params["c"], "sigmoid", (0, 1)), rel=1e-6)
+
+
+def test_operations_before_the_convolution():
+    """A per-channel affine map before the convolution (pre-activation BatchNorm) stays one
+    receptive field, folded by hand here; so does a flat input reshaped into an image; a
+    per-feature scale before that reshape tells positions apart: the whole map."""
+    k = 0.5 * jax.random.normal(jax.random.key(5), (2, 2, 1, 2))
+    params = {"k": k, "a": jnp.array([2.0]), "c": jnp.array([0.5]), "s": jnp.linspace(0, 1, 16)}
+
+    def conv(p, x):
+        return jax.lax.conv_general_dilated(x, p["k"], (1, 1), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    top = topology_of(lambda p, x: jnp.tanh(conv(p, x * p["a"] + p["c"])), params, jnp.zeros((1, 4, 4, 1)))
+    assert top.nodes["k"]["scope"] == "receptive field"
+    w = np.asarray(k).reshape(4, 2)
+    assert exact.ei_parts(top, "k", in_range=(0, 1), **BINS) == pytest.approx(
+        _dense_exact(2.0 * w, 0.5 * w.sum(0), "tanh", (0, 1)), rel=1e-6)
+    flat = topology_of(lambda p, x: jnp.tanh(conv(p, x.reshape(1, 4, 4, 1))), params, jnp.zeros((1, 16)))
+    assert flat.nodes["k"]["input"]["shape"] == (1, 2, 2, 1)
+    assert exact.ei_parts(flat, "k", in_range=(0, 1), **BINS) == pytest.approx(
+        _dense_exact(w, np.zeros(2), "tanh", (0, 1)), rel=1e-6)
+    scaled = topology_of(lambda p, x: jnp.tanh(conv(p, (x * p["s"]).reshape(1, 4, 4, 1))), params,
+                         jnp.zeros((1, 16)))
+    assert scaled.nodes["k"]["scope"] == "whole map" and "reshaped" in scaled.nodes["k"]["whole_map"]
