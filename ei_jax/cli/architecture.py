@@ -20,7 +20,6 @@ traced path where it is not a plain Sequential, and every layer measured.
 
 import importlib
 import importlib.util
-import math
 import sys
 from pathlib import Path
 
@@ -163,8 +162,3 @@ def _flat(tree) -> str:
 
     leaves = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda v: isinstance(v, tuple))[0]
     return ", ".join(f"{jax.tree_util.keystr(p, simple=True, separator='/')} {s}" for p, s in leaves)
-
-
-def n_inputs(x_shape) -> int:
-    """Numbers in one example (for messages and the table's first shape)."""
-    return math.prod(x_shape)

@@ -151,12 +151,12 @@ def _check_folder(path: Path) -> None:
             f"({', '.join(CHECKPOINT_SUFFIXES)}) in it, or an orbax checkpoint directory.")
 
 
-def load_with_architecture(path, arch, spec: str, input_shape) -> Loaded:
+def load_with_architecture(path, arch, input_shape) -> Loaded:
     """Reads a checkpoint into its architecture (``--arch``), with its traced topology.
 
     Args:
       path: the checkpoint; arch: the module (:func:`ei_jax.cli.architecture.load_architecture`);
-      spec: the ``--arch`` text, for messages; input_shape: ``--input-shape``.
+      input_shape: ``--input-shape``, one example's shape as ``arch`` takes it.
 
     Returns:
       :class:`Loaded` with ``topology`` set and ``names`` its layers.

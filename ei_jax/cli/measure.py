@@ -123,8 +123,7 @@ def _load_with_architecture(args, parser):
         parser.error(f"--in-range needs LO < HI, got {in_range[0]:g} {in_range[1]:g}")
     paths = loader.expand(args.checkpoint)
     arch = load_architecture(args.arch)
-    nets = _each(args, paths, lambda path: loader.load_with_architecture(
-        path, arch, args.arch, args.input_shape))
+    nets = _each(args, paths, lambda path: loader.load_with_architecture(path, arch, args.input_shape))
     return paths, nets, None, in_range
 
 
