@@ -108,7 +108,7 @@ def field(prog, layer, data):
       >>> def conv(p, x):
       ...     return jax.lax.conv_general_dilated(x, p["k"], (1, 1), "SAME",
       ...                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-      >>> p, x = {"k": jnp.ones((3, 3, 1, 2)), "b": jnp.ones(2)}, jnp.zeros((1, 5, 5, 1))
+      >>> p, x = {"k": jnp.ones((3, 3, 1, 2)), "b": jnp.ones((1, 1, 1, 2))}, jnp.zeros((1, 5, 5, 1))
       >>> top = topology_of(lambda p, x: jnp.tanh(conv(p, x) + p["b"]), p, x)
       >>> top.nodes["k"]["scope"], top.nodes["k"]["input"]["shape"], top.nodes["k"]["output"]["shape"]
       ('receptive field', (1, 3, 3, 1), (1, 2))
