@@ -4,8 +4,10 @@
 :mod:`ei_jax.experiments.checkpoints`) and torch/safetensors files (with :mod:`bridges`), and
 rebuilds every one of them as a chain of dense layers with one rebuild,
 :func:`bridges.linear_chain`: a Flax kernel ``[in, out]`` is the
-transpose of a torch Linear weight ``[out, in]``. The library (``ei_jax._src``) never imports
-bridges; only the command line needs "load any checkpoint".
+transpose of a torch Linear weight ``[out, in]``. With ``--arch`` a checkpoint is loaded into
+the architecture it was saved from instead (:func:`load_with_architecture`,
+:mod:`ei_jax.cli.architecture`). The library (``ei_jax._src``) never imports bridges; only the
+command line needs "load any checkpoint".
 
 Several checkpoints (files, folders of them, globs) of one architecture are loaded and
 stacked layer by layer for ``ei_jax.experiments.measure_rows.measure_stack``. A Flax checkpoint
