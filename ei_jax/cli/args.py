@@ -78,3 +78,26 @@ def activation(text: str):
 def display(activation_value) -> str:
     """How an :func:`activation` value is printed: ``sigmoid`` or ``sigmoid,tanh``."""
     return activation_value if isinstance(activation_value, str) else ",".join(activation_value)
+
+
+def architecture(text: str) -> str:
+    """``FILE.py:NAME`` or ``package.module:NAME`` (imported only when the command runs)."""
+    where, sep, name = text.rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected FILE.py:NAME or package.module:NAME (NAME returns your torch.nn.Module "
+            f"or flax.linen module), got {text!r}")
+    return text
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """One example's shape, positive sizes separated by commas: ``1,8,8`` or ``16``."""
+    try:
+        dims = tuple(int(t) for t in text.replace("x", ",").split(","))
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise argparse.ArgumentTypeError(
+            f"expected positive sizes separated by commas (one example, no batch axis, e.g. "
+            f"1,8,8 for a torch image C,H,W), got {text!r}")
+    return dims

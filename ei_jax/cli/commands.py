@@ -45,13 +45,16 @@ examples:
   ei-jax measure runs/iris/checkpoints/ --csv iris.csv        # every checkpoint of a run, one table
   ei-jax measure 'runs/iris/checkpoints/epoch_00*.msgpack' --json ei.json
   ei-jax measure model.safetensors --activation sigmoid,tanh --in-range -1 1 --samples 1e6
+  ei-jax measure resnet.pt --arch models.py:make_resnet --input-shape 1,8,8
 
 CHECKPOINT is a Flax msgpack file (flax.serialization), an orbax checkpoint directory, a
 PyTorch (.pt/.pth/.bin/.ckpt, state_dict) or safetensors file (converted by `bridges`), a
 folder of such files, or a glob pattern. Each is rebuilt as a chain of dense layers (in the
 natural order of their names). A checkpoint stores weights, not the activations between
 the layers: give --activation, except for the checkpoints of an `ei-jax reproduce` run,
-whose measurements.json says them. Several checkpoints of one architecture are measured
+whose measurements.json says them. Any other network (BatchNorm, LayerNorm, GELU, residual
+blocks, convolutions) is loaded into its architecture: --arch FILE.py:NAME, NAME a function
+returning the torch.nn.Module or flax.linen module, and --input-shape. Several checkpoints of one architecture are measured
 together, every layer of all of them in one compiled call (same key: each gets the numbers
 it gets alone, up to a rare sample moved to the next bin by float rounding).
 
@@ -176,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--in-range", type=A.finite, nargs=2, default=None, metavar=("LO", "HI"),
                    help="range of the network's inputs, the first layer's noise range (default: "
                         "the reproduce run's, else 0 1)")
+    g.add_argument("--arch", type=A.architecture, default=None, metavar="FILE.py:NAME",
+                   help="the architecture the checkpoints were saved from: NAME (in FILE.py or "
+                        "package.module) returns a torch.nn.Module (for a state_dict) or a "
+                        "flax.linen module (for a Flax checkpoint); needed for anything but a "
+                        "chain of dense layers (BatchNorm, LayerNorm, GELU, residual blocks, "
+                        "convolutions)")
+    g.add_argument("--input-shape", type=A.shape, default=None, metavar="D,D,...",
+                   help="with --arch: one example's shape as the architecture takes it (torch "
+                        "images C,H,W, e.g. 1,8,8)")
     o = mp.add_argument_group("output")
     o.add_argument("--json", metavar="PATH", default=None, help="also save the table as JSON")
     o.add_argument("--csv", metavar="PATH", default=None, help="also save the table as CSV")

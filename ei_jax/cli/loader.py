@@ -4,8 +4,10 @@
 :mod:`ei_jax.experiments.checkpoints`) and torch/safetensors files (with :mod:`bridges`), and
 rebuilds every one of them as a chain of dense layers with one rebuild,
 :func:`bridges.linear_chain`: a Flax kernel ``[in, out]`` is the
-transpose of a torch Linear weight ``[out, in]``. The library (``ei_jax._src``) never imports
-bridges; only the command line needs "load any checkpoint".
+transpose of a torch Linear weight ``[out, in]``. With ``--arch`` a checkpoint is loaded into
+the architecture it was saved from instead (:func:`load_with_architecture`,
+:mod:`ei_jax.cli.architecture`). The library (``ei_jax._src``) never imports bridges; only the
+command line needs "load any checkpoint".
 
 Several checkpoints (files, folders of them, globs) of one architecture are loaded and
 stacked layer by layer for ``ei_jax.experiments.measure_rows.measure_stack``. A Flax checkpoint
@@ -35,11 +37,12 @@ TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 #: Files a folder of checkpoints is made of.
 CHECKPOINT_SUFFIXES = (".msgpack", *TORCH_SUFFIXES)
 #: What a user of a Flax checkpoint does when it is not a plain Dense chain.
-FLAX_REMEDY = "measure it from Python with ei_jax.topology_of(model, variables, x)"
-#: The same for torch weights: the command has no option for an architecture.
-TORCH_REMEDY = ("the ei-jax command reads plain stacks of Linear layers only (it has no "
-                "architecture option): load it from Python with bridges.load_checkpoint(path, "
-                "architecture=<the torch module>) and measure it with ei_jax")
+FLAX_REMEDY = ("pass --arch FILE.py:NAME (NAME returns the flax.linen module it was saved from) "
+               "and --input-shape (one example's shape)")
+#: The same for torch weights: give the architecture.
+TORCH_REMEDY = ("without --arch the ei-jax command reads plain stacks of Linear layers only: "
+                "pass --arch FILE.py:NAME (NAME returns the torch.nn.Module it was saved from) "
+                "and --input-shape C,H,W (one example)")
 #: The library's advice about activations, as the command's option says it.
 _CLI_WORDING = (
     ("pass activation='sigmoid' (used after every layer) or one name per layer, e.g. "
@@ -62,19 +65,23 @@ def _cli_error(error: EIJaxError) -> EIJaxError:
 
 @dataclasses.dataclass(frozen=True)
 class Loaded:
-    """A checkpoint rebuilt as a dense chain.
+    """A checkpoint rebuilt as a dense chain (or loaded into its ``--arch`` architecture).
 
     Attributes:
       model: a ``flax.linen.Sequential`` of ``Dense`` layers and activations.
       variables: ``{"params": {"layers_<i>": {"kernel": (n_in, n_out), "bias"?: (n_out,)}}}``.
       names: each dense layer's name in the checkpoint (a Flax path or a torch prefix).
       n_in: the network's input width (the first kernel's rows).
+      x_shape, topology: with ``--arch``, one example's Flax shape and the network's
+        topology (``names`` are then its layers); None for a dense chain.
     """
 
     model: object
     variables: dict
     names: list[str]
     n_in: int
+    x_shape: tuple | None = None
+    topology: object = None
 
 
 def _dense_layers(tree, prefix=()):
@@ -144,6 +151,31 @@ def _check_folder(path: Path) -> None:
         raise CheckpointNotFoundError(
             f"{path} is an empty folder: it holds no checkpoint. Expected checkpoint files "
             f"({', '.join(CHECKPOINT_SUFFIXES)}) in it, or an orbax checkpoint directory.")
+
+
+def load_with_architecture(path, arch, input_shape) -> Loaded:
+    """Reads a checkpoint into its architecture (``--arch``), with its traced topology.
+
+    Args:
+      path: the checkpoint; arch: the module (:func:`ei_jax.cli.architecture.load_architecture`);
+      input_shape: ``--input-shape``, one example's shape as ``arch`` takes it.
+
+    Returns:
+      :class:`Loaded` with ``topology`` set and ``names`` its layers.
+
+    Raises:
+      CheckpointNotFoundError, CheckpointError, UnsupportedModuleError (a module that cannot be
+      converted), as :func:`bridges.load_checkpoint`.
+    """
+    import ei_jax
+    from ei_jax.cli.architecture import load_with_architecture as _load
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"Checkpoint {path} does not exist.")
+    model, variables, x_shape = _load(path, arch, input_shape)
+    top = ei_jax.topology_of(model, variables, np.zeros((1, *x_shape), np.float32))
+    return Loaded(model, variables, list(top), int(np.prod(x_shape)), tuple(x_shape), top)
 
 
 def load_any_checkpoint(path, *, activation) -> Loaded:

@@ -71,8 +71,12 @@ def print_note(settings, rows):
 def _load(args, parser):
     """``(paths, nets, activation, in_range)`` of the command's checkpoints."""
     from ei_jax.cli import loader
-    from ei_jax._src.base.progress import progress_bar
 
+    if args.arch is not None:
+        return _load_with_architecture(args, parser)
+    if args.input_shape is not None:
+        parser.error("--input-shape goes with --arch (the architecture it is an input of); a "
+                     "chain of dense layers takes its input width from its first kernel")
     paths = loader.expand(args.checkpoint)
     acts = {A.display(loader.activation_of(p, args.activation) or "") for p in paths}
     if "" in acts:
@@ -87,13 +91,41 @@ def _load(args, parser):
     in_range = args.in_range or (run["measure"]["in_range"] if run and "measure" in run else (0.0, 1.0))
     if not in_range[0] < in_range[1]:
         parser.error(f"--in-range needs LO < HI, got {in_range[0]:g} {in_range[1]:g}")
+    nets = _each(args, paths, lambda path: loader.load_any_checkpoint(path, activation=activation))
+    return paths, nets, activation, tuple(in_range)
+
+
+def _each(args, paths, load) -> list:
+    from ei_jax._src.base.progress import progress_bar
+
     nets = []
     with progress_bar(len(paths), enabled=len(paths) > 1 and not args.no_progress, desc="loading",
                       unit="checkpoint") as bar:
         for path in paths:
-            nets.append(loader.load_any_checkpoint(path, activation=activation))
+            nets.append(load(path))
             bar.update(1)
-    return paths, nets, activation, tuple(in_range)
+    return nets
+
+
+def _load_with_architecture(args, parser):
+    """``_load`` with ``--arch``: each checkpoint loaded into the architecture, with its
+    topology; the activations are the architecture's own."""
+    from ei_jax.cli import loader
+    from ei_jax.cli.architecture import load_architecture
+
+    if args.activation is not None:
+        parser.error("--activation does not apply with --arch: the architecture's own "
+                     "activations are measured")
+    if args.input_shape is None:
+        parser.error("--arch needs --input-shape: one example's shape as the architecture takes "
+                     "it (torch: C,H,W for images, e.g. --input-shape 1,8,8)")
+    in_range = tuple(args.in_range or (0.0, 1.0))
+    if not in_range[0] < in_range[1]:
+        parser.error(f"--in-range needs LO < HI, got {in_range[0]:g} {in_range[1]:g}")
+    paths = loader.expand(args.checkpoint)
+    arch = load_architecture(args.arch)
+    nets = _each(args, paths, lambda path: loader.load_with_architecture(path, arch, args.input_shape))
+    return paths, nets, None, in_range
 
 
 def resumed(out, args) -> None:
@@ -114,7 +146,17 @@ def _measure_rows(key, top, nets, paths, settings, *, progress) -> list[dict]:
     import ei_jax.experiments as ex
     from ei_jax.cli import loader
 
-    if len(nets) == 1:
+    if nets[0].topology is not None:    # --arch: each checkpoint alone, with the same keys
+        shapes = [_layout(n.topology) for n in nets]
+        for path, got in zip(paths[1:], shapes[1:]):
+            if got != shapes[0]:
+                from ei_jax._src.base.errors import CheckpointShapeError
+
+                raise CheckpointShapeError(
+                    f"{path} has layers {got}, but {paths[0]} has {shapes[0]}: measure "
+                    "checkpoints of one architecture together (one command per architecture).")
+        per_checkpoint = [ex.measure_network(key, n.topology, settings) for n in nets]
+    elif len(nets) == 1:
         per_checkpoint = [ex.measure_network(key, top, settings)]
     else:
         per_checkpoint = ex.measure_stack(key, top, loader.stack(nets, paths), settings,
@@ -122,6 +164,11 @@ def _measure_rows(key, top, nets, paths, settings, *, progress) -> list[dict]:
     return [dict(checkpoint=str(path), checkpoint_name=name, **r)
             for path, net, layer_rows in zip(paths, nets, per_checkpoint)
             for name, r in zip(net.names, layer_rows)]
+
+
+def _layout(top) -> list:
+    """``[(layer, input shape, output shape)]`` of a topology."""
+    return [(n, top.nodes[n]["input"]["shape"], top.nodes[n]["output"]["shape"]) for n in top]
 
 
 def _resumable_rows(args, out, key, top, nets, paths, settings, described) -> list[dict]:
@@ -158,9 +205,14 @@ def measure(args, parser) -> int:
     args.resumable_out = out
     paths, nets, activation, in_range = _load(args, parser)
     settings = measure_settings(args, ex.MeasureSettings(), in_range)
-    top = ei_jax.topology_of(nets[0].model, nets[0].variables, np.zeros((1, nets[0].n_in), np.float32))
+    top = nets[0].topology
+    if top is None:
+        top = ei_jax.topology_of(nets[0].model, nets[0].variables,
+                                 np.zeros((1, nets[0].n_in), np.float32))
     key = ex.run_keys(args.seed)[3]
-    described = dict(checkpoints=[str(p) for p in paths], activation=A.display(activation), seed=args.seed,
+    network = (dict(activation=A.display(activation)) if args.arch is None else
+               dict(architecture=args.arch, input_shape=list(args.input_shape)))
+    described = dict(checkpoints=[str(p) for p in paths], **network, seed=args.seed,
                      measure=dict(samples=settings.samples, sensitivity_samples=settings.sensitivity_samples,
                                   bins=settings.bins, in_range=list(settings.in_range),
                                   sampled=settings.sampled))
@@ -188,7 +240,9 @@ def measure(args, parser) -> int:
                                   [w.message for w, lim in zip(caught, is_limited) if lim])
         print(f"ei-jax: warning: {summary}", file=sys.stderr)
     print(f"ei-jax measure: {len(top)} layers of {len(paths)} checkpoint{'s' * (len(paths) > 1)}; "
-          f"{describe(settings, args.seed)}; activation {A.display(activation)}, first-layer "
+          f"{describe(settings, args.seed)}; "
+          f"{'activation ' + A.display(activation) if args.arch is None else 'architecture ' + args.arch}"
+          ", first-layer "
           f"in_range ({in_range[0]:g}, {in_range[1]:g})")
     cols = ("ei_parts", "vector_ei", "sensitivity", "degeneracy", "plane_x", "plane_y")
     header = (("checkpoint",) * many + ("layer", "shape") + error_header(

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ei_jax._src.model import activations as _act
+from ei_jax._src.model import receptive as _receptive
 from ei_jax._src.model.slicing import is_affine
 from ei_jax._src.model.traced import Const, run, where
 
@@ -113,19 +114,25 @@ def slice_fn(prog, layer, eqns, outputs):
     return one
 
 
-def fold(prog, layer, act_eqn):
+def fold(prog, layer, act_eqn, field=None):
     """``fold(leaves) -> (W, b)``, the ``(n_in, n_out)`` kernel and ``(n_out,)`` bias of an exact layer.
 
     The affine part (every equation but the activation ``act_eqn``) evaluated at 0 is ``b``;
-    its Jacobian is ``W`` (float32, as the layer computes).
+    its Jacobian is ``W`` (float32, as the layer computes). With ``field`` (a
+    :class:`~ei_jax._src.model.receptive.Field`) the input is one receptive field and the
+    output one position, as :func:`~ei_jax._src.model.receptive.field_fn` evaluates them.
     """
     if act_eqn is None:
         z_ids, eqns = layer.outputs, layer.eqns
     else:
         z_ids = tuple(r for r in prog.eqns[act_eqn].ins if not isinstance(r, Const))
         eqns = tuple(k for k in layer.eqns if k != act_eqn)
-    z = slice_fn(prog, layer, eqns, z_ids)
-    n_in = sum(int(np.prod(prog.avals[i].shape)) for i in layer.inputs)
+    if field is None:
+        z = slice_fn(prog, layer, eqns, z_ids)
+        n_in = sum(int(np.prod(prog.avals[i].shape)) for i in layer.inputs)
+    else:
+        z = _receptive.field_fn(prog, layer, field, eqns, z_ids)
+        n_in = int(np.prod(field.taps))
 
     def folded(leaves):
         x0 = jnp.zeros((n_in,), jnp.float32)

@@ -1,7 +1,8 @@
 """One forward pass of a JAX program as a flat list of equations ei_jax can cut into layers.
 
 :func:`trace` runs ``jax.make_jaxpr`` on ``fn(params, x)`` (``x`` a batch of one) and inlines
-every nested ``jit`` call, so the whole program is one list of :class:`Eqn` over integer value
+every nested ``jit`` call (and writes a generic summing ``reduce_window`` as the
+``reduce_window_sum`` it is), so the whole program is one list of :class:`Eqn` over integer value
 ids: ``0 .. n_params - 1`` are the parameter leaves, then the input leaves, then the values the
 equations compute. Literals and closed-over constants are :class:`Const` operands.
 :func:`run` evaluates any sub-list of equations on an environment of values (an interpreter in
@@ -14,6 +15,7 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 
 from ei_jax._src.model import activations as _act
 
@@ -125,6 +127,9 @@ class _Builder:
                 for v, r in zip(e.outvars, self.inline(inner.jaxpr, sub)):
                     env[v] = r
                 continue
+            prim, params = e.primitive, dict(e.params)
+            if _is_window_sum(e, ins):
+                prim, params = _window_sum(params)
             outs = []
             for v in e.outvars:
                 if type(v).__name__ == "DropVar":
@@ -132,9 +137,33 @@ class _Builder:
                 else:
                     env[v] = self.fresh(v.aval)
                     outs.append(env[v])
-            self.eqns.append(Eqn(e.primitive, dict(e.params), tuple(ins), tuple(outs), e.source_info,
-                                 e.ctx))
+            self.eqns.append(Eqn(prim, params, tuple(ins[:1]) if prim is not e.primitive
+                                 else tuple(ins), tuple(outs), e.source_info, e.ctx))
         return [read(v) for v in jaxpr.outvars]
+
+
+def _is_window_sum(e, ins) -> bool:
+    """A generic ``reduce_window`` that sums (``lax.reduce_window(x, 0.0, lax.add, ...)``, as
+    ``ei_jax.AvgPool`` calls it): one operand, a literal zero ``init`` and a body that adds its
+    two arguments."""
+    if e.primitive.name != "reduce_window" or len(ins) != 2 or not isinstance(ins[1], Const):
+        return False
+    body = e.params.get("jaxpr")
+    body = getattr(body, "jaxpr", body)
+    if body is None or len(body.eqns) != 1 or e.params.get("consts"):
+        return False
+    (b,) = body.eqns
+    return (b.primitive.name in ("add", "add_any") and list(b.invars) == list(body.invars)
+            and list(b.outvars) == list(body.outvars) and bool(np.all(np.asarray(ins[1].value) == 0)))
+
+
+def _window_sum(params):
+    """``reduce_window_sum`` with the window of a generic sum ``reduce_window``: the same values,
+    and the primitive the rest of ei_jax knows as affine (and differentiates under ``vmap``)."""
+    from jax._src.lax.windowed_reductions import reduce_window_sum_p
+
+    keys = ("window_dimensions", "window_strides", "padding", "base_dilation", "window_dilation")
+    return reduce_window_sum_p, {k: params[k] for k in keys}
 
 
 def run(eqns, env: dict) -> dict:

@@ -10,14 +10,21 @@ A traced node keeps deep-ei's layout and adds what the measures need::
         "params": {"params/Conv_0/kernel": ..., ...},   # the parameter leaves it reads
         "apply": apply(params, x),        # the whole slice, activation included: (C, n_in) -> (C, n_out)
         "ops": ("conv_general_dilated", "add", "custom_jvp_call[relu]"),
+        "scope": "receptive field" | "whole map" | None,   # see below
+        "whole_map": None | "why a conv layer is not measured over one receptive field",
         "exact": None | "why the exact measures do not apply",
         "fold": fold(params) -> (W, b),   # the folded kernel and bias of an exact layer
         "refused": None | "why the layer cannot be measured",
     }
 
 The input is the concatenation of every value the layer reads, each flattened row-major; the
-output likewise. A convolution here is the whole feature map (every position), not one
-receptive field as on the Sequential path.
+output likewise. A convolution layer whose slice keeps positions apart (the convolution, then
+a bias, BatchNorm in inference mode, an activation...) is measured over one receptive field,
+as on the Sequential path: input one patch ``(1, kh, kw, c_in)``, output the ``(1, c_out)``
+channels at one position, ``"scope": "receptive field"``. One whose slice mixes positions
+(pooling before its activation, a skip connection, a parameter per position) keeps the whole
+feature map: ``"scope": "whole map"``, and ``"whole_map"`` says why
+(:mod:`ei_jax._src.model.receptive`). Layers without a convolution have ``"scope": None``.
 """
 
 import jax
@@ -26,6 +33,7 @@ import numpy as np
 
 from ei_jax._src.model import activations as _act
 from ei_jax._src.model import folding as _fold
+from ei_jax._src.model import receptive as _receptive
 from ei_jax._src.model.slicing import _taint, cut
 from ei_jax._src.model.traced import Const, module_path
 
@@ -63,17 +71,24 @@ def build(prog, leaves, *, state_outputs=(), live=None) -> nx.DiGraph:
         in_acts = {acts.get(i) for i in layer.inputs}
         ids = layer.params
         leaf_names = tuple(prog.leaf_names[i] for i in ids)
-        one = _fold.slice_fn(prog, layer, layer.eqns, layer.outputs)
+        field, whole = _receptive.field(prog, layer, data)
+        if field is None:
+            one = _fold.slice_fn(prog, layer, layer.eqns, layer.outputs)
+            shapes = (1, _size(prog, layer.inputs)), (1, _size(prog, layer.outputs))
+        else:
+            one = _receptive.field_fn(prog, layer, field, layer.eqns, layer.outputs)
+            shapes = (1, *field.taps), (1, field.n_out)
 
         def apply(params, x, _one=one, _ids=ids, _names=leaf_names):
             leaves_ = {i: params[n] for i, n in zip(_ids, _names)}
             return jax.vmap(_one, (None, 0))(leaves_, x.reshape(x.shape[0], -1))
 
-        folded = None if reason is not None or layer.refused else _fold.fold(prog, layer, act_eqn)
+        folded = (None if reason is not None or layer.refused
+                  else _fold.fold(prog, layer, act_eqn, field))
         top.add_node(name, **{
-            "input": {"activation": in_acts.pop() if len(in_acts) == 1 else tuple(in_acts), "shape": (1, _size(prog, layer.inputs)),
-                      "range": in_range[0], "range_guessed": in_range[1]},
-            "output": {"activation": act, "shape": (1, _size(prog, layer.outputs)),
+            "input": {"activation": in_acts.pop() if len(in_acts) == 1 else tuple(in_acts),
+                      "shape": shapes[0], "range": in_range[0], "range_guessed": in_range[1]},
+            "output": {"activation": act, "shape": shapes[1],
                        "range": out_range[0], "range_guessed": out_range[1]},
             "kind": "traced",
             "module": name,
@@ -82,6 +97,8 @@ def build(prog, leaves, *, state_outputs=(), live=None) -> nx.DiGraph:
             "apply": apply,
             "measure_apply": lambda params, x, _apply=apply: _apply(params[0], x),
             "ops": tuple(prog.eqns[k].name for k in layer.eqns),
+            "scope": "receptive field" if field is not None else ("whole map" if whole else None),
+            "whole_map": whole,
             "exact": reason if layer.refused is None else layer.refused,
             "fold": None if folded is None else (
                 lambda params, _f=folded, _ids=ids, _names=leaf_names:

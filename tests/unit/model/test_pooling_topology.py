@@ -59,23 +59,43 @@ def test_custom_module_activation_after_max_pool():
 RANGES = dict(in_range=(-1.0, 1.0), in_bins=4, out_range=(-10.0, 10.0), out_bins=4)
 
 
+@pytest.fixture
+def _standard_promotion():
+    # flax's own avg_pool mixes int and float: the default promotion its users run with.
+    with jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+@pytest.mark.usefixtures("_standard_promotion")
 @pytest.mark.parametrize("api", ["linen", "nnx"])
-def test_activation_after_average_pooling_is_traced_and_sampled(api):
-    """The recorder refuses an activation after AvgPool; the traced path measures the layer by
-    sampling and ei_jax.exact names the pooling operation it cannot fold."""
+def test_activation_after_average_pooling_is_traced_and_exact(api):
+    """The recorder refuses an activation after AvgPool; the traced path folds the pooling (a
+    generic summing reduce_window) into the layer, which is exact -- over its whole map, as the
+    pooling mixes positions -- and equals the same network with Flax's own avg_pool."""
+    def flax_pool(h):
+        return nn.avg_pool(h, (2, 2), (2, 2))
+
     if api == "linen":
-        model = nn.Sequential([nn.Conv(3, (3, 3)), AvgPool(2), nn.sigmoid, Flatten(), nn.Dense(2)])
-        top = _linen_top(model, (1, 6, 6, 1))
+        def make(pool):
+            return nn.Sequential([nn.Conv(3, (3, 3)), pool, nn.sigmoid, Flatten(), nn.Dense(2)])
+
+        x0 = jnp.zeros((1, 6, 6, 1))
+        variables = make(AvgPool(2)).init(jax.random.key(0), x0)
+        top, ref = (topology_of(make(p), variables, x0) for p in (AvgPool(2), flax_pool))
     else:
-        r = nnx.Rngs(0)
-        model = nnx.Sequential(nnx.Conv(1, 3, (3, 3), rngs=r), AvgPool(2), nnx.sigmoid, Flatten(),
-                               nnx.Linear(27, 2, rngs=r))
-        top = topology_of(model, jnp.zeros((1, 6, 6, 1)))
+        def make(pool):
+            r = nnx.Rngs(0)
+            return nnx.Sequential(nnx.Conv(1, 3, (3, 3), rngs=r), pool, nnx.sigmoid, Flatten(),
+                                  nnx.Linear(27, 2, rngs=r))
+
+        top, ref = (topology_of(make(p), jnp.zeros((1, 6, 6, 1))) for p in (AvgPool(2), flax_pool))
     first, last = list(top)
+    assert top.nodes[first]["scope"] == "whole map"
+    assert "reduce_window_sum" in top.nodes[first]["whole_map"]
     for layer in (first, last):
         assert ei_jax.ei_parts(jax.random.key(0), top, layer, samples=4096, **RANGES) >= 0
-    with pytest.raises(ei_jax.errors.ExactUnavailableError, match="reduce_window"):
-        ei_jax.exact.ei_parts(top, first, **RANGES)
+        want = ei_jax.exact.ei_parts(ref, layer, **RANGES)
+        assert ei_jax.exact.ei_parts(top, layer, **RANGES) == pytest.approx(want, abs=1e-12)
     assert ei_jax.exact.ei_parts(top, last, **RANGES) > 0
 
 

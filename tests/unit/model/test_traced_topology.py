@@ -75,14 +75,14 @@ def test_linen_cnn_batchnorm_pool_residual():
     top = topology_of(model, v, x)
     assert list(top) == ["Conv_0", "Dense_0", "Dense_1", "Dense_2"]
     values = {n: _agrees(top, n) for n in top}
-    # Conv_0 by hand: the convolution's matrix (conv of the unit images), BatchNorm folded.
+    # Conv_0 by hand: one receptive field (3x3x1 patch -> 2 channels, as on the Sequential
+    # path), the conv kernel as a Dense kernel with BatchNorm folded into it.
     p, s = v["params"], v["batch_stats"]["BatchNorm_0"]
-    eye = jnp.eye(16).reshape(16, 4, 4, 1)
-    conv = jax.lax.conv_general_dilated(eye, p["Conv_0"]["kernel"], (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert top.nodes["Conv_0"]["input"]["shape"] == (1, 3, 3, 1)
+    assert top.nodes["Conv_0"]["scope"] == "receptive field"
     g = p["BatchNorm_0"]["scale"] / jnp.sqrt(s["var"] + 1e-5)
-    w = (conv * g).reshape(16, -1)
-    b = jnp.tile((p["Conv_0"]["bias"] - s["mean"]) * g + p["BatchNorm_0"]["bias"], 16)
+    w = p["Conv_0"]["kernel"].reshape(9, 2) * g
+    b = (p["Conv_0"]["bias"] - s["mean"]) * g + p["BatchNorm_0"]["bias"]
     assert values["Conv_0"] == pytest.approx(_dense_exact(w, b, "relu", (-10, 10)), rel=1e-4)
     # Dense_1 reads h twice (its product and the skip): kernel W + I.
     d1 = p["Dense_1"]
@@ -135,9 +135,13 @@ def test_equinox_mlp_and_cnn():
                              eqx.nn.Lambda(jax.nn.tanh), eqx.nn.Lambda(jnp.ravel),
                              eqx.nn.Linear(32, 2, key=jax.random.key(2))])
     top = topology_of(cnn, jnp.zeros((1, 1, 4, 4)))
-    assert [top.nodes[n]["input"]["shape"] for n in top] == [(1, 16), (1, 32)]
-    for name in top:
-        _agrees(top, name)
+    # The conv is one receptive field (3x3 patch, 1 channel), the Linear the whole 2x4x4 map.
+    assert [top.nodes[n]["input"]["shape"] for n in top] == [(1, 3, 3, 1), (1, 32)]
+    values = {n: _agrees(top, n) for n in top}
+    conv = cnn.layers[0]                   # weight (out, in, kh, kw) -> Dense rows (kh, kw, in)
+    w = jnp.transpose(conv.weight, (2, 3, 1, 0)).reshape(9, 2)
+    assert values["layers/0"] == pytest.approx(
+        _dense_exact(w, conv.bias.reshape(2), "tanh", (-10, 10)), rel=1e-4)
 
 
 class _BNNet(nnx.Module):
