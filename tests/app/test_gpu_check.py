@@ -25,3 +25,7 @@ def test_gpu_check_smoke_runs_on_cpu():
     assert values["W1"][0] == values["W1"][1] and 0 < values["W1"][0] <= 18
     # B1: the vmapped call and map_params measure the same stack: the same mean.
     assert values["B1"][0] == values["B1"][1] > 0
+    # T1: the traced ResNet-style CNN, every layer measured once (exact where it folds).
+    t1 = re.findall(r"^T1 (\S+) (exact|sampled): EI_parts ([0-9.]+) bits", out, re.M)
+    assert [name for name, _, _ in t1] == ["Conv_0", "Conv_1", "Conv_2", "Dense_0"], out
+    assert all(float(v) >= 0 for _, _, v in t1) and sum(h == "exact" for _, h, _ in t1) >= 3
