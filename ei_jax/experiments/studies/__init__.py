@@ -8,14 +8,34 @@ it trains small networks over several seeds (:mod:`~ei_jax.experiments.studies.r
 adding a study is one module here and one entry below.
 """
 
-from ei_jax.experiments.studies import depth, dropout, memorization, recurrent
+import importlib
+from collections.abc import Mapping
 
-#: Study name -> its ``run`` function.
-STUDIES = {
-    "dropout": dropout.run,
-    "memorization": memorization.run,
-    "depth": depth.run,
-    "recurrent": recurrent.run,
-}
+
+class _Registry(Mapping):
+    """Study name -> its ``run`` function, importing the study's module on first use (so the
+    command line lists the names without importing every study)."""
+
+    def __init__(self, modules):
+        self._modules = dict(modules)
+
+    def __getitem__(self, name):
+        module = self._modules[name]            # KeyError for an unknown study, as a dict
+        return importlib.import_module(f"{__name__}.{module}").run
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __len__(self):
+        return len(self._modules)
+
+
+#: Study name -> its ``run`` function (the value is the module below this package).
+STUDIES = _Registry({
+    "dropout": "dropout",
+    "memorization": "memorization",
+    "depth": "depth",
+    "recurrent": "recurrent",
+})
 
 __all__ = ["STUDIES"]
