@@ -1,7 +1,9 @@
 """Exact (infinite-sample) measures: EI_parts, sensitivity, degeneracy; vector EI of small layers.
 
-For a single layer ``y = f(x @ W + b)`` with a non-decreasing activation whose preimage is
-known (sigmoid, tanh, ReLU, identity; also softplus, ELU, leaky ReLU), the binned joint
+For a single layer ``y = f(x @ W + b)`` with an activation whose preimage is known
+(sigmoid, tanh, ReLU, identity; also softplus, ELU, leaky ReLU; and GELU in its erf and tanh
+forms, SiLU/swish and mish, which are not monotone: a bin's preimage is then a union of
+intervals), the binned joint
 distribution of every input/output pair under deep-ei's interventions is computed exactly, so
 these are the values deep-ei's plug-in estimates converge to as the sample count grows --
 without their upward bias of about ``(cells - rows - columns + 1) / (2 N ln 2)`` bits per pair.

@@ -55,10 +55,13 @@ def _through(module, lo, hi):
         return (min(lo, 0.0), max(hi, 0.0)) if pad else (lo, hi)
     if type(module) is nn.Flatten:
         return lo, hi
-    if acts.name_of(module) is not acts.UNKNOWN:  # a registry activation: non-decreasing
+    name = acts.name_of(module)
+    if name is not acts.UNKNOWN:  # a registry activation: monotone between its turning points
+        entry = {a.name: a for a in ei_jax.activations()}["identity" if name is None else name]
+        points = [lo, hi] + [z for z in entry.turning_points if lo < z < hi]   # GELU's minimum
         with torch.no_grad():
-            a, b = module(torch.tensor([lo, hi], dtype=torch.float64)).tolist()
-        return a, b
+            values = module(torch.tensor(points, dtype=torch.float64)).tolist()
+        return min(values), max(values)
     return None
 
 

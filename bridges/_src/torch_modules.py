@@ -196,7 +196,7 @@ def from_torch(module, *, api: str = "linen", x=None):
     ``groups=1``), ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.Flatten``, ``nn.BatchNorm1d/2d`` and
     ``nn.Dropout`` in eval mode (``module.eval()``), ``nn.LayerNorm`` over the last axis, the
     activations of ei_jax's registry (``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``, ``nn.GELU``,
-    ``nn.SiLU``, ``nn.Identity``), and (nested) ``nn.Sequential`` of these. A module with its
+    ``nn.SiLU``, ``nn.Mish``, ``nn.Identity``), and (nested) ``nn.Sequential`` of these. A module with its
     own ``forward`` (a residual block) converts when given an example input ``x``: it is run
     once and its data flow between those layers -- ``x + y``, activation functions, flatten --
     is replayed in Flax (linen only). Weights are copied as float32. The Flax network takes

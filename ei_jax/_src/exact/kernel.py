@@ -8,10 +8,13 @@ every ``x_l ~ U(lo, hi)`` independent. With deep-ei's widened input bins ``[a_i,
    P(i, j) = p_i \\left[F_{A,i}(t_{j+1}) - F_{A,i}(t_j)\\right],
 
 where ``F_{A,i}`` is the CDF of ``z`` given ``x_A`` uniform on bin ``i`` (:mod:`ei_jax._src.exact.sums`).
-Mass outside the output range (``z < t_0`` or ``z >= t_k``) is dropped and ``P`` is
-renormalised over what is kept, as deep-ei drops out-of-range samples per pair; the mutual
+For GELU, SiLU and mish (not monotone) a bin's preimage is a union of intervals: the
+difference becomes a signed sum of ``F_{A,i}`` at more thresholds
+(:class:`~ei_jax._src.exact.preimages.OutputBins`). Mass outside the output range is dropped
+and ``P`` is renormalised over what is kept, as deep-ei drops out-of-range samples per pair; the mutual
 information of ``P`` is the value deep-ei's plug-in estimate converges to. Sensitivity holds
-the other inputs at 0, so ``S = 0`` and ``F_{A,i}`` is the CDF of a uniform (closed form).
+the other inputs at 0, so ``S = 0`` and ``F_{A,i}`` is the CDF of a uniform (closed form;
+a banded table for a monotone activation, :mod:`ei_jax._src.exact.banded`).
 
 Everything runs in float64 inside a scoped ``jax.enable_x64`` and returns the caller's
 default float dtype (float32 unless x64 is on), so ``jax.jit``, ``jax.vmap`` and
@@ -30,7 +33,8 @@ from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapez
 from ei_jax._src.info import plugin
 from ei_jax._src.info.binning import check_range
 from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
-from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, output_thresholds
+from ei_jax._src.exact.preimages import (bin_masses, canonical_exact_activation, input_bins,
+                                         output_bins)
 
 #: Private switch for benchmarks: True runs the earlier paths (sensitivity through the dense
 #: ``k_in x k_out`` table, no remat of the column groups in a gradient).
@@ -39,25 +43,21 @@ _LEGACY = False
 GROUP_BUDGET = 64 << 20
 
 
-def mi_from_conditionals(p, cdf):
+def mi_from_conditionals(p, cdf, signs=(1,)):
     """MI (bits) of ``P(i, j) = p_i (cdf[..., i, j+1] - cdf[..., i, j])`` renormalised.
 
     Args:
       p: ``(k_in,)`` input-bin probabilities.
-      cdf: ``(..., k_in, k_out + 1)`` conditional CDFs at the thresholds.
+      cdf: ``(..., k_in, T)`` conditional CDFs at ``OutputBins.t`` (``T = k_out + 1``: monotone).
+      signs: ``OutputBins.signs`` (static; :class:`~ei_jax._src.exact.preimages.OutputBins`).
 
     Returns:
       ``(mi, kept)``: bits ``(...)`` (clamped at 0) and the kept mass ``(...)``.
     """
-    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * p.reshape((1,) * (cdf.ndim - 2) + (-1, 1))
+    joint = jnp.maximum(bin_masses(cdf, signs), 0.0) * p.reshape((1,) * (cdf.ndim - 2) + (-1, 1))
     kept = jnp.sum(joint, axis=(-2, -1))
     pn = joint / jnp.where(kept > 0, kept, 1.0)[..., None, None]
     return plugin.mi_of_probabilities(pn), kept
-
-
-def _empty(zmin, zmax, t0, tk):
-    """No mass in ``[t0, tk)`` for ``z`` uniform-ish on ``[zmin, zmax]`` (a point if equal)."""
-    return jnp.where(zmax > zmin, (zmax <= t0) | (zmin >= tk), (zmin < t0) | (zmin >= tk))
 
 
 def _finish(mi, kept, empty, v):
@@ -75,24 +75,25 @@ def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
     return cdf_series(v, b, lo, hi, m, h, t, terms, active)
 
 
-def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms, active=None, dense=False):
+def _column_mi(col, *, which, lo, hi, a, h, m, p, ob, terms, active=None, dense=False):
     v, b = col
-    if (which == "sensitivity" or v.shape[0] == 1) and not dense:    # O(in_bins + out_bins)
-        mi, kept = banded.point_input_mi(v, b, lo, hi, a, t)
+    # one input moves z and each output bin is one interval of z: O(in_bins + out_bins)
+    if (which == "sensitivity" or v.shape[0] == 1) and ob.monotone and not dense:
+        mi, kept = banded.point_input_mi(v, b, lo, hi, a, ob.t)
     else:
-        cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms,
+        cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=ob.t, terms=terms,
                           active=active)
-        mi, kept = mi_from_conditionals(jnp.asarray(p), cdf)
+        mi, kept = mi_from_conditionals(jnp.asarray(p), cdf, ob.signs)
     lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
         lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
-    return _finish(mi, kept, _empty(b + lo_v, b + hi_v, t[0], t[-1]), v)
+    return _finish(mi, kept, ob.empty(b + lo_v, b + hi_v), v)
 
 
-def _column_joint(col, *, which, lo, hi, a, h, m, p, t, terms):
+def _column_joint(col, *, which, lo, hi, a, h, m, p, ob, terms):
     v, b = col
-    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms)
-    joint = jnp.maximum(jnp.diff(cdf, axis=-1), 0.0) * jnp.asarray(p)[None, :, None]
+    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=ob.t, terms=terms)
+    joint = jnp.maximum(bin_masses(cdf, ob.signs), 0.0) * jnp.asarray(p)[None, :, None]
     kept = jnp.sum(joint, axis=(-2, -1), keepdims=True)
     return joint / jnp.where(kept > 0, kept, jnp.nan)
 
@@ -103,7 +104,7 @@ def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, i
             out_bins, terms, legacy=False):
     lo, hi = in_range
     a, h, m, p = input_bins(in_range, in_bins)
-    t = output_thresholds(activation, out_range, out_bins)
+    ob = output_bins(activation, out_range, out_bins)
     kernel = kernel.astype(jnp.float64)
     bias = bias.astype(jnp.float64)
     n, k_in = kernel.shape[0], h.shape[0]
@@ -111,10 +112,10 @@ def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, i
     if legacy and not tables:
         extra["dense"] = True
     fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
-                           a=a, h=h, m=m, p=p, t=t, terms=terms, **extra)
-    per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
-    if (which == "sensitivity" or n == 1) and not (legacy or tables):
-        per_col = 8 * n * (k_in + t.shape[0]) * 8               # the banded path's arrays
+                           a=a, h=h, m=m, p=p, ob=ob, terms=terms, **extra)
+    per_col = 8 * n * k_in * (max(terms, ob.t.shape[0]) * 4 + ob.t.shape[0] * 2)
+    if (which == "sensitivity" or n == 1) and ob.monotone and not (legacy or tables):
+        per_col = 8 * n * (k_in + ob.t.shape[0]) * 8            # the banded path's arrays
     most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
     # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
     group = max(g for g in range(1, most + 1) if kernel.shape[1] % g == 0)
@@ -202,7 +203,8 @@ def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, o
         and ``jax.grad`` work, and new weights do not recompile.
       bias: ``(n_out,)`` or None.
       activation: ``"sigmoid"``, ``"tanh"``, ``"relu"``, ``"identity"`` (or None),
-        ``"softplus"``, ``"elu"``, ``"leaky_relu"`` (slope 0.01).
+        ``"softplus"``, ``"elu"``, ``"leaky_relu"`` (slope 0.01); not monotone: ``"gelu"`` (erf
+        form), ``"gelu_tanh"`` (``jax.nn.gelu``'s default), ``"silu"`` (``"swish"``), ``"mish"``.
       in_range, out_range: ``(lo, hi)``; in_bins, out_bins: bin counts (static).
       terms: cosine-series terms for ``n_in >= 4`` (static). None: from ``n_in`` alone
         (:func:`ei_jax._src.exact.terms.default_terms`), so new weights of the same shape do not

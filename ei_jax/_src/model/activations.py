@@ -10,10 +10,15 @@ measures, the ``ei-jax`` command's ``--activation`` and ``bridges`` (through
 The ranges are deep-ei's: sigmoid ``(0, 1)``, tanh ``(-1, 1)``, ReLU ``(0, 10)`` and no
 activation ``(-10, 10)``. softplus, ELU and leaky ReLU have none: they are known by name only
 (``activation="softplus"`` with an explicit ``out_range``, in the sampled and exact measures),
-not recognised inside a model.
+not recognised inside a model. GELU (erf and tanh forms), SiLU/swish and mish, which deep-ei
+never had, get (their minimum rounded down to two decimals, ReLU's 10); they are not monotone
+(one minimum each), so the exact measures use their NumPy form and turning point instead of an
+inverse (:mod:`ei_jax._src.exact.preimages`), and a traced model's layer ending in one is
+recognised by its values (:mod:`ei_jax._src.model.activation_tails`).
 """
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,9 +44,14 @@ class Activation:
         ``functions``, ``flax_name`` or ``torch_modules`` needs one.
       aliases: other (lower-case) names accepted for it.
       inverse: for the exact measures, the NumPy float64 inverse of a non-decreasing ``fn`` on
-        the open interval ``image``; None: no exact measure.
+        the open interval ``image``; None: no inverse (see ``host_fn``).
       image: the open interval ``(lo, hi)`` where ``inverse`` applies: an output threshold at or
         below ``lo`` has pre-activation threshold ``-inf``, one at or above ``hi`` ``+inf``.
+      host_fn: for the exact measures of a ``fn`` that is not monotone, its NumPy float64 form;
+        the preimage of an output bin is then found on each monotone piece (between
+        ``turning_points``) by bisection. None: ``inverse`` or no exact measure.
+      turning_points: the sorted points where ``fn`` changes direction (``host_fn`` only).
+      ends: the limits of ``fn`` at ``-inf`` and ``+inf`` (``host_fn`` only; not attained).
       functions: function objects recognised as it inside a model (a ``Sequential`` item, a
         ``SimpleCell``'s ``activation_fn``).
       flax_name: its attribute in ``flax.linen`` and ``flax.nnx`` (recognised too; ``bridges``
@@ -58,6 +68,9 @@ class Activation:
     aliases: tuple[str, ...] = ()
     inverse: Callable[[np.ndarray], np.ndarray] | None = None
     image: tuple[float, float] = (-np.inf, np.inf)
+    host_fn: Callable[[np.ndarray], np.ndarray] | None = None
+    turning_points: tuple[float, ...] = ()
+    ends: tuple[float, float] = (-np.inf, np.inf)
     functions: tuple[Any, ...] = ()
     flax_name: str | None = None
     torch_modules: tuple[str, ...] = ()
@@ -75,8 +88,8 @@ class Activation:
 
     @property
     def exact(self) -> bool:
-        """The exact measures know its preimage."""
-        return self.inverse is not None
+        """The exact measures know its preimage (an inverse, or a piecewise-monotone host form)."""
+        return self.inverse is not None or self.host_fn is not None
 
 
 def _identity(x):
@@ -88,8 +101,39 @@ def _gelu_erf(x):
     return jax.nn.gelu(x, approximate=False)
 
 
+def _gelu_tanh(x):
+    """GELU's tanh approximation: ``jax.nn.gelu``'s and ``flax.linen.gelu``'s default."""
+    return jax.nn.gelu(x, approximate=True)
+
+
 def _logit(e):
     return np.log(e) - np.log1p(-e)
+
+
+# NumPy float64 forms of the non-monotone activations (the exact measures' preimages), written
+# without cancellation for negative z, where the preimages of negative outputs lie.
+_ERFC = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _np_sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _np_gelu_erf(z):
+    return 0.5 * z * _ERFC(-z / math.sqrt(2.0))
+
+
+def _np_gelu_tanh(z):       # 0.5 z (1 + tanh(u)) = z sigmoid(2u)
+    return z * _np_sigmoid(2.0 * math.sqrt(2.0 / math.pi) * (z + 0.044715 * z ** 3))
+
+
+def _np_silu(z):
+    return z * _np_sigmoid(z)
+
+
+def _np_mish(z):
+    return z * np.tanh(np.logaddexp(0.0, z))
 
 
 _ENTRIES = (
@@ -111,12 +155,21 @@ _ENTRIES = (
                image=(-1.0, np.inf)),
     Activation("leaky_relu", jax.nn.leaky_relu,
                inverse=lambda v: np.where(v >= 0, v, v / LEAKY_SLOPE)),
-    # torch's GELU (erf form) and SiLU, for bridges: no exact preimage (not monotonic), so
-    # sampled only; not recognised by name inside a Flax model (the traced path samples them).
-    # Ranges: deep-ei has none; (min of the function, ReLU's 10).
-    Activation("gelu", _gelu_erf, (-0.17, 10.0), torch_modules=("GELU",), torch_functions=("gelu",)),
-    Activation("silu", jax.nn.silu, (-0.28, 10.0), aliases=("swish",), torch_modules=("SiLU",),
-               torch_functions=("silu",)),
+    # Not monotone (one minimum, at the turning point; 0 at -inf): exact through host_fn. Not
+    # recognised as objects inside a Sequential; a traced model's layer is recognised by its
+    # values. Ranges: deep-ei has none; (the minimum rounded down to two decimals, ReLU's 10).
+    # The turning points are the roots of f' to 17 digits (mpmath, 40 digits).
+    Activation("gelu", _gelu_erf, (-0.17, 10.0), host_fn=_np_gelu_erf,
+               turning_points=(-0.75179152469356446,), ends=(0.0, np.inf),
+               torch_modules=("GELU",), torch_functions=("gelu",)),
+    Activation("gelu_tanh", _gelu_tanh, (-0.18, 10.0), aliases=("gelu_approximate",),
+               host_fn=_np_gelu_tanh, turning_points=(-0.75246142207101626,), ends=(0.0, np.inf)),
+    Activation("silu", jax.nn.silu, (-0.28, 10.0), aliases=("swish",), host_fn=_np_silu,
+               turning_points=(-1.2784645427610738,), ends=(0.0, np.inf),
+               torch_modules=("SiLU",), torch_functions=("silu",)),
+    Activation("mish", jax.nn.mish, (-0.31, 10.0), host_fn=_np_mish,
+               turning_points=(-1.1924312145154952,), ends=(0.0, np.inf),
+               torch_modules=("Mish",), torch_functions=("mish",)),
 )
 
 #: The registry: canonical name -> :class:`Activation`, in registration order.

@@ -62,9 +62,12 @@ def build(prog, leaves, *, state_outputs=(), live=None) -> nx.DiGraph:
     for layer in cut(prog, state_outputs):
         act, act_eqn, reason = _fold.analyse(prog, layer, data)
         name = _unique(_name(prog, layer, data), names)
-        known = act is None or (isinstance(act, str) and _act.lookup(act) is not None
-                                and _act.lookup(act).default_range is not None)
-        out_range = (_act.default_range(act), False) if known and reason is None else (_GUESS, True)
+        # the activation's range when the output is that activation's (act_eqn), also where the
+        # layer is not exact (LayerNorm -> GELU); no activation: deep-ei's (-10, 10)
+        entry = _act.lookup(act) if isinstance(act, str) else None
+        known = ((act is None and reason is None)
+                 or (act_eqn is not None and entry is not None and entry.default_range is not None))
+        out_range = (_act.default_range(act), False) if known else (_GUESS, True)
         in_rngs = [ranges.get(i, (_GUESS, True)) for i in layer.inputs]
         in_range = ((min(r[0][0] for r in in_rngs), max(r[0][1] for r in in_rngs)),
                     any(r[1] for r in in_rngs))

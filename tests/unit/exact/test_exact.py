@@ -109,7 +109,7 @@ def test_topology_api_errors():
     with pytest.raises(InvalidBinsError):
         exact.ei_parts(top, "Dense", in_range=(0, 1), in_bins=0, out_range=(0, 1), out_bins=8)
     with pytest.raises(UnknownActivationError):
-        exact_core.exact_ei_parts_matrix(np.ones((2, 1)), activation="gelu", **kw)
+        exact_core.exact_ei_parts_matrix(np.ones((2, 1)), activation="softsign", **kw)
     seq = nn.Sequential([nn.Dense(3), nn.sigmoid, nn.Dense(2), nn.sigmoid])
     x0 = jnp.zeros((1, 4))
     top2 = ei_jax.topology_of(seq, seq.init(jax.random.key(0), x0), x0)

@@ -106,17 +106,20 @@ class _Norm(nn.Module):
         return nn.Dense(3)(nn.LayerNorm()(h + nn.Dense(4)(h)))
 
 
-def test_layernorm_gelu_residual_sampled_only():
+def test_layernorm_gelu_residual():
     x = jnp.zeros((1, 3))
     model = _Norm()
-    top = topology_of(model, model.init(jax.random.key(0), x), x)
+    variables = model.init(jax.random.key(0), x)
+    top = topology_of(model, variables, x)
     # flax names Dense(3) before the LayerNorm's Dense(4): it is built first.
     assert list(top) == ["Dense_0", "Dense_2", "Dense_1"]
     for name in top:
         assert np.isfinite(float(_sampled(top, name).corrected))
-    assert top.nodes["Dense_0"]["output"]["activation"] == "gelu"
-    with pytest.raises(ExactUnavailableError, match=r"test_traced_topology.py:\d+"):
-        exact.ei_parts(top, "Dense_0", **BINS)                  # GELU
+    # flax's gelu is the tanh form; the layer ending in it is exact (issue 24, item 2)
+    assert top.nodes["Dense_0"]["output"]["activation"] == "gelu_tanh"
+    d0 = variables["params"]["Dense_0"]
+    assert _agrees(top, "Dense_0") == pytest.approx(
+        _dense_exact(d0["kernel"], d0["bias"], "gelu_tanh", (-10, 10)), rel=1e-4)
     with pytest.raises(ExactUnavailableError, match="test_traced_topology.py"):
         exact.ei_parts(top, "Dense_2", **BINS)                  # residual + LayerNorm
     _agrees(top, "Dense_1")                                     # LayerNorm's shift + a Dense
