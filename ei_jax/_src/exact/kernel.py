@@ -37,6 +37,10 @@ from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, 
 _LEGACY = False
 #: Working memory per group of output columns (bytes, float64 arrays of the series).
 GROUP_BUDGET = 64 << 20
+#: The same for the series of EI_parts, whose arrays are formed a block of inputs at a time
+#: (:func:`~ei_jax._src.exact.conditionals.cdf_series`): columns are grouped only while their
+#: coefficients would fit in this many bytes (small layers), so a group stays in the cache.
+SERIES_GROUP_BUDGET = 4 << 20
 
 
 def mi_from_conditionals(p, cdf):
@@ -79,6 +83,10 @@ def _column_mi(col, *, which, lo, hi, a, h, m, p, t, terms, active=None, dense=F
     v, b = col
     if (which == "sensitivity" or v.shape[0] == 1) and not dense:    # O(in_bins + out_bins)
         mi, kept = banded.point_input_mi(v, b, lo, hi, a, t)
+    elif which != "sensitivity" and v.shape[0] > 3:
+        # the series, a block of inputs at a time: no (n_in, k_in, k_out + 1) array
+        mi, kept = cdf_series(v, b, lo, hi, m, h, t, terms, active,
+                              combine=lambda cdf: mi_from_conditionals(jnp.asarray(p), cdf))
     else:
         cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=t, terms=terms,
                           active=active)
@@ -115,7 +123,11 @@ def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, i
     per_col = 8 * n * k_in * (max(terms, t.shape[0]) * 4 + t.shape[0] * 2)
     if (which == "sensitivity" or n == 1) and not (legacy or tables):
         per_col = 8 * n * (k_in + t.shape[0]) * 8               # the banded path's arrays
-    most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
+    budget = GROUP_BUDGET
+    if which == "parts" and n > 3 and not (legacy or tables):
+        # the series a block of inputs at a time: a group's blocks stay in the cache
+        per_col, budget = 8 * terms * n * max(k_in, 4), SERIES_GROUP_BUDGET
+    most = int(max(1, min(kernel.shape[1], budget // max(per_col, 1))))
     # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
     group = max(g for g in range(1, most + 1) if kernel.shape[1] % g == 0)
     # Remat: the reverse pass recomputes a group's series instead of keeping every group's
