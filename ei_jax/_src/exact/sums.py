@@ -112,8 +112,8 @@ def loo_products(factors):
     or change sign. Blocked for speed: the ``n`` factors are ``bs`` rows of ``nb ~ sqrt(n)``
     interleaved blocks (padded with ones); a ``lax.scan`` over the rows gives the in-block
     prefix and suffix products and a second, over the ``nb`` block totals, the other blocks'
-    products (``2 (bs + nb)`` sequential steps instead of ``log2 n`` passes of an
-    associative scan).
+    products (``bs + nb`` sequential steps instead of ``log2 n`` passes of an associative
+    scan).
     """
     n = factors.shape[0]
     nb = math.isqrt(max(n - 1, 0)) + 1
@@ -123,10 +123,10 @@ def loo_products(factors):
 
     def exclusive(x):                      # prefix * suffix products, exclusive, along axis 0
         def step(c, xi):
-            return c * xi, c
-        _, pre = jax.lax.scan(step, jnp.ones_like(x[0]), x)
-        _, suf = jax.lax.scan(step, jnp.ones_like(x[0]), x, reverse=True)
-        return pre * suf, pre[-1] * x[-1]
+            return (c[0] * xi[0], c[1] * xi[1]), c
+        ones = jnp.ones_like(x[0])
+        _, (pre, suf) = jax.lax.scan(step, (ones, ones), (x, x[::-1]))
+        return pre * suf[::-1], pre[-1] * x[-1]
 
     inner, total = exclusive(f)            # (bs, nb, ...), (nb, ...)
     others, _ = exclusive(total)           # (nb, ...): product of the other blocks
@@ -163,22 +163,21 @@ def harmonics(x, terms):
     """``(cos(k x), sin(k x))`` for ``k = 1 .. terms``, each ``(terms,) + x.shape``.
 
     ``k - 1 = q B + r`` (``B = ceil(sqrt(terms))``): ``e^{ikx} = e^{iqBx} e^{i(r+1)x}``, the two
-    short tables built by complex products (a ``lax.scan``) from ``e^{ix}`` (rounding grows
-    like ``k * eps``, as a recurrence over every ``k`` would) and their outer product formed
-    in one broadcast: no sequential loop over all the terms, no trigonometric call per term.
+    short tables built by complex products from ``e^{ix}`` and ``e^{iBx}`` in one ``lax.scan``
+    (rounding grows like ``sqrt(terms) * eps``) and their outer product formed in one
+    broadcast: no sequential loop over all the terms, no trigonometric call per term.
     """
     B = math.isqrt(terms - 1) + 1 if terms > 1 else 1
     Q = -(-terms // B)
+    one = (jnp.cos(x), jnp.sin(x))
+    big = (jnp.cos(B * x), jnp.sin(B * x))
 
-    def powers(first, step, count):      # first * step^j, j < count, on a new axis 0
-        def body(z, _):
-            return _rotate(z, step), z
-        return jax.lax.scan(body, first, None, length=count)[1]
+    def body(z, _):                      # (e^{i(j+1)x}, e^{ijBx}) -> next j
+        return (_rotate(z[0], one), _rotate(z[1], big)), z
 
-    step = (jnp.cos(x), jnp.sin(x))
-    cr, sr = powers(step, step, B)                                            # e^{i(r+1)x}
-    cq, sq = powers((jnp.ones_like(x), jnp.zeros_like(x)), (cr[-1], sr[-1]), Q)  # e^{iqBx}
-    cq, sq, cr, sr = cq[:, None], sq[:, None], cr[None], sr[None]
+    start = (one, (jnp.ones_like(x), jnp.zeros_like(x)))
+    (cr, sr), (cq, sq) = jax.lax.scan(body, start, None, length=max(B, Q))[1]
+    cq, sq, cr, sr = cq[:Q, None], sq[:Q, None], cr[None, :B], sr[None, :B]
     flat = (Q * B,) + x.shape
     return (cq * cr - sq * sr).reshape(flat)[:terms], (sq * cr + cq * sr).reshape(flat)[:terms]
 
@@ -231,13 +230,14 @@ def series_sum(u1, d_half, width_a, offset, bin_group, group_widths, terms, basi
     k = jnp.arange(1, terms + 1, dtype=u1.dtype)
     x_l = u1 * d_half                                                        # (n,)
     x_g = 0.5 * u1 * width_a[:, None] * jnp.asarray(group_widths)[None, :]   # (n, G)
-    sinc_l = _sinc_from(harmonics(x_l, terms)[1], k[:, None] * x_l[None, :])   # (K, n)
-    loo = loo_products(sinc_l.T).T                                           # (K, n)
+    n, G = x_g.shape
+    x_lg = jnp.concatenate([x_l[:, None], x_g], axis=1)                     # (n, 1 + G)
+    sinc_lg = _sinc_from(harmonics(x_lg, terms)[1], k[:, None, None] * x_lg[None])
+    loo = loo_products(sinc_lg[:, :, 0].T).T                                # (K, n)
     scale = (2.0 / jnp.pi) / k
     if active is not None:
         scale = jnp.where(jnp.arange(1, terms + 1, dtype=jnp.int32) <= active, scale, 0.0)
-    spread_g = _sinc_from(harmonics(x_g, terms)[1], k[:, None, None] * x_g[None])  # (K, n, G)
-    beta = (scale[:, None] * loo)[:, :, None] * spread_g                    # (K, n, G)
+    beta = (scale[:, None] * loo)[:, :, None] * sinc_lg[:, :, 1:]           # (K, n, G)
     group = np.asarray(bin_group)
     finish = (lambda x: x) if finish is None else finish
 
