@@ -1,11 +1,14 @@
 """Issue 27: the exact kernels against their floors and against U, old and new paths in one run.
 
-    .venv/bin/python benchmarks/exact_floor.py                  # S1, P1, G1, G2 (old and new)
+    .venv/bin/python benchmarks/exact_floor.py                  # S1, P1, G1, G2, F1 (old and new)
     .venv/bin/python benchmarks/exact_floor.py --only S1,G2 --big
+    .venv/bin/python benchmarks/exact_floor.py --old a579b57     # "old" = that commit's tree
 
 Every (workload, path) runs in a fresh subprocess (``--child``), so its peak RSS
 (``ru_maxrss``) is its own; "old" sets the private ``kernel._LEGACY`` switch (sensitivity's dense
-``in_bins x out_bins`` table, no remat in the gradient), "new" is the default. Each child times
+``in_bins x out_bins`` table, no remat in the gradient), or with ``--old REV`` runs the package
+as it was at git revision REV (``git archive`` into a temporary folder, first on the child's
+PYTHONPATH), "new" is the working tree. Each child times
 U = a warm 2048x2048 float32 jitted matmul right before and after its own warm call and uses the
 mean, so time/U is taken under the same load (the machine is shared: read the ratios, not the
 seconds). Workloads (sigmoid, inputs on (0, 1), torch's default init, bias 0.1 N(0, 1)):
@@ -17,18 +20,27 @@ seconds). Workloads (sigmoid, inputs on (0, 1), torch's default init, bias 0.1 N
 * G1 / G2: ``jax.grad`` of ``exact_ei_parts_matrix(...).sum()`` at 784 -> 100 / 100 -> 100,
   8 bins, against the forward of the same function (both warm, float32 weights, as a training
   step calls it). Floor: the forward's, x 3.
-* P2 (``--big``): 2048 -> 2048 EI_parts at 8 bins, first call (compile + host term choice).
+* F1: first call of ``exact_ei_parts_matrix`` and ``exact_sensitivity_matrix`` at 100 -> 100,
+  8 bins, in a fresh process (compile + host work; the goal is 1 s each).
+* P2 (``--big``): 2048 -> 2048 EI_parts at 8 bins, first call (compile + host term choice);
+  P3 (``--big``): 4096 -> 4096, first call (time and peak RSS).
+
+Columns: ``rate/U-rate`` is the achieved floor rate over U's own rate (2 * 2048^3 / U FLOP/s):
+1 would be the work done as fast as a dense float32 matrix product.
 """
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 WORK = {"S1": ("sens", 512, 512, 64), "P1": ("parts", 1024, 1024, 8),
-        "G1": ("grad", 784, 100, 8), "G2": ("grad", 100, 100, 8), "P2": ("first", 2048, 2048, 8)}
+        "G1": ("grad", 784, 100, 8), "G2": ("grad", 100, 100, 8), "F1": ("first2", 100, 100, 8),
+        "P2": ("first", 2048, 2048, 8), "P3": ("first", 4096, 4096, 8)}
 
 
 def _u(jax, jnp):
@@ -63,7 +75,18 @@ def child(name, path):
         jax.block_until_ready(fn(*args))
         return time.perf_counter() - t0
 
-    if kind == "first":
+    if kind == "first2":
+        t0 = time.perf_counter()
+        jax.block_until_ready(K.exact_ei_parts_matrix(w, b, **kw))
+        res["parts_first_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        jax.block_until_ready(K.exact_sensitivity_matrix(w, b, **kw))
+        res["time_s"] = res["parts_first_s"] + time.perf_counter() - t0
+        res["U"] = _u(jax, jnp)
+        res["floor"] = float("nan")
+        res["floor_what"] = (f"first calls, fresh process: EI_parts {res['parts_first_s']:.2f} s, "
+                             f"sensitivity {res['time_s'] - res['parts_first_s']:.2f} s")
+    elif kind == "first":
         u0 = _u(jax, jnp)
         res["time_s"] = timed(lambda: K.exact_ei_parts_matrix(w, b, **kw))
         res["U"] = u0
@@ -101,22 +124,35 @@ def child(name, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", nargs=2)
-    ap.add_argument("--only", default="S1,P1,G1,G2")
+    ap.add_argument("--only", default="S1,P1,G1,G2,F1")
+    ap.add_argument("--old", default=None, help="git revision whose tree the old path runs")
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--paths", default="old,new")
     args = ap.parse_args()
     if args.child:
         return child(*args.child)
-    names = args.only.split(",") + (["P2"] if args.big else [])
+    names = args.only.split(",") + (["P2", "P3"] if args.big else [])
+    env_new = dict(os.environ)
+    env_old = dict(os.environ)
+    if args.old:
+        tree = tempfile.mkdtemp(prefix="exact_floor_old_")
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        archive = subprocess.run(["git", "-C", root, "archive", args.old], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        env_old["PYTHONPATH"] = os.pathsep.join([tree] + env_new.get("PYTHONPATH", "").split(
+            os.pathsep))
     print("| kernel | size | bins | path | time (s) | U (s) | time/U | floor | floor rate (G/s) "
-          "| peak RSS (MB) | notes |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| rate/U-rate | peak RSS (MB) | notes |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         for path in args.paths.split(","):
-            if path == "old" and name in ("P1", "P2"):
-                continue                           # the forward of EI_parts is the same code
-            out = subprocess.run([sys.executable, __file__, "--child", name, path],
-                                 capture_output=True, text=True)
+            if path == "old" and name in ("P1", "P2", "P3", "F1") and not args.old:
+                continue                           # the legacy switch does not change these
+            child_path = "new" if (path == "old" and args.old) else path
+            out = subprocess.run([sys.executable, __file__, "--child", name, child_path],
+                                 capture_output=True, text=True,
+                                 env=env_old if path == "old" else env_new)
             if out.returncode:
                 print(f"| {name} | {path} | failed: {out.stderr.strip().splitlines()[-1]} |")
                 continue
@@ -125,9 +161,11 @@ def main():
             if "fwd_s" in r:
                 note += (f"; forward {r['fwd_s']:.3f} s ({r['fwd_s'] / r['U']:.2f} U) in "
                          f"{r['fwd_rss_mb']:.0f} MB; grad/forward {r['time_s'] / r['fwd_s']:.1f}x")
+            rate = r["floor"] / r["time_s"]
             print(f"| {name} | {r['size']} | {r['bins']} | {path} | {r['time_s']:.3f} | {r['U']:.3f} "
-                  f"| {r['time_s'] / r['U']:.2f} | {r['floor']:.3g} | {r['floor'] / r['time_s'] / 1e9:.3g} "
-                  f"| {r['rss_mb']:.0f} | {note} |", flush=True)
+                  f"| {r['time_s'] / r['U']:.2f} | {r['floor']:.3g} | {rate / 1e9:.3g} "
+                  f"| {rate / (2 * 2048 ** 3 / r['U']):.3g} | {r['rss_mb']:.0f} | {note} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,30 @@ import numpy as np
 from ei_jax._src.exact import sums
 
 
-def _at_thresholds(t, fn):
-    """``fn(t_finite)`` with 0 / 1 at thresholds of -inf / +inf (NaN-free gradients)."""
+def _finite(t):
+    """The finite thresholds of a static 1-D ``t`` (not necessarily sorted), as an array."""
+    t = np.asarray(t)
     fin = np.isfinite(t)
-    val = fn(jnp.asarray(np.where(fin, t, 0.0)))
-    lead = (1,) * (val.ndim - 1)
-    pos_inf = jnp.asarray(t == np.inf).reshape(lead + (-1,))
-    return jnp.where(pos_inf, 1.0, jnp.where(jnp.asarray(fin).reshape(lead + (-1,)), val, 0.0))
+    return jnp.asarray(t[fin] if fin.any() else np.zeros(1))
+
+
+def _fill(t, val):
+    """``val (..., T_finite)`` at the finite thresholds of ``t``, 1 / 0 at +inf / -inf."""
+    t = np.asarray(t)
+    fin = np.isfinite(t)
+    if fin.all():
+        return val
+    where = np.cumsum(fin) - 1
+    cols = [val[..., where[j]:where[j] + 1] if fin[j]
+            else jnp.full(val.shape[:-1] + (1,), 1.0 if t[j] > 0 else 0.0, val.dtype)
+            for j in range(t.shape[0])]
+    return jnp.concatenate(cols, axis=-1)
+
+
+def _at_thresholds(t, fn):
+    """``fn`` at the finite thresholds only (``(T_finite,)`` to ``(..., T_finite)``), with 1 / 0
+    at thresholds of +inf / -inf."""
+    return _fill(t, fn(_finite(t)))
 
 
 def _uniform_cdf(zlo, zhi, t):
@@ -72,9 +89,19 @@ def _bin_groups(h):
     return np.array(group), np.array(widths)
 
 
-def cdf_series(v, b, lo, hi, m, h, t, terms, active=None):
+#: Bytes of series coefficients per block of inputs (:func:`~ei_jax._src.exact.sums.series_sum`):
+#: a block's ``(K, rows, k_in)`` float64 array stays in the cache.
+BLOCK_BYTES = 1 << 19
+
+
+def cdf_series(v, b, lo, hi, m, h, t, terms, active=None, combine=None):
     """``n_in`` >= 4: the cosine series of each conditional CDF on the column's window
-    (``terms`` static; ``active``: :func:`~ei_jax._src.exact.sums.series_coefficients`)."""
+    (``terms`` static; ``active``: :func:`~ei_jax._src.exact.sums.series_sum`).
+
+    ``combine``: optional function of a block of inputs' CDFs ``(rows, k_in, T)`` (leading
+    axis ``rows``), applied block by block so the full ``(n_in, k_in, T)`` array is never
+    formed; None returns the CDFs.
+    """
     d = jnp.abs(v) * (hi - lo)
     c = 0.5 * (lo + hi)
     half = sums.window_half_width(d)
@@ -82,13 +109,15 @@ def cdf_series(v, b, lo, hi, m, h, t, terms, active=None):
     u1 = jnp.pi / width
     offset = half + v[:, None] * (m[None, :] - c)                               # (n, k_in)
     group, widths = _bin_groups(h)
-    coef = sums.series_coefficients(u1, 0.5 * d, jnp.abs(v), offset, group, widths, terms, active)
     lower = b + c * jnp.sum(v) - half
     u = jnp.arange(1, terms + 1, dtype=v.dtype) * u1
+    tau = jnp.clip(_finite(t) - lower, 0.0, width)                              # (T,)
+    basis = jnp.sin(u[:, None] * tau[None, :])                                  # (K, T)
+    combine = (lambda x: x) if combine is None else combine
 
-    def fn(tt):
-        tau = jnp.clip(tt - lower, 0.0, width)                                  # (T,)
-        basis = jnp.sin(u[:, None] * tau[None, :])                              # (K, T)
-        return (tau / width)[None, None, :] + jnp.einsum("kni,kt->nit", coef, basis)
+    def finish(series):
+        return combine(_fill(t, (tau / width)[None, None, :] + series))
 
-    return _at_thresholds(t, fn)
+    block = max(1, BLOCK_BYTES // (8 * terms * m.shape[0]))
+    return sums.series_sum(u1, 0.5 * d, jnp.abs(v), offset, group, widths, terms, basis, active,
+                           finish=finish, block=block)

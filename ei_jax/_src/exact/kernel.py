@@ -27,75 +27,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src.exact import banded
 from ei_jax._src.exact import terms as series_terms
-from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
-from ei_jax._src.info import plugin
+from ei_jax._src.exact.columns import column_joint, column_mi
 from ei_jax._src.info.binning import check_range
 from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
-from ei_jax._src.exact.preimages import (bin_masses, canonical_exact_activation, input_bins,
-                                         output_bins)
+from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, output_bins
 
 #: Private switch for benchmarks: True runs the earlier paths (sensitivity through the dense
 #: ``k_in x k_out`` table, no remat of the column groups in a gradient).
 _LEGACY = False
 #: Working memory per group of output columns (bytes, float64 arrays of the series).
 GROUP_BUDGET = 64 << 20
-
-
-def mi_from_conditionals(p, cdf, signs=(1,)):
-    """MI (bits) of ``P(i, j) = p_i (cdf[..., i, j+1] - cdf[..., i, j])`` renormalised.
-
-    Args:
-      p: ``(k_in,)`` input-bin probabilities.
-      cdf: ``(..., k_in, T)`` conditional CDFs at ``OutputBins.t`` (``T = k_out + 1``: monotone).
-      signs: ``OutputBins.signs`` (static; :class:`~ei_jax._src.exact.preimages.OutputBins`).
-
-    Returns:
-      ``(mi, kept)``: bits ``(...)`` (clamped at 0) and the kept mass ``(...)``.
-    """
-    joint = jnp.maximum(bin_masses(cdf, signs), 0.0) * p.reshape((1,) * (cdf.ndim - 2) + (-1, 1))
-    kept = jnp.sum(joint, axis=(-2, -1))
-    pn = joint / jnp.where(kept > 0, kept, 1.0)[..., None, None]
-    return plugin.mi_of_probabilities(pn), kept
-
-
-def _finish(mi, kept, empty, v):
-    out = jnp.where(v == 0, 0.0, mi)
-    return jnp.where(empty | (kept <= 0), jnp.nan, out)
-
-
-def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
-    """Conditional CDFs ``(n_in, k_in, k_out + 1)`` of one output column at the thresholds."""
-    n = v.shape[0]
-    if which == "sensitivity" or n == 1:
-        return cdf_point_sum(v, b, jnp.zeros_like(v), a, t)
-    if n <= 3:
-        return cdf_trapezoid(v, b, lo, hi, a, t)
-    return cdf_series(v, b, lo, hi, m, h, t, terms, active)
-
-
-def _column_mi(col, *, which, lo, hi, a, h, m, p, ob, terms, active=None, dense=False):
-    v, b = col
-    # one input moves z and each output bin is one interval of z: O(in_bins + out_bins)
-    if (which == "sensitivity" or v.shape[0] == 1) and ob.monotone and not dense:
-        mi, kept = banded.point_input_mi(v, b, lo, hi, a, ob.t)
-    else:
-        cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=ob.t, terms=terms,
-                          active=active)
-        mi, kept = mi_from_conditionals(jnp.asarray(p), cdf, ob.signs)
-    lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
-    if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
-        lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
-    return _finish(mi, kept, ob.empty(b + lo_v, b + hi_v), v)
-
-
-def _column_joint(col, *, which, lo, hi, a, h, m, p, ob, terms):
-    v, b = col
-    cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=ob.t, terms=terms)
-    joint = jnp.maximum(bin_masses(cdf, ob.signs), 0.0) * jnp.asarray(p)[None, :, None]
-    kept = jnp.sum(joint, axis=(-2, -1), keepdims=True)
-    return joint / jnp.where(kept > 0, kept, jnp.nan)
+#: The same for the series of EI_parts, whose arrays are formed a block of inputs at a time
+#: (:func:`~ei_jax._src.exact.conditionals.cdf_series`): columns are grouped only while their
+#: coefficients would fit in this many bytes (small layers), so a group stays in the cache.
+SERIES_GROUP_BUDGET = 4 << 20
 
 
 @functools.partial(jax.jit, static_argnames=("which", "tables", "activation", "in_range",
@@ -111,12 +57,16 @@ def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, i
     extra = {} if active is None else {"active": active}
     if legacy and not tables:
         extra["dense"] = True
-    fn = functools.partial(_column_joint if tables else _column_mi, which=which, lo=lo, hi=hi,
+    fn = functools.partial(column_joint if tables else column_mi, which=which, lo=lo, hi=hi,
                            a=a, h=h, m=m, p=p, ob=ob, terms=terms, **extra)
     per_col = 8 * n * k_in * (max(terms, ob.t.shape[0]) * 4 + ob.t.shape[0] * 2)
     if (which == "sensitivity" or n == 1) and ob.monotone and not (legacy or tables):
         per_col = 8 * n * (k_in + ob.t.shape[0]) * 8            # the banded path's arrays
-    most = int(max(1, min(kernel.shape[1], GROUP_BUDGET // max(per_col, 1))))
+    budget = GROUP_BUDGET
+    if which == "parts" and n > 3 and not (legacy or tables):
+        # the series a block of inputs at a time: a group's blocks stay in the cache
+        per_col, budget = 8 * terms * n * max(k_in, 4), SERIES_GROUP_BUDGET
+    most = int(max(1, min(kernel.shape[1], budget // max(per_col, 1))))
     # a divisor of n_out: lax.map then compiles its body once (no remainder copy)
     group = max(g for g in range(1, most + 1) if kernel.shape[1] % g == 0)
     # Remat: the reverse pass recomputes a group's series instead of keeping every group's
