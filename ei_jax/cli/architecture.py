@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ei_jax._src.base.errors import CheckpointError, InvalidOptionError
+from ei_jax._src.base.errors import CheckpointError, CheckpointNotFoundError, InvalidOptionError
+from ei_jax.cli.loader import TORCH_SUFFIXES, Loaded
 
 __all__ = ["load_architecture", "load_with_architecture"]
 
@@ -109,7 +110,31 @@ def flax_shape(arch, input_shape) -> tuple[int, ...]:
     return tuple(input_shape)
 
 
-def load_with_architecture(path, arch, input_shape):
+def load_with_architecture(path, arch, input_shape) -> Loaded:
+    """Reads a checkpoint into its architecture (``--arch``), with its traced topology.
+
+    Args:
+      path: the checkpoint; arch: the module (:func:`ei_jax.cli.architecture.load_architecture`);
+      input_shape: ``--input-shape``, one example's shape as ``arch`` takes it.
+
+    Returns:
+      :class:`Loaded` with ``topology`` set and ``names`` its layers.
+
+    Raises:
+      CheckpointNotFoundError, CheckpointError, UnsupportedModuleError (a module that cannot be
+      converted), as :func:`bridges.load_checkpoint`.
+    """
+    import ei_jax
+
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"Checkpoint {path} does not exist.")
+    model, variables, x_shape = _read_into(path, arch, input_shape)
+    top = ei_jax.topology_of(model, variables, np.zeros((1, *x_shape), np.float32))
+    return Loaded(model, variables, list(top), int(np.prod(x_shape)), tuple(x_shape), top)
+
+
+def _read_into(path, arch, input_shape):
     """``(model, variables, x_shape)``: checkpoint ``path`` loaded into ``arch``.
 
     Args:
@@ -123,8 +148,6 @@ def load_with_architecture(path, arch, input_shape):
       CheckpointError (and its subclasses): an unreadable checkpoint or one that does not fit
         ``arch``. UnsupportedModuleError: a torch module bridges cannot convert.
     """
-    from ei_jax.cli.loader import TORCH_SUFFIXES
-
     path = Path(path)
     if _is_torch(arch):
         import torch

@@ -5,7 +5,7 @@
 rebuilds every one of them as a chain of dense layers with one rebuild,
 :func:`bridges.linear_chain`: a Flax kernel ``[in, out]`` is the
 transpose of a torch Linear weight ``[out, in]``. With ``--arch`` a checkpoint is loaded into
-the architecture it was saved from instead (:func:`load_with_architecture`,
+the architecture it was saved from instead (``load_with_architecture`` in
 :mod:`ei_jax.cli.architecture`). The library (``ei_jax._src``) never imports bridges; only the
 command line needs "load any checkpoint".
 
@@ -151,31 +151,6 @@ def _check_folder(path: Path) -> None:
         raise CheckpointNotFoundError(
             f"{path} is an empty folder: it holds no checkpoint. Expected checkpoint files "
             f"({', '.join(CHECKPOINT_SUFFIXES)}) in it, or an orbax checkpoint directory.")
-
-
-def load_with_architecture(path, arch, input_shape) -> Loaded:
-    """Reads a checkpoint into its architecture (``--arch``), with its traced topology.
-
-    Args:
-      path: the checkpoint; arch: the module (:func:`ei_jax.cli.architecture.load_architecture`);
-      input_shape: ``--input-shape``, one example's shape as ``arch`` takes it.
-
-    Returns:
-      :class:`Loaded` with ``topology`` set and ``names`` its layers.
-
-    Raises:
-      CheckpointNotFoundError, CheckpointError, UnsupportedModuleError (a module that cannot be
-      converted), as :func:`bridges.load_checkpoint`.
-    """
-    import ei_jax
-    from ei_jax.cli.architecture import load_with_architecture as _load
-
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"Checkpoint {path} does not exist.")
-    model, variables, x_shape = _load(path, arch, input_shape)
-    top = ei_jax.topology_of(model, variables, np.zeros((1, *x_shape), np.float32))
-    return Loaded(model, variables, list(top), int(np.prod(x_shape)), tuple(x_shape), top)
 
 
 def load_any_checkpoint(path, *, activation) -> Loaded:

@@ -111,7 +111,7 @@ def _load_with_architecture(args, parser):
     """``_load`` with ``--arch``: each checkpoint loaded into the architecture, with its
     topology; the activations are the architecture's own."""
     from ei_jax.cli import loader
-    from ei_jax.cli.architecture import load_architecture
+    from ei_jax.cli.architecture import load_architecture, load_with_architecture
 
     if args.activation is not None:
         parser.error("--activation does not apply with --arch: the architecture's own "
@@ -124,7 +124,7 @@ def _load_with_architecture(args, parser):
         parser.error(f"--in-range needs LO < HI, got {in_range[0]:g} {in_range[1]:g}")
     paths = loader.expand(args.checkpoint)
     arch = load_architecture(args.arch)
-    nets = _each(args, paths, lambda path: loader.load_with_architecture(path, arch, args.input_shape))
+    nets = _each(args, paths, lambda path: load_with_architecture(path, arch, args.input_shape))
     return paths, nets, None, in_range
 
 

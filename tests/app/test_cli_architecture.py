@@ -123,7 +123,7 @@ def test_measure_with_architecture_matches_the_library(factory, tmp_path, capsys
         assert rows[-1]["n_in"] == 8
         assert rows[-1]["ei_parts_corrected"] == pytest.approx(
             _dense_exact(np.vstack([wh, wh]), b, None, (-10, 10)), rel=1e-6)
-        assert rows[1]["ei_parts_method"] != "exact"                      # GELU: sampled
+        assert rows[1]["ei_parts_method"] == "exact"      # GELU: exact (a union of intervals)
 
 
 def _misuse(capsys, *argv) -> str:

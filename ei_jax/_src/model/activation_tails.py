@@ -21,20 +21,10 @@ import numpy as np
 
 from ei_jax._src.model import activations as _act
 from ei_jax._src.model.slicing import is_affine
-from ei_jax._src.model.traced import Const, run
+from ei_jax._src.model.traced import ELEMENTWISE, Const, call_body, run
 
 __all__ = ["Tail", "find_tail"]
 
-#: Primitives that act on each element alone (with their operands broadcast).
-_ELEMENTWISE = frozenset({
-    "add", "sub", "mul", "div", "neg", "max", "min", "abs", "sign", "exp", "exp2", "log",
-    "log1p", "expm1", "tanh", "logistic", "erf", "erfc", "erf_inv", "integer_pow", "pow",
-    "sqrt", "rsqrt", "cbrt", "square", "copy", "copy_p", "convert_element_type", "select_n",
-    "clamp", "gt", "ge", "lt", "le", "eq", "ne", "and", "or", "not", "is_finite", "sin", "cos",
-    "atan", "asinh", "sinh", "cosh", "reduce_precision",
-})
-#: Call primitives whose body decides (``jit[silu]``, ``custom_jvp_call[relu]``).
-_BODIES = ("jaxpr", "call_jaxpr", "fun_jaxpr")
 #: Where the tail is evaluated: the activations differ here (GELU's two forms by up to 5e-4).
 _PROBE = np.concatenate([np.linspace(-6.0, 6.0, 193), [-20.0, -10.0, -8.0, 8.0, 10.0, 20.0]])
 
@@ -66,9 +56,9 @@ def _body_is_elementwise(jaxpr) -> bool:
 
 
 def _prim_is_elementwise(name, params) -> bool:
-    if name in _ELEMENTWISE:
+    if name in ELEMENTWISE:
         return True
-    body = next((params[k] for k in _BODIES if k in params), None)
+    body = call_body(params)               # jit[silu], custom_jvp_call[relu]: the body decides
     return body is not None and _body_is_elementwise(body)
 
 

@@ -24,16 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src.model.traced import Const, run, where
+from ei_jax._src.model.traced import ELEMENTWISE, Const, call_body, run, where
 
 __all__ = ["Field", "field", "field_fn"]
 
-#: Primitives that act on each element alone (operands of the output's shape, or scalars).
-_ELEMENTWISE = frozenset(
-    "add sub mul div neg max min abs sign exp exp2 log log1p expm1 tanh logistic sin cos tan "
-    "sqrt rsqrt cbrt pow integer_pow square erf erfc erf_inv select_n ge gt le lt eq ne and or "
-    "not clamp is_finite convert_element_type copy copy_p stop_gradient atan2 sinh cosh asinh "
-    "acosh atanh floor ceil round nextafter add_any".split())
 #: Call primitives kept whole (an activation the registry knows): pointwise if their body is.
 _CALLS = ("custom_jvp_call", "custom_vjp_call", "pjit", "jit", "closed_call")
 _SHAPES = ("reshape", "squeeze", "expand_dims", "broadcast_in_dim")
@@ -66,24 +60,16 @@ def _nonunit(shape):
     return tuple(d for d in shape if d != 1)
 
 
-def _body(eqn):
-    for key in ("call_jaxpr", "jaxpr", "fun_jaxpr"):
-        b = eqn.params.get(key)
-        if b is not None:
-            return getattr(b, "jaxpr", b)
-    return None
-
-
 def _pointwise_body(jaxpr) -> bool:
     """Every equation of ``jaxpr`` is elementwise (recursively through calls)."""
     for e in jaxpr.eqns:
         if e.primitive.name in _CALLS:
-            inner = _body(e)
+            inner = call_body(e.params)
             if inner is None or not _pointwise_body(inner):
                 return False
             continue
         out = tuple(e.outvars[0].aval.shape)
-        if e.primitive.name not in _ELEMENTWISE or any(
+        if e.primitive.name not in ELEMENTWISE or any(
                 tuple(v.aval.shape) not in ((), out) for v in e.invars):
             return False
     return True
@@ -193,10 +179,10 @@ def _position_wise(prog, e, data, shape, spec, x_id) -> str | None:
                 return f"{what} copies values across positions"
         return None
     if name in _CALLS:
-        body = _body(e)
+        body = call_body(e.params)
         if body is None or not _pointwise_body(body):
             return f"{what} is not elementwise"
-    elif name not in _ELEMENTWISE:
+    elif name not in ELEMENTWISE:
         return f"{what} mixes positions (it is not elementwise)"
     if _nonunit(out) != _nonunit(shape):
         return f"{what} acts on the input before it is reshaped into the convolution's layout"
@@ -238,7 +224,7 @@ def _const_along(prog, r, axes) -> bool:
         dims = list(e.params["broadcast_dimensions"])
         inner = [dims.index(a) for a in axes if a in dims and sh[dims.index(a)] != 1]
         return not inner or _const_along(prog, src, inner)
-    if e.prim.name in _ELEMENTWISE:
+    if e.prim.name in ELEMENTWISE:
         out = prog.avals[r].shape
         for x in e.ins:
             sh = np.shape(x.value) if isinstance(x, Const) else prog.avals[x].shape

@@ -26,6 +26,24 @@ __all__ = ["Const", "Eqn", "Program", "run", "trace"]
 _INLINED = ("pjit", "jit", "closed_call", "core_call")
 
 
+#: Primitives that act on each element alone (operands of the output's shape, or scalars):
+#: the one list the layer analyses (receptive fields, activation tails) share.
+ELEMENTWISE = frozenset((
+    "abs acosh add add_any and asinh atan atan2 atanh cbrt ceil clamp convert_element_type "
+    "copy copy_p cos cosh div eq erf erf_inv erfc exp exp2 expm1 floor ge gt integer_pow "
+    "is_finite le log log1p logistic lt max min mul ne neg nextafter not or pow "
+    "reduce_precision round rsqrt select_n sign sin sinh sqrt square stop_gradient sub tan "
+    "tanh"
+).split())
+
+
+def call_body(params):
+    """The jaxpr inside a call primitive (``jit``, ``custom_jvp_call``...) from its params, or None."""
+    body = next((params[k] for k in ("call_jaxpr", "jaxpr", "fun_jaxpr") if params.get(k) is not None),
+                None)
+    return getattr(body, "jaxpr", body)
+
+
 @dataclasses.dataclass(frozen=True)
 class Const:
     """A literal or closed-over constant operand."""
