@@ -135,7 +135,6 @@ def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range
             raise InvalidOptionError(f"{name} must be a number >= 0. Got {value!r}.")
     starts, widths = input_cells(in_range, in_bins)
     t = vector_thresholds(activation, out_range, out_bins)
-    k = len(t) - 1
     cells = len(starts) ** n
     if cells > max_cells:
         raise ExactUnavailableError(
