@@ -7,6 +7,8 @@
 #   and the first call's compile time for each, one fresh process per measurement.
 #   Then T1 (benchmarks/traced.py): a traced ResNet-style CNN (BatchNorm, identity skip,
 #   average pooling) on 16x16 inputs, each layer exact where it folds, else sampled at 1e7.
+#   Last the exact kernels at issue 27's sizes against U and their FLOP floors
+#   (benchmarks/exact_floor.py --big: EI_parts up to 4096->4096, sensitivity, gradients).
 # Installs nothing: it assumes `pip install -e .` and a CUDA jaxlib (e.g. `pip install -U
 # "jax[cuda12]"`) were done in the Python it runs ($PYTHON, else .venv/bin/python, else python).
 # Usage: bash benchmarks/gpu_check.sh            # on a GPU machine
@@ -41,8 +43,9 @@ if [ "$SMOKE" = 1 ]; then
     --variants vmap,map_params >"$LOGS/2.out" 2>"$LOGS/2.err" & P2=$!
   "${RUN[@]}" --only W1 --samples W1=1e5 --no-steady >"$LOGS/3.out" 2>"$LOGS/3.err" & P3=$!
   "$PY" benchmarks/traced.py --size 8 --channels 2 --samples 2e4 >"$LOGS/4.out" 2>"$LOGS/4.err" & P4=$!
+  "$PY" benchmarks/exact_floor.py --only F1 --paths new >"$LOGS/5.out" 2>"$LOGS/5.err" & P5=$!
   FAILED=0
-  for i in 1 2 3 4; do
+  for i in 1 2 3 4 5; do
     P=P$i
     wait "${!P}" || { echo "ERROR: smoke command $i failed (exit $?)" >&2; FAILED=1; }
     cat "$LOGS/$i.out"; cat "$LOGS/$i.err" >&2
@@ -53,4 +56,5 @@ else
   "${RUN[@]}" --only W1,W2,B1 --samples W1=1e8 --samples W2=1e8
   "${RUN[@]}" --only W1 --samples W1=1e9 --no-steady
   "$PY" benchmarks/traced.py --size 16 --channels 8 --samples 1e7
+  "$PY" benchmarks/exact_floor.py --paths new --only S1,P1,G1,G2,F1 --big
 fi

@@ -29,3 +29,5 @@ def test_gpu_check_smoke_runs_on_cpu():
     t1 = re.findall(r"^T1 (\S+) (exact|sampled): EI_parts ([0-9.]+) bits", out, re.M)
     assert [name for name, _, _ in t1] == ["Conv_0", "Conv_1", "Conv_2", "Dense_0"], out
     assert all(float(v) >= 0 for _, _, v in t1) and sum(h == "exact" for _, h, _ in t1) >= 3
+    # F1: the exact measures' first calls in a fresh process (exact_floor.py's table row)
+    assert re.search(r"^\| F1 \| 100->100 \| 8 \| new \|.*EI_parts [0-9.]+ s, sensitivity [0-9.]+ s", out, re.M), out
