@@ -98,15 +98,7 @@ def _closure(prog, z, candidates, data, side_ok):
 
 def _needed(prog, eqns, out):
     """The equations among ``eqns`` that ``out`` depends on."""
-    producer = {o: k for k in eqns for o in prog.eqns[k].outs}
-    keep, stack = set(), [out]
-    while stack:
-        k = producer.get(stack.pop())
-        if k is None or k in keep:
-            continue
-        keep.add(k)
-        stack.extend(r for r in prog.eqns[k].ins if not isinstance(r, Const))
-    return tuple(sorted(keep))
+    return tuple(sorted(_producers(prog, [out], {o: k for k in eqns for o in prog.eqns[k].outs})))
 
 
 def _evaluate(prog, z, eqns, out, consts):
