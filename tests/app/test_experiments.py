@@ -287,7 +287,7 @@ def test_dense_chain_natural_order_and_bias():
 def test_dense_chain_errors():
     with pytest.raises(ex.CheckpointError, match="no layer"):
         dense_chain({"params": {"a": np.zeros(3)}}, "sigmoid")
-    with pytest.raises(ex.CheckpointError, match="4-D kernel.*topology_of"):
+    with pytest.raises(ex.CheckpointError, match="4-D kernel.*--arch"):
         dense_chain({"params": {"Conv_0": {"kernel": np.zeros((3, 3, 1, 4))}}}, "sigmoid")
     with pytest.raises(ex.CheckpointError, match="chain"):
         dense_chain({"params": {"a": {"kernel": np.zeros((3, 4))}, "b": {"kernel": np.zeros((5, 2))}}},
