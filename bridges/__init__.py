@@ -6,8 +6,9 @@ APIs; this top-level ``bridges`` package converts *PyTorch* networks to Flax.
 * :func:`from_torch` converts a live ``torch.nn.Module`` (``nn.Linear``, ``nn.Conv2d``,
   ``nn.AvgPool2d``/``MaxPool2d``, ``nn.Flatten``, ``nn.BatchNorm1d/2d`` and ``nn.Dropout`` in
   eval mode, ``nn.LayerNorm``, the registry's activations -- ``nn.Sigmoid``/``Tanh``/``ReLU``/
-  ``GELU``/``SiLU``/``Mish``/``Identity`` -- in (nested) ``nn.Sequential``); a module with its own
-  ``forward`` (a residual block) with ``x=`` an example input, by tracing it once (linen).
+  ``GELU`` (``approximate="tanh"`` too)/``SiLU``/``Mish``/``Identity`` -- in (nested)
+  ``nn.Sequential``); a module with its own ``forward`` (a residual block) with ``x=`` an
+  example input, by tracing it once (linen).
 * :func:`read_state_dict`, :func:`linear_chain` and :func:`natural_key` are the pieces
   ``ei-jax measure`` uses to rebuild a plain chain of dense layers from any checkpoint.
 * :func:`load_checkpoint` reads a checkpoint file: a ``state_dict`` saved with ``torch.save``

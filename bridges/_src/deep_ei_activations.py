@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import ei_jax
+from bridges._src import torch_activations
 from bridges._src.deep_ei_errors import ActivationTypeError
 
 __all__ = ["range_of", "name_of", "to_ei_jax", "module_for"]
@@ -33,8 +34,9 @@ UNKNOWN = object()  # name_of's answer for a callable that is none of the standa
 
 
 def _standard() -> tuple:
-    """The registry's activations deep-ei has (:func:`ei_jax.activations` with a torch module):
-    sigmoid, tanh, relu and identity."""
+    """The registry's activations with a torch module (:func:`ei_jax.activations`): deep-ei's
+    sigmoid, tanh, relu and identity, and GELU (both forms, told apart by ``approximate``),
+    SiLU and mish."""
     return tuple(a for a in ei_jax.activations() if a.torch_modules)
 
 
@@ -62,7 +64,10 @@ def _known_objects(entries) -> tuple[tuple[Any, str | None], ...]:
 
     pairs = []
     for a in entries:
-        for fname in a.torch_functions:
+        # a function object is called with torch's defaults: F.gelu is the erf form, gelu
+        for fname in (f for f in a.torch_functions
+                      if torch_activations.select(torch_activations.candidates(f, function=True),
+                                                  {}) is a):
             if "." in fname:  # e.g. "special.expit", from torch
                 fn = functools.reduce(lambda o, attr: getattr(o, attr, None), fname.split("."), torch)
                 pairs += [(fn, _ours(a))] if fn is not None else []
@@ -95,9 +100,10 @@ def name_of(activation) -> Any:
             )
         return names[key]
     standard = _standard()
-    modules = {getattr(nn, m): _ours(a) for a in standard for m in a.torch_modules if hasattr(nn, m)}
-    if type(activation) in modules:
-        return modules[type(activation)]
+    for m in dict.fromkeys(m for a in standard for m in a.torch_modules):
+        if type(activation) is getattr(nn, m, None):   # nn.GELU(approximate="tanh"): gelu_tanh
+            entry = torch_activations.of_module(activation, torch_activations.candidates(m))
+            return UNKNOWN if entry is None else _ours(entry)
     for known, name in _known_objects(standard):
         if activation is known:
             return name
@@ -110,7 +116,8 @@ def module_for(name: str | None):
 
     if not name:
         return None
-    return {a.name: getattr(nn, a.torch_modules[0]) for a in _standard()}[name]()
+    entry = {a.name: a for a in _standard()}[name]
+    return getattr(nn, entry.torch_modules[0])(**dict(entry.torch_kwargs))
 
 
 _HOST: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()

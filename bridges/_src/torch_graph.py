@@ -13,8 +13,7 @@ which :func:`ei_jax.topology_of` reads by tracing. Works only with linen.
 
 import flax.linen as nn
 
-import ei_jax
-from bridges._src import flax_build, ir
+from bridges._src import flax_build, ir, torch_activations
 from bridges._src.errors import UnsupportedModuleError
 
 #: torch functions that add two tensors, and those that return their input unchanged.
@@ -26,12 +25,18 @@ def _fname(func) -> str:
     return getattr(func, "__name__", type(func).__name__)
 
 
-def _activation(name: str):
+def _activation(name: str, kwargs: dict):
+    """The registry name of a torch activation function called with ``kwargs``
+    (``F.gelu(x, approximate="tanh")``: ``gelu_tanh``), or None if ``name`` is none."""
     base = name[:-1] if name.endswith("_") and not name.endswith("__") else name
-    for a in ei_jax.activations():
-        if base in a.torch_functions:
-            return a.name
-    return None
+    cands = torch_activations.candidates(base, function=True)
+    if not cands:
+        return None
+    entry = torch_activations.select(cands, kwargs)
+    if entry is None:
+        raise UnsupportedModuleError(
+            f"the forward pass calls {name} with {torch_activations.refusal(cands, kwargs)}.")
+    return entry.name
 
 
 def flax_name(path: str) -> str:
@@ -84,7 +89,7 @@ def _function_node(func, args, kwargs, res, torch):
         return "add", None
     if name in _SAME:
         return "same", None
-    if (act := _activation(name)) is not None and len(tensors) == 1:
+    if (act := _activation(name, kwargs)) is not None and len(tensors) == 1:
         return "layer", (None if act == "identity" else ir.Activation(act))
     inp = tensors[0] if tensors else None
     flat = (name == "flatten" and tuple(args[1:3]) in ((), (1,), (1, -1))

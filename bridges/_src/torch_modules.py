@@ -6,13 +6,14 @@ torch is imported only here, and only when a torch module is actually given.
 import sys
 
 import ei_jax
-from bridges._src import flax_build, ir, ir_state
+from bridges._src import flax_build, ir, ir_state, torch_activations
 from bridges._src.errors import InvalidCallError, UnsupportedModuleError
 
 
 def supported() -> str:
     """The modules :func:`from_torch` converts (the activations from ei_jax's registry)."""
-    acts = ", ".join(f"nn.{m}" for a in ei_jax.activations() for m in a.torch_modules)
+    acts = ", ".join(torch_activations.label(a, m)
+                     for a in ei_jax.activations() for m in a.torch_modules)
     return ("nn.Linear, nn.Conv2d (groups=1, padding_mode='zeros'), nn.AvgPool2d and nn.MaxPool2d "
             "(ceil_mode=False), nn.Flatten (start_dim=1, end_dim=-1), nn.BatchNorm1d/2d and "
             "nn.Dropout (eval mode), nn.LayerNorm (over the last axis), "
@@ -61,16 +62,17 @@ def _own_forward(module, base) -> bool:
     return isinstance(module, base) and type(module).forward is base.forward
 
 
-def _activation_entry(module):
-    """The registry entry whose torch module ``module`` is (``forward`` not overridden), or None."""
+def _activation_candidates(module) -> tuple:
+    """The registry entries whose torch module ``module`` is (``forward`` not overridden): one,
+    or several that its attributes tell apart (``nn.GELU``'s ``approximate``); () if none."""
     import torch.nn as nn
 
     for a in ei_jax.activations():
         for name in a.torch_modules:
             cls = getattr(nn, name, None)
             if cls is not None and _own_forward(module, cls):
-                return a
-    return None
+                return torch_activations.candidates(name)
+    return ()
 
 
 def layer_module(module) -> bool:
@@ -81,7 +83,7 @@ def layer_module(module) -> bool:
 
     kinds = (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, nn.BatchNorm1d,
              nn.BatchNorm2d, nn.LayerNorm, nn.Dropout)
-    return (any(_own_forward(module, k) for k in kinds) or _activation_entry(module) is not None
+    return (any(_own_forward(module, k) for k in kinds) or bool(_activation_candidates(module))
             or next(module.children(), None) is None)
 
 
@@ -149,9 +151,12 @@ def _convert(module, path, out):
     elif _own_forward(module, nn.Dropout):
         if module.training:
             raise _unsupported(module, path, "training mode is random; call .eval() first")
-    elif (entry := _activation_entry(module)) is not None:
-        if getattr(module, "approximate", "none") != "none":
-            raise _unsupported(module, path, f"approximate={module.approximate!r}; only 'none'")
+    elif cands := _activation_candidates(module):
+        entry = torch_activations.of_module(module, cands)
+        if entry is None:
+            options = {k: getattr(module, k) for k in torch_activations.keywords(cands)
+                       if hasattr(module, k)}
+            raise _unsupported(module, path, torch_activations.refusal(cands, options))
         if entry.name != "identity":
             out.append(ir.Activation(entry.name))
     else:
@@ -195,9 +200,9 @@ def from_torch(module, *, api: str = "linen", x=None):
     Supported: ``nn.Linear`` (with or without bias), ``nn.Conv2d`` (stride, padding, dilation,
     ``groups=1``), ``nn.AvgPool2d``, ``nn.MaxPool2d``, ``nn.Flatten``, ``nn.BatchNorm1d/2d`` and
     ``nn.Dropout`` in eval mode (``module.eval()``), ``nn.LayerNorm`` over the last axis, the
-    activations of ei_jax's registry (``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``, ``nn.GELU``,
-    ``nn.SiLU``, ``nn.Mish``, ``nn.Identity``), and (nested) ``nn.Sequential`` of these. A module with its
-    own ``forward`` (a residual block) converts when given an example input ``x``: it is run
+    activations of ei_jax's registry (``nn.Sigmoid``, ``nn.Tanh``, ``nn.ReLU``, ``nn.GELU``
+    -- ``approximate="tanh"`` too, as ``gelu_tanh`` --, ``nn.SiLU``, ``nn.Mish``,
+    ``nn.Identity``), and (nested) ``nn.Sequential`` of these. A module with its own ``forward`` (a residual block) converts when given an example input ``x``: it is run
     once and its data flow between those layers -- ``x + y``, activation functions, flatten --
     is replayed in Flax (linen only). Weights are copied as float32. The Flax network takes
     images (4-d inputs) as NHWC (``x_torch.permute(0, 2, 3, 1)``); other inputs are the same.

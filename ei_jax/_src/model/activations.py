@@ -60,6 +60,10 @@ class Activation:
       torch_functions: torch function names deep-ei's ``activation=`` may be: looked up, with
         their in-place ``_`` forms, on ``torch``, ``torch.Tensor`` and ``torch.nn.functional``;
         dotted names (``"special.expit"``) from ``torch``.
+      torch_kwargs: the torch keyword arguments that tell apart the entries sharing a torch
+        module or function name (``(("approximate", "tanh"),)``): a module maps to the entry its
+        attributes of those names match, a function call to the one its keyword arguments match;
+        a keyword a call leaves out has torch's default, the value of the first such entry.
     """
 
     name: str
@@ -75,6 +79,7 @@ class Activation:
     flax_name: str | None = None
     torch_modules: tuple[str, ...] = ()
     torch_functions: tuple[str, ...] = ()
+    torch_kwargs: tuple[tuple[str, Any], ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -161,9 +166,12 @@ _ENTRIES = (
     # The turning points are the roots of f' to 17 digits (mpmath, 40 digits).
     Activation("gelu", _gelu_erf, (-0.17, 10.0), host_fn=_np_gelu_erf,
                turning_points=(-0.75179152469356446,), ends=(0.0, np.inf),
-               torch_modules=("GELU",), torch_functions=("gelu",)),
+               torch_modules=("GELU",), torch_functions=("gelu",),
+               torch_kwargs=(("approximate", "none"),)),
     Activation("gelu_tanh", _gelu_tanh, (-0.18, 10.0), aliases=("gelu_approximate",),
-               host_fn=_np_gelu_tanh, turning_points=(-0.75246142207101626,), ends=(0.0, np.inf)),
+               host_fn=_np_gelu_tanh, turning_points=(-0.75246142207101626,), ends=(0.0, np.inf),
+               torch_modules=("GELU",), torch_functions=("gelu",),
+               torch_kwargs=(("approximate", "tanh"),)),
     Activation("silu", jax.nn.silu, (-0.28, 10.0), aliases=("swish",), host_fn=_np_silu,
                turning_points=(-1.2784645427610738,), ends=(0.0, np.inf),
                torch_modules=("SiLU",), torch_functions=("silu",)),
