@@ -112,7 +112,7 @@ def cdf_series(v, b, lo, hi, m, h, t, terms, active=None, combine=None):
     lower = b + c * jnp.sum(v) - half
     u = jnp.arange(1, terms + 1, dtype=v.dtype) * u1
     tau = jnp.clip(_finite(t) - lower, 0.0, width)                              # (T,)
-    basis = jnp.sin(u[:, None] * tau[None, :])                                  # (K, T)
+    basis = jnp.sin(tau[:, None] * u[None, :])                                  # (T, K)
     combine = (lambda x: x) if combine is None else combine
 
     def finish(series):
