@@ -30,17 +30,15 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src.info.binning import make_binning
+from ei_jax._src.info.binning import PAIR_WIDEN, make_binning
 from ei_jax._src.model import activations as _act
 from ei_jax._src.base.errors import UnknownActivationError
 
-#: deep-ei's widening of the pairwise histogram range.
-WIDEN = 1e-6
 
 
 def widened_edges(lo: float, hi: float, k: int) -> np.ndarray:
     """deep-ei's pairwise edges: ``[lo - 1e-6, hi + 1e-6)`` split into ``k`` bins (float64)."""
-    xmin, xmax = lo - WIDEN, hi + WIDEN
+    xmin, xmax = lo - PAIR_WIDEN, hi + PAIR_WIDEN
     return xmin + np.arange(k + 1, dtype=np.float64) * ((xmax - xmin) / k)
 
 

@@ -43,11 +43,9 @@ from ei_jax._src.base.errors import (
 from ei_jax._src.exact import box_cells
 from ei_jax._src.exact import preimages
 from ei_jax._src.exact.measures import exact_layer
-from ei_jax._src.info.binning import make_binning
+from ei_jax._src.info.binning import VECTOR_WIDEN, make_binning
 from ei_jax._src.model import activations as _act
 
-#: deep-ei's widening of the vector bins: ``(hi - lo + 1e-4) / k`` per bin.
-VECTOR_WIDEN = 1e-4
 #: Default limit on the input cells ``in_bins ** n_in``.
 MAX_CELLS = 1 << 20
 #: Default limit on the estimated simplices (:func:`box_cells.estimate_pieces`); at about

@@ -31,6 +31,10 @@ from ei_jax._src.base.errors import InvalidBinsError, InvalidRangeError
 
 PAIR = "pair"
 VECTOR = "vector"
+#: deep-ei's widening of a pairwise histogram's range: ``[lo - PAIR_WIDEN, hi + PAIR_WIDEN)``.
+PAIR_WIDEN = 1e-6
+#: deep-ei's widening of a vector bin: ``(hi - lo + VECTOR_WIDEN) / k`` per bin.
+VECTOR_WIDEN = 1e-4
 
 #: Largest bin count accepted for one variable (the histograms are limited separately).
 MAX_BINS = 1 << 20
@@ -88,7 +92,7 @@ def _ordered_to_f32(k: np.ndarray) -> np.ndarray:
 
 def _pair_index(v32: np.ndarray, lo: float, hi: float, k: int) -> np.ndarray:
     """deep-ei / fast_histogram pairwise bin of float32 values: -1 below, k above."""
-    xmin, xmax = lo - 1e-6, hi + 1e-6
+    xmin, xmax = lo - PAIR_WIDEN, hi + PAIR_WIDEN
     norm = float(k) / (xmax - xmin)
     d = np.asarray(v32, np.float32).astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -103,7 +107,7 @@ def _vector_index(v32: np.ndarray, lo: float, hi: float, k: int) -> np.ndarray:
     """deep-ei's vector bin, floor((v - lo) / (hi - lo + 1e-4) * k) in float32."""
     v = np.asarray(v32, np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        t = (v - np.float32(lo)) / np.float32(hi - lo + 0.0001) * np.float32(k)
+        t = (v - np.float32(lo)) / np.float32(hi - lo + VECTOR_WIDEN) * np.float32(k)
         ix = np.floor(t)
     ix = np.clip(np.nan_to_num(ix, nan=k), -1, k)
     return ix.astype(np.int64)
