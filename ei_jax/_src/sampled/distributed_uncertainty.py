@@ -32,7 +32,7 @@ import numpy as np
 
 from ei_jax._src.sampled import distributed_counts
 from ei_jax._src.info import plugin, row_codes
-from ei_jax._src.info.uncertainty import WEIGHTS
+from ei_jax._src.info.uncertainty import INFLUENCE, WEIGHTS
 
 #: Hash buckets of the cells. Fixed, whatever the process count: each bucket's partial sum
 #: is then the same float on every process count, and so is the total.
@@ -255,9 +255,11 @@ def global_group_estimate(quarter_rows, **collective):
     i_h = np.array([sums[1 + k] / max(int(halves[k]), 1) for k in (0, 1)])
     i_q = np.array([sums[3 + k] / max(int(sizes[k]), 1) for k in range(4)])
     corrected = WEIGHTS[0] * i_full + WEIGHTS[1] * i_h.sum() / 2 + WEIGHTS[2] * i_q.sum() / 4
-    # Each row's influence on the corrected estimate (see ei_jax._src.info.uncertainty), squared.
-    infl = WEIGHTS[0] * (pmi(0) - i_full) / n
-    infl += WEIGHTS[1] / 2 * (pmi(1) - i_h[h]) / np.maximum(halves[h], 1)
-    infl += WEIGHTS[2] / 4 * (pmi(2) - i_q[q]) / np.maximum(sizes[q], 1)
+    # Each row's influence on the corrected estimate, squared: the split-half combination
+    # INFLUENCE (the quarters weigh 0), whose table noise matches the corrected value's
+    # second-order variance (ei_jax._src.info.uncertainty, module docstring).
+    infl = INFLUENCE[0] * (pmi(0) - i_full) / n
+    infl += INFLUENCE[1] / 2 * (pmi(1) - i_h[h]) / np.maximum(halves[h], 1)
+    infl += INFLUENCE[2] / 4 * (pmi(2) - i_q[q]) / np.maximum(sizes[q], 1)
     squares = _bucket_sums(1, [(0, rows * infl * infl)], bucket, **collective)[0]
     return float(i_full), float(corrected), math.sqrt(squares), singletons / max(n, 1)

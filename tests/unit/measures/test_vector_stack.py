@@ -53,7 +53,7 @@ def test_stack_equals_each_checkpoint_alone(widths, bins):
 
 
 def _seven_sorts(quarters):
-    """The estimate as first written: np.unique of every sub-sample (whole, halves, quarters)."""
+    """The estimate written plainly: np.unique of every sub-sample (whole, halves, quarters)."""
     codes = [row_codes.joint_codes(q) for q in quarters]
 
     def pointwise(x, y, xy):
@@ -73,9 +73,10 @@ def _seven_sorts(quarters):
     for q in range(4):
         h, k = q // 2, sizes[q]
         off = at - (0 if h == 0 else sizes[0] + sizes[1])
-        c = (WEIGHTS[0] * (full[at:at + k] - i_full) / n
-             + WEIGHTS[1] / 2 * (halves[h][0][off:off + k] - halves[h][1]) / (sizes[2 * h] + sizes[2 * h + 1])
-             + WEIGHTS[2] / 4 * (quart[q][0] - quart[q][1]) / k)
+        # the split-half influence (2 T_N - T_half(s)) / N of ei_jax._src.info.uncertainty,
+        # written out: the run's table / n, minus half the sample's half's table / its size
+        c = (2.0 * (full[at:at + k] - i_full) / n
+             - 0.5 * (halves[h][0][off:off + k] - halves[h][1]) / (sizes[2 * h] + sizes[2 * h + 1]))
         squares += float(c @ c)
         at += k
     singles = np.sum(np.unique(join(range(4))[2], return_counts=True)[1] == 1) / n
