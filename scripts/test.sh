@@ -25,4 +25,5 @@ fi
 # The import contract of the layers ([tool.importlinter] in pyproject.toml).
 .venv/bin/lint-imports
 
-exec .venv/bin/python -m pytest -q -n "${EI_JAX_TEST_WORKERS:-2}" "$@"
+# --durations: the slowest tests in every run, to keep the suite within its time budget.
+exec .venv/bin/python -m pytest -q -n "${EI_JAX_TEST_WORKERS:-2}" --durations=15 "$@"
