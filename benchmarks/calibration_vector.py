@@ -74,6 +74,7 @@ def main():
     ap.add_argument("--keys", type=int, default=100)
     ap.add_argument("--rows", type=str, default=None, help="comma-separated row numbers (0-based)")
     ap.add_argument("--out", type=str, default=None, help="also write the table to this file")
+    ap.add_argument("--max-work", type=float, default=1e8, help="exact.ei's max_work")
     args = ap.parse_args()
     rows = LAYERS if args.rows is None else [LAYERS[int(i)] for i in args.rows.split(",")]
     lines = [f"{args.keys} keys per row; coverage and stderr / sd (unwarned) over the keys not "
@@ -85,7 +86,7 @@ def main():
         kw = dict(in_bins=bins, out_bins=bins, **ranges)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # dropped mass and sample-limited: counted below
-            truth = exact.ei(top, "layers_0", **kw)
+            truth = exact.ei(top, "layers_0", max_work=args.max_work, **kw)
             est = [ei_jax.ei(jax.random.key(k), top, "layers_0", samples=samples, stderr=True, **kw)
                    for k in range(args.keys)]
         c, s, lim = (np.array([getattr(e, f) for e in est], dtype=d)
