@@ -319,21 +319,36 @@ def test_span_is_unavailable():
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
 def test_split_pieces_tile_the_simplex_and_agree_with_the_cdf(n):
     """Cutting a simplex gives pieces whose volumes add up, on the right sides; the positive
-    volume equals the B-spline distribution function of the same linear form."""
+    volume equals the B-spline distribution function of the same linear form (the compiled
+    operations the kernels use, one simplex at a time)."""
+    from ei_jax._src.exact import simplex_ops as ops
+
     rng = np.random.default_rng(n)
     verts = rng.random((50, n + 1, n))
     a = rng.normal(size=(50, n))
     c = np.einsum("svn,sn->sv", verts, a).mean(1) + 0.1 * rng.normal(size=50)
     values = np.einsum("svn,sn->sv", verts, a) - c[:, None]
-    pieces, parent, positive = simplices.split(verts, values)
-    vol = simplices.volumes(pieces)
-    total = np.bincount(parent, weights=vol, minlength=50)
-    np.testing.assert_allclose(total, simplices.volumes(verts), rtol=1e-12)
-    side = np.einsum("svn,sn->sv", pieces, a[parent]) - c[parent, None]
-    assert np.all(np.where(positive[:, None], side >= -1e-12, side <= 1e-12))
-    below = np.bincount(parent, weights=np.where(positive, 0.0, vol), minlength=50)
-    cdf = simplices.linear_cdf(values, np.zeros((50, 1)))[:, 0]
-    np.testing.assert_allclose(below, cdf * simplices.volumes(verts), rtol=1e-10, atol=1e-15)
+    tpl, tix, most = simplices.packed_templates(n)
+    points, order = np.zeros(((n + 1) * (n + 2), n)), np.zeros(n + 1, np.int64)
+    out, positive = np.zeros((most, n + 1, n)), np.zeros(most, np.int64)
+    mat, scratch = np.zeros((n, n)), np.zeros(n + 1)
+    cut = 0
+    for v, L, a_s, c_s in zip(verts, values, a, c):
+        whole = ops.volume(v, mat)
+        knots = np.sort(L)
+        below_cdf = ops.linear_cdf(knots, 0.0, scratch) * whole
+        if L.min() >= 0 or L.max() < 0:
+            assert below_cdf == (0.0 if L.min() >= 0 else whole)
+            continue
+        cut += 1
+        got = ops.split(v, L, tpl, tix, points, order, out, positive, 0)
+        vol = np.array([ops.volume(out[i], mat) for i in range(got)])
+        assert abs(vol.sum() - whole) <= 1e-12 * whole
+        side = out[:got] @ a_s - c_s
+        assert np.all(np.where(positive[:got, None] == 1, side >= -1e-12, side <= 1e-12))
+        below = vol[positive[:got] == 0].sum()
+        assert abs(below - below_cdf) <= 1e-10 * whole + 1e-15
+    assert cut >= 25
 
 
 def test_signed_simplices_agree_with_kuhn_simplices(monkeypatch):
