@@ -100,8 +100,8 @@ def _threads() -> int:
 
 
 def _sums(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins, max_cells, max_work):
-    """``(I in bits, dropped mass, simplices)`` of the joint over (input cell, output cell), or
-    ``(nan, 1, simplices)`` when no mass is kept (the kernels: :mod:`box_stream`)."""
+    """``(I in bits, dropped mass, simplices made, simplices estimated)`` of the joint over
+    (input cell, output cell); the bits are NaN when no mass is kept (:mod:`box_stream`)."""
     from ei_jax._src.exact import box_cells, box_stream, simplices    # numba: only when used
 
     kernel, bias = _check_layer(kernel, bias)
@@ -143,9 +143,9 @@ def _sums(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins, m
     py = py[py > 0]
     dropped = min(1.0, dropped / total) if total > 0 else 1.0
     if not kept > 0:
-        return math.nan, dropped, made
+        return math.nan, dropped, made, work
     mi = ((s1 - s2 - float(np.sum(py * np.log(py)))) / kept + math.log(kept)) / math.log(2)
-    return max(mi, 0.0), dropped, made
+    return max(mi, 0.0), dropped, made, work
 
 
 def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins,
@@ -174,7 +174,7 @@ def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, o
       ...                       in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4), 3)
       4.0
     """
-    mi, dropped, _ = _sums(kernel, bias, activation=activation, in_range=in_range, in_bins=in_bins,
+    mi, dropped, _, _ = _sums(kernel, bias, activation=activation, in_range=in_range, in_bins=in_bins,
                            out_range=out_range, out_bins=out_bins, max_cells=max_cells,
                            max_work=max_work)
     if math.isnan(mi):

@@ -362,3 +362,41 @@ def test_signed_simplices_agree_with_kuhn_simplices(monkeypatch):
     monkeypatch.setattr(box_cells, "KAPPA_MAX", 0.0)
     assert abs(vector.exact_vector_ei(w, b, **kw) - signed) < 1e-9
     assert signed > 0.5
+
+
+def test_middle_neurons_kuhn_fallback_and_dropped_mass_match_polygon_areas(monkeypatch):
+    """2 inputs -> 4 sigmoid outputs with large weights: in a box the base, two middle neurons
+    cut recursively (each crossing several thresholds) and the CDF's neuron; out_range drops
+    the mass above 0.95 and below 0.05 (17 %). Once by the signed simplices and once with every
+    box cut from its Kuhn simplices (KAPPA_MAX = 0), against the polygon clipping above.
+
+    Tolerance: both sides are exact up to float64 rounding. The polygons' areas carry ~1e-16
+    relative error; the signed decomposition at most kappa * 1e-16 per probability with
+    kappa = 2^n (sum s)^n / (n! prod s) < 1e3 on this layer's boxes (checked below), so each
+    joint entry is off by < 1e-13 and the MI, a sum of < 1e3 terms p log p, by < 1e-8 bits."""
+    from ei_jax._src.exact import box_cells, vector
+
+    w, _ = _layer(70, 2, 4, 4.0, False)
+    b = (-0.5 * w.sum(0)).astype(np.float32).astype(np.float64)     # centred on the square
+    args = ("sigmoid", (0, 1), 3, (0.05, 0.95), 6)
+    kw = dict(activation="sigmoid", in_range=(0, 1), in_bins=3, out_range=(0.05, 0.95), out_bins=6)
+    starts, widths = vector.input_cells((0, 1), 3)
+    t = vector.vector_thresholds(*args[:1], args[3], args[4])
+    several = 0
+    for i, j in itertools.product(range(3), repeat=2):
+        scaled = widths[[i, j]][:, None] * w
+        z = starts[[i, j]] @ w + b
+        lo, hi = z + np.minimum(scaled, 0).sum(0), z + np.maximum(scaled, 0).sum(0)
+        cross = np.sort([np.sum((t > a) & (t < c)) for a, c in zip(lo, hi)])
+        several = max(several, cross[1])           # the fewest of the three that cross most
+        kappa = 4 * np.abs(scaled).sum(0) ** 2 / (2 * np.abs(scaled).prod(0))
+        assert kappa.max() < 1e3
+    assert several >= 2                            # all four neurons cut a box, twice or more
+    want = reference_2d(w, b, *args)
+    assert want > 1.0
+    with pytest.warns(OutOfRangeWarning, match="dropped"):
+        signed = vector.exact_vector_ei(w, b, **kw)
+    monkeypatch.setattr(box_cells, "KAPPA_MAX", 0.0)
+    with pytest.warns(OutOfRangeWarning, match="dropped"):
+        kuhn = vector.exact_vector_ei(w, b, **kw)
+    assert abs(signed - want) < 1e-8 and abs(kuhn - want) < 1e-8, (signed - want, kuhn - want)
