@@ -16,14 +16,17 @@ dropped. Under do(L1 = H^max) the input is uniform on the box ``[lo, hi]^n``, so
 
 Within a box most neurons stay in one bin: such a neuron is a constant of the box. A box
 where every neuron does is a point mass; a box that one neuron crosses is a closed form; the
-others are cut into signed simplices (:mod:`ei_jax._src.exact.box_cells`) whose determinants
-and B-spline distribution functions give the volumes (no sampling). The simplices to expect
+others are cut into signed simplices (:mod:`ei_jax._src.exact.box_cells`, compiled with numba,
+one box at a time with the mutual information's sums streamed: :mod:`box_stream`) whose
+determinants and B-spline distribution functions give the volumes (no sampling). The simplices to expect
 are estimated beforehand from each box's range of ``z``: over ``max_work`` (or over
 ``max_cells`` input cells) it is an :class:`ExactUnavailableError` that gives the figures.
-Measured on 2 shared cores: about 1e5 simplices per second (the Iris network's 5 -> 5 layer
-at initialisation, 8 bins: 5e6 simplices, about a minute).
+Measured on 2 shared, loaded cores (a thread per core): 2.5e6-6e6 simplices made per second,
+1.2e6-2e7 estimated simplices per second (the paper's Iris layers, 8 bins; the trained 5 -> 5
+layer: 3e8 estimated, about a minute). The first call in a process loads the compiled kernels
+from numba's cache (~0.5 s), or compiles them (~10 s on that machine) where the cache is empty.
 
-Host NumPy float64: the number of pieces depends on the weights, so this has no traceable
+Host float64 (numba): the number of pieces depends on the weights, so this has no traceable
 (jit / vmap / grad) form; stacks of checkpoints are a Python loop over :func:`exact_vector_ei`.
 """
 
@@ -49,13 +52,13 @@ from ei_jax._src.model import activations as _act
 
 #: Default limit on the input cells ``in_bins ** n_in``.
 MAX_CELLS = 1 << 20
-#: Default limit on the estimated simplices (:func:`box_cells.estimate_pieces`); at about
-#: 1e5 simplices per second, up to a minute or so.
-MAX_WORK = 5_000_000
+#: Default limit on the estimated simplices (:func:`box_cells.box_work`); at 1e6 or more
+#: estimated simplices per second, up to a minute or so.
+MAX_WORK = 50_000_000
 _SAMPLED = "use the sampled measure ei_jax.ei(key, topology, layer, ..., stderr=True)"
 #: Most output cells one input cell may reach (its dense array: 8 bytes each).
 _MAX_BOX_CELLS = 1 << 24
-_RATE = "about 1e5 simplices per second"
+_RATE = "1e6 or more estimated simplices per second"
 
 
 def vector_edges(lo: float, hi: float, k: int) -> np.ndarray:
@@ -152,7 +155,7 @@ def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, o
                     max_cells=MAX_CELLS, max_work=MAX_WORK, name="layer", stacklevel=2) -> float:
     """Exact vector EI (bits) of ``y = f(x @ kernel + bias)``, ``x`` uniform on ``in_range``.
 
-    The infinite-sample value of ``ei_jax.ei`` (module docstring). Host NumPy float64: not
+    The infinite-sample value of ``ei_jax.ei`` (module docstring). Host float64 (numba): not
     traceable, so no ``jit`` / ``vmap`` (see the module docstring for why).
 
     Args:
@@ -207,11 +210,11 @@ def ei(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=N
       in_layer: only None or ``layer`` (a span has no exact form).
       in_range, in_bins, out_range, out_bins, activation: as ``ei_jax.ei``.
       max_cells: most input cells ``in_bins ** n_in`` (default ``2**20``).
-      max_work: most simplices the volumes may take, estimated beforehand (default 5e6;
-        about 1e5 per second on one core).
+      max_work: most simplices the volumes may take, estimated beforehand (default 5e7;
+        1e6 or more per second on two shared cores).
 
     Returns:
-      float, bits. Host NumPy float64: not traceable; the computation is
+      float, bits. Host float64 (numba): not traceable; the computation is
       :func:`exact_vector_ei` on the layer's kernel and bias.
 
     Raises:
