@@ -42,7 +42,7 @@ def _measure_options(p, *, samples_default):
                         "activation; vector EI is sampled unless --exact-vector-work allows it)")
     g.add_argument("--exact-vector-work", type=A.count, default=None, metavar="N",
                    help="exact vector EI (ei_jax.exact.ei) for layers whose estimated work is at most "
-                        "N simplices, about 1e5 per second (default 0: sampled; the Iris layers "
+                        "N simplices, 1e6 or more per second (default 0: sampled; the Iris layers "
                         "need 2e5-4e6 at initialisation, 3e7-3e8 trained)")
     return g
 

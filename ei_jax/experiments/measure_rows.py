@@ -32,8 +32,8 @@ class MeasureSettings:
     ``in_range`` is the first layer's input range (the data's); later layers use their
     preceding activation's range, as in deep-ei. ``sampled``: deep-ei's plug-in EI_parts and
     sensitivity even where the exact values apply (``--sampled``). ``exact_vector_work``: exact
-    vector EI for layers whose estimated work is at most this many simplices (about 1e5 per
-    second; 0, the default: vector EI sampled; ``--exact-vector-work``).
+    vector EI for layers whose estimated work is at most this many simplices (1e6 or more
+    per second; 0, the default: vector EI sampled; ``--exact-vector-work``).
     """
 
     samples: int = 100_000

@@ -20,7 +20,7 @@ EI_parts and sensitivity are exact wherever :mod:`ei_jax.exact` applies (a singl
 sampled: ``_corrected`` bias-corrected, ``_plugin`` the plug-in estimates the plain measures
 give for the same key (to float32 rounding: the same counts, their MI taken in float64). Vector EI is
 sampled unless ``exact_vector_work`` > 0 and the layer's exact vector EI (:func:`ei_jax.exact.ei`)
-needs at most that many estimated simplices (about 1e5 per second; the Iris layers: 2e5-4e6
+needs at most that many estimated simplices (1e6 or more per second; the Iris layers: 2e5-4e6
 at initialisation, 3e7-3e8 trained). A derived column is exact only when all its parts are; its standard error
 adds the parts' in quadrature (as if independent).
 """

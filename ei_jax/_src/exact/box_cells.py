@@ -1,4 +1,4 @@
-"""The exact distribution over output cells of uniform inputs in one box, for many boxes.
+"""The exact distribution over output cells of uniform inputs in one box, compiled (numba).
 
 In a box's unit coordinates ``u in [0, 1]^n`` every pre-activation is affine,
 ``z_o = z0_o + s_o . u``; output neuron ``o`` crosses ``c_o`` of its thresholds there. For each
@@ -11,201 +11,284 @@ box the neuron that crosses most is the *base* ``b``. With the coordinates flipp
 
 each ``Delta_S`` with vertices ``1_S`` and ``1_S + (\\tau - s_b . 1_S) / s_{b,i} e_i``. So
 
-* a box that only ``b`` crosses is the closed form ``sum_S (-1)^{|S|} (\\tau - s_b . 1_S)_+^n /
-  (n! prod s_b)`` (truncated powers) at each threshold;
-* otherwise the simplices ``Delta_S`` are cut by the thresholds of the other crossing neurons
-  but the one that crosses most (:func:`simplices.split`), whose bins come from the B-spline
-  distribution function (:func:`simplices.linear_cdf`) instead of more cuts.
+* a box no neuron crosses is a point mass; a box that only ``b`` crosses is the closed form
+  ``sum_S (-1)^{|S|} (\\tau - s_b . 1_S)_+^n / (n! prod s_b)`` (truncated powers) at each
+  threshold;
+* otherwise each ``Delta_S`` is cut, depth-first, by the thresholds of the other crossing
+  neurons but the one that crosses most after ``b`` (:func:`simplex_ops.split`), whose bins
+  come from the B-spline distribution function (:func:`simplex_ops.linear_cdf`) instead.
 
 The signed sum cancels: its terms add up to at most ``kappa = 2^n (sum s_b)^n / (n! prod s_b)``
 (``s_b`` relative to the cube). A box with ``kappa > KAPPA_MAX`` (a nearly axis-parallel base
-neuron, or a zero weight) is cut from the cube's ``n!`` Kuhn simplices instead: slower (about
-``5 x`` more pieces per cut), no cancellation.
-"""
+neuron, or a zero weight) is cut from the cube's ``n!`` Kuhn simplices
+``{u : u_{pi(1)} >= ... >= u_{pi(n)}}`` instead: slower (about ``5 x`` more pieces per cut),
+no cancellation. A box's masses are summed per output cell in a dense array over its
+``prod_o (c_o + 1)`` cells, and signed round-off (``kappa * 1e-16`` at most) is clipped at 0.
 
-import math
+Everything here is one box at a time; :mod:`ei_jax._src.exact.box_stream` loops over them.
+"""
 
 import numpy as np
 
-from ei_jax._src.exact import simplices
+from ei_jax._src.exact.simplex_ops import jit, linear_cdf, sort_small, split, volume
 
 #: Above this cancellation bound (float64 error about ``kappa * 1e-16`` per probability), a box
-#: is cut from its Kuhn simplices instead of the signed decomposition.
+#: is cut from its Kuhn simplices instead of the signed decomposition (read at each call).
 KAPPA_MAX = 1e6
-
-
-def box_ranges(idx, starts, widths, kernel, bias, t):
-    """Per box (rows of ``idx``, ``(B, n)`` bin indices): the low corner's ``z`` ``(B, m)``,
-    the kernel scaled to the box ``(B, n, m)``, the bin of the lowest ``z`` ``(B, m)`` (``-1``
-    below the range, ``k`` above) and how many thresholds each neuron crosses ``(B, m)``."""
-    corner, h = starts[idx], widths[idx]
-    z0 = corner @ kernel + bias
-    scaled = h[:, :, None] * kernel[None]
-    zmin = z0 + np.minimum(scaled, 0).sum(1)
-    zmax = z0 + np.maximum(scaled, 0).sum(1)
-    below = np.searchsorted(t, zmin.ravel(), side="right").reshape(zmin.shape)
-    under = np.searchsorted(t, zmax.ravel(), side="left").reshape(zmax.shape)
-    return z0, scaled, below - 1, np.maximum(under - below, 0)
-
-
-def _refine(verts, box, labels, weight, z0, scaled, first, cross, t, base):
-    """Entries ``(box, labels, mass)`` of simplices ``verts`` (unit coordinates of their box),
-    each carrying ``weight``: cut by the thresholds of every crossing neuron but ``base`` and
-    the one that crosses most after it, whose bins come from the distribution function."""
-    m = scaled.shape[2]
-    others = np.where(np.arange(m)[None] == base[:, None], -1, cross)
-    last = np.argmax(others, axis=1)
-    for o in range(m):
-        skip = (last == o) | (base == o)
-        for s in range(int(cross[~skip, o].max(initial=0))):
-            active = (cross[box, o] > s) & ~skip[box]
-            if not active.any():
-                continue
-            a = np.flatnonzero(active)
-            b = box[a]
-            values = (z0[b, o, None] + np.einsum("svn,sn->sv", verts[a], scaled[b, :, o])
-                      - t[first[b, o] + 1 + s][:, None])
-            new_v, parent, positive = simplices.split(verts[a], values)
-            rest = np.flatnonzero(~active)
-            new_labels = labels[a][parent]
-            new_labels[:, o] += positive
-            verts = np.concatenate([verts[rest], new_v])
-            labels = np.concatenate([labels[rest], new_labels])
-            weight = np.concatenate([weight[rest], weight[a][parent]])
-            box = np.concatenate([box[rest], b[parent]])
-    vol = simplices.volumes(verts) * weight
-    o = last[box]
-    c = np.where(others[box, o] > 0, cross[box, o], 0)
-    width = int(c.max(initial=0))
-    knots = z0[box, o, None] + np.einsum("svn,sn->sv", verts, scaled[box, :, o])
-    j = np.arange(width)
-    th = np.where(j < c[:, None], t[np.minimum(first[box, o, None] + 1 + j, len(t) - 1)], np.inf)
-    cdf = simplices.linear_cdf(knots, th)
-    prob = np.diff(np.concatenate([np.zeros((len(box), 1)), cdf, np.ones((len(box), 1))], axis=1))
-    piece, step = np.nonzero(prob > 0)
-    labels = labels[piece]
-    labels[np.arange(len(piece)), o[piece]] += step
-    return box[piece], labels, vol[piece] * prob[piece, step]
-
-
-def _kuhn(z0, scaled, first, cross, t):
-    """Entries of boxes cut from their ``n!`` Kuhn simplices (no cancellation)."""
-    kuhn = simplices.kuhn_simplices(scaled.shape[1])
-    box = np.repeat(np.arange(len(z0)), len(kuhn))
-    return _refine(np.tile(kuhn, (len(z0), 1, 1)), box, first[box].copy(), np.ones(len(box)),
-                   z0, scaled, first, cross, t, np.full(len(z0), -1))
-
-
-def _subsets(n: int) -> np.ndarray:
-    """All ``2^n`` subsets of ``range(n)`` as 0/1 rows ``(2^n, n)``."""
-    return ((np.arange(1 << n)[:, None] >> np.arange(n)[None]) & 1).astype(np.float64)
-
-
-def _signed(z0, scaled, first, cross, t, base, closed):
-    """Entries of boxes through the signed decomposition along ``base`` (flipped already);
-    ``closed``: only ``base`` crosses in every box (the truncated powers, no cuts)."""
-    B, n, m = scaled.shape
-    rows = np.arange(B)
-    a = scaled[rows, :, base]                                        # (B, n) > 0
-    cb = cross[rows, base]
-    width = int(cb.max()) + 1
-    j = np.arange(width)
-    # thresholds tau_1 .. tau_c of the base, then its top (the whole cube)
-    tau = np.where(j[None] < cb[:, None], t[np.minimum(first[rows, base, None] + 1 + j, len(t) - 1)],
-                   (z0[rows, base] + a.sum(1))[:, None])
-    S = _subsets(n)
-    corner = S @ a.T                                                  # (2^n, B): s_b . 1_S
-    reach = tau[:, :, None] - z0[rows, base, None, None] - corner.T[:, None, :]   # (B, J, 2^n)
-    live = (j[None, :, None] <= cb[:, None, None]) & (reach > 0)
-    bb, jj, ss = np.nonzero(live)
-    sign = (-1.0) ** S[ss].sum(1)
-    verts = np.repeat(S[ss][:, None, :], n + 1, axis=1)
-    step = reach[bb, jj, ss][:, None] / a[bb]                         # (P, n)
-    verts[:, 1:, :] += np.eye(n)[None] * step[:, :, None]
-    labels = first[bb].copy()
-    labels[np.arange(len(bb)), base[bb]] += jj
-    if closed:                                      # each simplex is whole: its volume
-        box, lab, mass = bb, labels, sign * np.prod(step, axis=1) / math.factorial(n)
-    else:
-        box, lab, mass = _refine(verts, bb, labels, sign, z0, scaled, first, cross, t, base)
-    # the simplices of tau_j count below tau_j: +mass in the base's bin j - 1, -mass in bin j
-    upper = lab[np.arange(len(box)), base[box]] - first[box, base[box]] < cb[box]
-    lab2 = lab[upper].copy()
-    lab2[np.arange(len(lab2)), base[box[upper]]] += 1
-    return (np.concatenate([box, box[upper]]), np.concatenate([lab, lab2]),
-            np.concatenate([mass, -mass[upper]]))
-
-
-def cut_boxes(z0, scaled, first, cross, t):
-    """Entries ``(box row, labels (E, m), mass)`` of boxes some neuron crosses: ``P(cell | box)``
-    summed over a box's entries with equal labels (entries may repeat a cell, and signed ones
-    cancel to within ``kappa * 1e-16``)."""
-    B, n, m = scaled.shape
-    base = np.argmax(cross, axis=1)
-    rows = np.arange(B)
-    flip = scaled[rows, :, base] < 0                                  # (B, n)
-    z0 = z0 + np.einsum("bn,bnm->bm", flip.astype(np.float64), scaled)
-    scaled = np.where(flip[:, :, None], -scaled, scaled)
-    a = scaled[rows, :, base]
-    with np.errstate(divide="ignore", over="ignore"):
-        kappa = 2.0 ** n * a.sum(1) ** n / (math.factorial(n) * np.prod(a, axis=1))
-    fast = np.isfinite(kappa) & (kappa <= KAPPA_MAX)
-    alone = np.count_nonzero(cross, axis=1) == 1
-    out = []
-    for sel, how in ((fast & alone, "closed"), (fast & ~alone, "signed"), (~fast, "kuhn")):
-        sel = np.flatnonzero(sel)
-        if sel.size == 0:
-            continue
-        args = (z0[sel], scaled[sel], first[sel], cross[sel], t)
-        box, lab, mass = _kuhn(*args) if how == "kuhn" else _signed(*args, base[sel], how == "closed")
-        out.append((sel[box], lab, mass))
-    if not out:
-        return np.zeros((0,), np.int64), np.zeros((0, m), first.dtype), np.zeros((0,))
-    return tuple(np.concatenate(x) for x in zip(*out))
-
-
 #: Pieces a cut makes of a simplex it crosses, on average (measured on the Iris layers: the
 #: estimate below is then within a factor 2 of the pieces made).
 SPLIT_PIECES = 5
 
 
-def estimate_pieces(z0, scaled, cross) -> np.ndarray:
-    """Estimated simplices per box ``(B,)`` of :func:`cut_boxes` (0 for a box no neuron
-    crosses or only one, whose closed form costs about nothing)."""
-    B, n, m = scaled.shape
-    base = np.argmax(cross, axis=1)
-    a = np.abs(scaled[np.arange(B), :, base])
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        kappa = 2.0 ** n * a.sum(1) ** n / (math.factorial(n) * np.prod(a, axis=1))
-    fast = np.isfinite(kappa) & (kappa <= KAPPA_MAX)
-    c = np.sort(cross, axis=1).astype(np.float64)      # the base last, then the CDF's neuron
-    middle = np.prod(1 + SPLIT_PIECES * c[:, :-2], axis=1) if m > 2 else np.ones(B)
-    signed = (c[:, -1] + 1) * 2.0 ** n * middle
-    kuhn = math.factorial(n) * middle * (1 + SPLIT_PIECES * c[:, -1])
-    several = np.count_nonzero(cross, axis=1) >= 2
-    return np.where(fast, np.where(several, signed, 0.0), kuhn)
+@jit
+def _search(t, x, right):
+    """``np.searchsorted(t, x, side="right" if right else "left")``."""
+    lo, hi = 0, len(t)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t[mid] < x or (right and t[mid] == x):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
-def boxes(shape, start, stop):
-    """Bin indices ``(stop - start, n)`` of flat input cells ``start .. stop - 1`` (row-major)."""
-    return np.stack(np.unravel_index(np.arange(start, stop), shape), axis=1)
+@jit
+def box_range(b, starts, widths, scale, kernel, bias, t, idx, z0, scaled, first, cross):
+    """Flat input cell ``b`` (row-major): its bins ``idx``, the low corner's ``z0 (m,)``, the
+    kernel scaled to the box ``(n, m)``, the bin of the lowest ``z`` (``-1`` below the range,
+    ``k`` above) and the thresholds each neuron crosses; returns the box's probability."""
+    n, m = kernel.shape
+    rem, p = b, 1.0
+    for i in range(n - 1, -1, -1):
+        idx[i] = rem % len(starts)
+        rem //= len(starts)
+    for i in range(n):
+        p *= widths[idx[i]] / scale
+    for o in range(m):
+        acc, smin, smax = 0.0, 0.0, 0.0
+        for i in range(n):
+            acc += starts[idx[i]] * kernel[i, o]
+            s = widths[idx[i]] * kernel[i, o]
+            scaled[i, o] = s
+            if s < 0:
+                smin += s
+            else:
+                smax += s
+        z0[o] = acc + bias[o]
+        below = _search(t, z0[o] + smin, True)
+        first[o] = below - 1
+        cross[o] = max(_search(t, z0[o] + smax, False) - below, 0)
+    return p
 
 
-def work_estimate(kernel, bias, t, starts, widths) -> dict:
-    """``{"cells", "crossed", "pairs", "work"}``: input cells with mass, those some neuron's
-    thresholds cross, the bound ``sum_boxes prod_k (crossings_k + 1)`` on nonempty (box, output
-    cell) pairs, and the simplices to expect (:func:`estimate_pieces`)."""
-    n = kernel.shape[0]
-    shape = (len(starts),) * n
-    total = math.prod(shape)
-    step = max(1, (1 << 20) // max(1, n * kernel.shape[1]))
-    crossed = pairs = work = 0
-    for s in range(0, total, step):
-        idx = boxes(shape, s, min(total, s + step))
-        idx = idx[np.all(widths[idx] > 0, axis=1)]
-        z0, scaled, _, c = box_ranges(idx, starts, widths, kernel, bias, t)
-        crossed += int(np.count_nonzero(np.any(c > 0, axis=1)))
-        pairs += float(np.prod(c + 1, axis=1, dtype=np.float64).sum())
-        work += float(estimate_pieces(z0, scaled, c).sum())
-    cells = int(np.count_nonzero(widths > 0)) ** n
-    return dict(cells=cells, crossed=crossed, pairs=pairs, work=work)
+@jit
+def _argmax(cross, skip):
+    best = 0 if skip != 0 else min(1, len(cross) - 1)
+    for o in range(len(cross)):
+        if o != skip and cross[o] > cross[best]:
+            best = o
+    return best
+
+
+@jit
+def _kappa(scaled, base, fact):
+    n = scaled.shape[0]
+    sa, pa = 0.0, 1.0
+    for i in range(n):
+        sa += scaled[i, base]
+        pa *= scaled[i, base]
+    return 2.0 ** n * sa ** n / (fact * pa)
+
+
+@jit
+def box_work(scaled, cross, kappa_max, fact, c):
+    """Estimated simplices of a box (0 for one no neuron or only one crosses, a closed form);
+    ``c (m,)`` scratch."""
+    n, m = scaled.shape
+    base = _argmax(cross, -1)
+    sa, pa, nz = 0.0, 1.0, 0
+    for i in range(n):
+        sa += abs(scaled[i, base])
+        pa *= abs(scaled[i, base])
+    for o in range(m):
+        c[o] = cross[o]
+        nz += cross[o] > 0
+    if nz == 0:
+        return 0.0
+    kappa = 2.0 ** n * sa ** n / (fact * pa)
+    sort_small(c)                                 # the base last, then the CDF's neuron
+    middle = 1.0
+    for o in range(m - 2):
+        middle *= 1 + SPLIT_PIECES * c[o]
+    if np.isfinite(kappa) and kappa <= kappa_max:
+        return (c[m - 1] + 1) * 2.0 ** n * middle if nz >= 2 else 0.0
+    return fact * middle * (1 + SPLIT_PIECES * c[m - 1])
+
+
+@jit
+def _refine(root, lab0, w, upper, z0, scaled, first, t, cuts, ncut, last, c_last, stride, local,
+            tpl, tix, sv, sl, sk, cur, lab, values, order, points, mat, knots, cs, fact):
+    """Cuts simplex ``root`` (labels ``lab0``, weight ``w``) by the thresholds ``cut`` depth-first
+    and adds each piece's mass per bin of ``last`` to ``local`` (and ``-mass`` one base bin up
+    at ``+ upper`` if ``upper``); returns the pieces."""
+    n1, n = root.shape
+    m = len(first)
+    top = 0
+    for i in range(n1):
+        for d in range(n):
+            sv[0, i, d] = root[i, d]
+    for o in range(m):
+        sl[0, o] = lab0[o]
+    sk[0] = 0
+    leaves = 0
+    while top >= 0:
+        for i in range(n1):
+            for d in range(n):
+                cur[i, d] = sv[top, i, d]
+        for o in range(m):
+            lab[o] = sl[top, o]
+        k = sk[top]
+        top -= 1
+        while k < ncut:                           # whole on one side: the next cut
+            o, s = cuts[0, k], cuts[1, k]
+            npos = 0
+            for i in range(n1):
+                acc = 0.0
+                for d in range(n):
+                    acc += cur[i, d] * scaled[d, o]
+                values[i] = z0[o] + acc - t[first[o] + 1 + s]
+                npos += values[i] >= 0
+            if 0 < npos < n1:
+                break
+            lab[o] += npos == n1
+            k += 1
+        if k < ncut:
+            got = split(cur, values, tpl, tix, points, order, sv, sk, top + 1)
+            for g in range(top + 1, top + 1 + got):
+                for o in range(m):
+                    sl[g, o] = lab[o]
+                sl[g, cuts[0, k]] += sk[g]
+                sk[g] = k + 1
+            top += got
+            continue
+        leaves += 1
+        mass = w * volume(cur, mat) / fact
+        at = 0
+        for o in range(m):
+            at += (lab[o] - first[o]) * stride[o]
+        for i in range(n1):
+            acc = 0.0
+            for d in range(n):
+                acc += cur[i, d] * scaled[d, last]
+            knots[i] = z0[last] + acc
+        sort_small(knots)
+        below = 0.0
+        for j in range(c_last + 1):
+            cdf = linear_cdf(knots, t[first[last] + 1 + j], cs) if j < c_last else 1.0
+            if cdf - below > 0:
+                local[at + j * stride[last]] += mass * (cdf - below)
+                if upper > 0:
+                    local[at + j * stride[last] + upper] -= mass * (cdf - below)
+            below = cdf
+    return leaves
+
+
+@jit
+def box_local(z0, scaled, first, cross, t, kappa_max, fact, stride, local, tpl, tix, sv, sl, sk,
+              cur, lab, values, order, points, mat, knots, cs, root, lab0, perm, cuts):
+    """Adds ``P(output cell | box)`` to ``local`` (dense over the box's cells, ``stride``;
+    ``z0`` and ``scaled`` are flipped in place); returns the simplices made."""
+    n, m = scaled.shape
+    nz = 0
+    for o in range(m):
+        nz += cross[o] > 0
+    if nz == 0:
+        local[0] += 1.0
+        return 0
+    base = _argmax(cross, -1)
+    for i in range(n):
+        if scaled[i, base] < 0:
+            for o in range(m):
+                z0[o] += scaled[i, o]
+                scaled[i, o] = -scaled[i, o]
+    kappa = _kappa(scaled, base, fact)
+    kuhn = not (np.isfinite(kappa) and kappa <= kappa_max)
+    rbase = -1 if kuhn else base
+    last = _argmax(cross, rbase)
+    c_last = 0 if last == rbase else cross[last]
+    ncut = np.int64(0)                           # not a literal: one compiled _refine
+    for o in range(m):
+        if o != rbase and o != last:
+            for s in range(cross[o]):
+                cuts[0, ncut], cuts[1, ncut] = o, s
+                ncut += 1
+    made = 0
+    for o in range(m):
+        lab0[o] = first[o]
+    for i in range(n):
+        perm[i] = i
+    cb, zb, top = cross[base], z0[base], 0.0
+    for i in range(n):
+        top += scaled[i, base]
+    for r in range(int(fact) if kuhn else (cb + 1) << n):
+        if kuhn:                                  # the n! Kuhn simplices, in lexicographic order
+            if r > 0:
+                _next_permutation(perm)
+            sign, up = 1.0, 0
+            for k in range(n + 1):
+                for i in range(n):
+                    root[k, i] = 0.0
+            for k in range(n):
+                for i in range(k + 1, n + 1):
+                    root[i, perm[k]] = 1.0
+        else:                                     # below each threshold of the base, then all
+            j, S = r >> n, r & ((1 << n) - 1)
+            tau = t[first[base] + 1 + j] if j < cb else zb + top
+            up = stride[base] if j < cb else 0
+            lab0[base] = first[base] + j
+            corner, sign = 0.0, 1.0
+            for i in range(n):
+                if (S >> i) & 1:
+                    corner += scaled[i, base]
+                    sign = -sign
+            reach = tau - zb - corner
+            if reach <= 0:
+                continue
+            if nz == 1:                           # only the base crosses: a whole simplex
+                mass = sign / fact
+                for i in range(n):
+                    mass *= reach / scaled[i, base]
+                local[j * stride[base]] += mass
+                if up:
+                    local[j * stride[base] + up] -= mass
+                made += 1
+                continue
+            for k in range(n + 1):
+                for i in range(n):
+                    root[k, i] = (S >> i) & 1
+            for i in range(n):
+                root[i + 1, i] += reach / scaled[i, base]
+        made += _refine(root, lab0, sign, up, z0, scaled, first, t, cuts, ncut, last, c_last, stride,
+                        local, tpl, tix, sv, sl, sk, cur, lab, values, order, points, mat, knots, cs,
+                        fact)
+    return made
+
+
+@jit
+def _next_permutation(perm):
+    """The next permutation in lexicographic order, in place (the last one: unchanged)."""
+    n = len(perm)
+    i = n - 2
+    while i >= 0 and perm[i] > perm[i + 1]:
+        i -= 1
+    if i < 0:
+        return
+    j = n - 1
+    while perm[j] < perm[i]:
+        j -= 1
+    perm[i], perm[j] = perm[j], perm[i]
+    i, j = i + 1, n - 1
+    while i < j:
+        perm[i], perm[j] = perm[j], perm[i]
+        i, j = i + 1, j - 1

@@ -1,9 +1,8 @@
 """Exact volumes of a box cut by hyperplanes: triangulate, split simplices, sum determinants.
 
-The unit cube ``[0, 1]^n`` is the union of the ``n!`` Kuhn simplices
-``{u : u_{pi(1)} >= ... >= u_{pi(n)}}``. A hyperplane ``L(u) = 0`` splits a simplex whose
-vertices lie on both sides (``p`` with ``L >= 0``, ``q = n + 1 - p`` with ``L < 0``) into two
-convex pieces, each triangulated by a fixed template that depends on ``(n, p)`` only:
+A hyperplane ``L(u) = 0`` splits a simplex whose vertices lie on both sides (``p`` with
+``L >= 0``, ``q = n + 1 - p`` with ``L < 0``) into two convex pieces, each
+triangulated by a fixed template that depends on ``(n, p)`` only:
 
 * the positive piece is ``conv(P u E)``, ``E`` the ``p q`` points where the hyperplane meets
   the edges from ``P`` to ``N``; pulling from its first vertex ``a`` gives the pyramids over
@@ -15,25 +14,14 @@ convex pieces, each triangulated by a fixed template that depends on ``(n, p)`` 
 
 Every piece is a simplex given by its vertices, so volumes are ``|det| / n!`` and nothing
 cancels: the split is exact up to float64 rounding of the edge points (relative ~1e-15).
-Host NumPy only (the piece counts depend on the data), vectorised over all pieces of a step.
+This module builds the templates (Python, cached per ``(n, p)``); the compiled kernels
+(:func:`ei_jax._src.exact.simplex_ops.split`) apply them one simplex at a time.
 """
 
 import functools
 import itertools
-import math
 
 import numpy as np
-
-
-@functools.lru_cache(maxsize=None)
-def kuhn_simplices(n: int) -> np.ndarray:
-    """The ``n!`` Kuhn simplices of ``[0, 1]^n``: float64 vertices ``(n!, n + 1, n)``."""
-    out = np.zeros((math.factorial(n), n + 1, n))
-    for s, perm in enumerate(itertools.permutations(range(n))):
-        for k, axis in enumerate(perm):
-            out[s, k + 1:, axis] = 1.0
-    out.setflags(write=False)
-    return out
 
 
 def _staircase(P, N):
@@ -87,79 +75,18 @@ def split_templates(n: int, p: int) -> tuple[np.ndarray, np.ndarray]:
     return pos, neg
 
 
-def split(vertices: np.ndarray, values: np.ndarray):
-    """Splits simplices by the hyperplane ``L = 0`` given ``L`` at their vertices.
-
-    Args:
-      vertices: float64 ``(S, n + 1, n)``.
-      values: float64 ``(S, n + 1)``, ``L`` at each vertex.
-
-    Returns:
-      ``(vertices, parent, positive)``: the pieces' vertices ``(S', n + 1, n)``, the index of
-      the simplex each came from ``(S',)`` and whether it lies on the side ``L >= 0``
-      ``(S',)``. A simplex entirely on one side is returned whole.
-    """
-    s, n1, n = vertices.shape
-    pos_count = np.count_nonzero(values >= 0, axis=1)
-    out_v, out_parent, out_pos = [], [], []
-    whole = (pos_count == 0) | (pos_count == n1)
-    idx = np.flatnonzero(whole)
-    out_v.append(vertices[idx])
-    out_parent.append(idx)
-    out_pos.append(pos_count[idx] == n1)
-    for p in range(1, n1):
-        idx = np.flatnonzero(pos_count == p)
-        if idx.size == 0:
-            continue
-        lv = values[idx]
-        order = np.argsort(lv < 0, axis=1, kind="stable")         # L >= 0 first
-        vs = np.take_along_axis(vertices[idx], order[:, :, None], axis=1)
-        ls = np.take_along_axis(lv, order, axis=1)
-        lp, ln = ls[:, :p, None], ls[:, None, p:]
-        alpha = lp / (lp - ln)                                     # (k, p, q) in [0, 1)
-        vp, vn = vs[:, :p, None, :], vs[:, None, p:, :]
-        edge = vp + alpha[..., None] * (vn - vp)
-        points = np.concatenate([vs, edge.reshape(len(idx), -1, n)], axis=1)
-        t_pos, t_neg = split_templates(n, p)
-        for template, side in ((t_pos, True), (t_neg, False)):
-            out_v.append(points[:, template].reshape(-1, n1, n))
-            out_parent.append(np.repeat(idx, len(template)))
-            out_pos.append(np.full(len(idx) * len(template), side))
-    return np.concatenate(out_v), np.concatenate(out_parent), np.concatenate(out_pos)
-
-
-def linear_cdf(knots: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``P(L(u) < x)`` for ``u`` uniform on simplices, from ``L`` at their vertices.
-
-    ``L(u)`` has the B-spline density with knots ``L(v_0), ..., L(v_n)`` (Curry and Schoenberg);
-    its distribution function satisfies the de Boor-like recurrence
-    ``C[k_i..k_{i+d}](x) = ((x - k_i) C[k_i..k_{i+d-1}](x) + (k_{i+d} - x) C[k_{i+1}..k_{i+d}](x))
-    / (k_{i+d} - k_i)`` from ``C[k_i](x) = 1[x > k_i]`` on sorted knots: between the knots a
-    convex combination, so no cancellation (equal knots: a point mass, the shorter run's value).
-
-    Args:
-      knots: float64 ``(S, n + 1)``; x: float64 ``(S, J)`` (``+inf`` allowed).
-
-    Returns:
-      float64 ``(S, J)`` in ``[0, 1]``.
-    """
-    k = np.sort(knots, axis=1)
-    n1 = k.shape[1]
-    xs = x[:, None, :]
-    c = (xs > k[:, :, None]).astype(np.float64)                    # (S, n + 1, J)
-    for d in range(1, n1):
-        lo, hi = k[:, :n1 - d, None], k[:, d:, None]
-        den = hi - lo
-        inside = (xs > lo) & (xs < hi) & (den > 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mixed = ((xs - lo) * c[:, :-1] + (hi - xs) * c[:, 1:]) / den
-        c = np.where(inside, mixed, c[:, :-1])                      # outside: 0 below, 1 above
-    return np.clip(c[:, 0], 0.0, 1.0)
-
-
-def volumes(vertices: np.ndarray) -> np.ndarray:
-    """Volumes ``(S,)`` of simplices ``(S, n + 1, n)``: ``|det(v_1 - v_0, ...)| / n!``."""
-    n = vertices.shape[2]
-    if len(vertices) == 0:
-        return np.zeros((0,))
-    return np.abs(np.linalg.det(vertices[:, 1:] - vertices[:, :1])) / math.factorial(n)
+@functools.lru_cache(maxsize=None)
+def packed_templates(n: int):
+    """All ``split_templates(n, p)``, ``p = 1 .. n``, in one int64 array for the compiled
+    kernels: ``(rows (R, n + 1), index (4, n + 1), most)``: the positive template of ``p`` is
+    ``rows[index[0, p]:][:index[1, p]]``, the negative ``rows[index[2, p]:][:index[3, p]]``;
+    ``most`` is the most pieces one cut makes."""
+    rows, off, cnt = [], np.zeros((2, n + 1), np.int64), np.zeros((2, n + 1), np.int64)
+    at = 0
+    for p in range(1, n + 1):
+        for side, tpl in enumerate(split_templates(n, p)):
+            off[side, p], cnt[side, p] = at, len(tpl)
+            rows.append(tpl)
+            at += len(tpl)
+    most = int((cnt[0] + cnt[1]).max())
+    return np.concatenate(rows), np.stack([off[0], cnt[0], off[1], cnt[1]]), most

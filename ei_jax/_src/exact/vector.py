@@ -16,18 +16,23 @@ dropped. Under do(L1 = H^max) the input is uniform on the box ``[lo, hi]^n``, so
 
 Within a box most neurons stay in one bin: such a neuron is a constant of the box. A box
 where every neuron does is a point mass; a box that one neuron crosses is a closed form; the
-others are cut into signed simplices (:mod:`ei_jax._src.exact.box_cells`) whose determinants
-and B-spline distribution functions give the volumes (no sampling). The simplices to expect
+others are cut into signed simplices (:mod:`ei_jax._src.exact.box_cells`, compiled with numba,
+one box at a time with the mutual information's sums streamed: :mod:`box_stream`) whose
+determinants and B-spline distribution functions give the volumes (no sampling). The simplices to expect
 are estimated beforehand from each box's range of ``z``: over ``max_work`` (or over
 ``max_cells`` input cells) it is an :class:`ExactUnavailableError` that gives the figures.
-Measured on 2 shared cores: about 1e5 simplices per second (the Iris network's 5 -> 5 layer
-at initialisation, 8 bins: 5e6 simplices, about a minute).
+Measured on 2 shared, loaded cores (a thread per core): 2.5e6-6e6 simplices made per second,
+1.2e6-2e7 estimated simplices per second (the paper's Iris layers, 8 bins; the trained 5 -> 5
+layer: 3e8 estimated, about a minute). The first call in a process loads the compiled kernels
+from numba's cache (~0.5 s), or compiles them (~10 s on that machine) where the cache is empty.
 
-Host NumPy float64: the number of pieces depends on the weights, so this has no traceable
+Host float64 (numba): the number of pieces depends on the weights, so this has no traceable
 (jit / vmap / grad) form; stacks of checkpoints are a Python loop over :func:`exact_vector_ei`.
 """
 
+import concurrent.futures
 import math
+import os
 import warnings
 
 import numpy as np
@@ -40,7 +45,6 @@ from ei_jax._src.base.errors import (
     OutOfRangeWarning,
     ShapeMismatchError,
 )
-from ei_jax._src.exact import box_cells
 from ei_jax._src.exact import preimages
 from ei_jax._src.exact.measures import exact_layer
 from ei_jax._src.info.binning import VECTOR_WIDEN, make_binning
@@ -48,14 +52,13 @@ from ei_jax._src.model import activations as _act
 
 #: Default limit on the input cells ``in_bins ** n_in``.
 MAX_CELLS = 1 << 20
-#: Default limit on the estimated simplices (:func:`box_cells.estimate_pieces`); at about
-#: 1e5 simplices per second, up to a minute or so.
-MAX_WORK = 5_000_000
+#: Default limit on the estimated simplices (:func:`box_cells.box_work`); at 1e6 or more
+#: estimated simplices per second, up to a minute or so.
+MAX_WORK = 50_000_000
 _SAMPLED = "use the sampled measure ei_jax.ei(key, topology, layer, ..., stderr=True)"
-#: Estimated simplices processed at once (memory: ~ 1 kB each for n = 5).
-_CHUNK_SIMPLICES = 1 << 18
-#: Input cells whose ranges are taken at once.
-_CHUNK_CELLS = 1 << 16
+#: Most output cells one input cell may reach (its dense array: 8 bytes each).
+_MAX_BOX_CELLS = 1 << 24
+_RATE = "1e6 or more estimated simplices per second"
 
 
 def vector_edges(lo: float, hi: float, k: int) -> np.ndarray:
@@ -79,27 +82,6 @@ def input_cells(in_range, in_bins) -> tuple[np.ndarray, np.ndarray]:
     return e[:-1], np.diff(e)
 
 
-def _row_ids(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(ids, distinct rows)`` of non-negative integer rows (``rows[ids]``'s order)."""
-    span = rows.max(axis=0).astype(np.int64) + 1 if len(rows) else np.ones(rows.shape[1], np.int64)
-    if float(np.sum(np.log2(span.astype(np.float64)))) < 62:
-        place = np.concatenate([[1], np.cumprod(span[:-1])]).astype(np.int64)
-        _, first, ids = np.unique(rows.astype(np.int64) @ place, return_index=True, return_inverse=True)
-        return ids.ravel(), rows[first]
-    distinct, ids = np.unique(rows, axis=0, return_inverse=True)
-    return ids.ravel(), distinct
-
-
-def aggregate(box, labels, mass):
-    """Sums the entries of equal (box, labels): ``(box, labels, mass)`` with distinct rows and
-    signed round-off (``kappa * 1e-16`` at most) clipped to 0."""
-    if len(box) == 0:
-        return box, labels, mass
-    ids, rows = _row_ids(np.column_stack([box, labels + 1]))
-    total = np.maximum(np.bincount(ids, weights=mass), 0.0)
-    return rows[:, 0], rows[:, 1:] - 1, total
-
-
 def _check_layer(kernel, bias):
     """``(kernel (n, m), bias (m,))`` as finite float64 arrays, or a typed error."""
     kernel = np.asarray(kernel, np.float64)
@@ -113,18 +95,18 @@ def _check_layer(kernel, bias):
     return kernel, bias
 
 
-def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins,
-                       max_cells=MAX_CELLS, max_work=MAX_WORK):
-    """The exact joint of (input cell, output cell) before dropping: sparse entries.
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                                 # not Linux
+        return max(1, os.cpu_count() or 1)
 
-    Returns:
-      ``(box, labels, mass)``: flat input-cell indices ``(E,)`` (row-major over the inputs'
-      bins), output bin rows ``(E, m)`` (``-1`` or ``out_bins`` where outside the range) and
-      probabilities ``(E,)`` summing to 1, one entry per nonempty (box, output cell) pair.
 
-    Raises:
-      ExactUnavailableError: over ``max_cells`` input cells or ``max_work`` estimated simplices.
-    """
+def _sums(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins, max_cells, max_work):
+    """``(I in bits, dropped mass, simplices made, simplices estimated)`` of the joint over
+    (input cell, output cell); the bits are NaN when no mass is kept (:mod:`box_stream`)."""
+    from ei_jax._src.exact import box_cells, box_stream, simplices    # numba: only when used
+
     kernel, bias = _check_layer(kernel, bias)
     n, m = kernel.shape
     for name, value in (("max_cells", max_cells), ("max_work", max_work)):
@@ -139,69 +121,41 @@ def exact_vector_joint(kernel, bias, *, activation, in_range, in_bins, out_range
             f"Exact vector EI needs every input cell: in_bins ** n_in = {len(starts)} ** {n} = "
             f"{cells:.3g} cells, more than max_cells={max_cells:.3g}. Use fewer in_bins, or "
             f"{_SAMPLED}.")
-    est = box_cells.work_estimate(kernel, bias, t, starts, widths)
-    if est["work"] > max_work:
+    scale = float(in_range[1]) - make_binning("in_bins", in_range, in_bins, mode="vector").lo
+    geometry = (kernel, bias, t, starts, widths, scale)
+    kappa, fact = float(box_cells.KAPPA_MAX), float(math.factorial(n))
+    crossed, pairs, work, most = box_stream.work_estimate(*geometry, kappa, fact)
+    if work > max_work or most > _MAX_BOX_CELLS:
         raise ExactUnavailableError(
-            f"Exact vector EI of this layer would cut {est['crossed']:,} of its {est['cells']:,} input "
-            f"cells into up to {est['pairs']:.3g} (input cell, output cell) pairs, about "
-            f"{est['work']:.3g} simplices in {n} dimensions, more than max_work={max_work:.3g}. "
-            f"Pass a larger max_work (about 1e5 simplices per second), use fewer bins, or {_SAMPLED}.")
-    lo, hi = make_binning("in_bins", in_range, in_bins, mode="vector").lo, float(in_range[1])
-    shape = (len(starts),) * n
-    out_box, out_labels, out_mass = [], [], []
-    for s in range(0, cells, _CHUNK_CELLS):
-        idx = box_cells.boxes(shape, s, min(cells, s + _CHUNK_CELLS))
-        flat = np.arange(s, s + len(idx))
-        pbox = np.prod(widths[idx] / (hi - lo), axis=1)
-        keep = pbox > 0
-        idx, flat, pbox = idx[keep], flat[keep], pbox[keep]
-        z0, scaled, first, cross = box_cells.box_ranges(idx, starts, widths, kernel, bias, t)
-        cut = np.any(cross > 0, axis=1)
-        point = ~cut
-        out_box.append(flat[point])
-        out_labels.append(first[point])
-        out_mass.append(pbox[point])
-        cut = np.flatnonzero(cut)
-        # chunks of about _CHUNK_SIMPLICES estimated simplices (a box's closed form: ~n)
-        cost = np.cumsum(box_cells.estimate_pieces(z0[cut], scaled[cut], cross[cut]) + n)
-        ends = np.searchsorted(cost, np.arange(1, int(cost[-1] // _CHUNK_SIMPLICES) + 1)
-                               * _CHUNK_SIMPLICES, side="right") if len(cut) else []
-        for sel in np.split(cut, np.unique(np.clip(ends, 1, len(cut)))):
-            if sel.size == 0:
-                continue
-            box, labels, mass = box_cells.cut_boxes(z0[sel], scaled[sel], first[sel], cross[sel], t)
-            box, labels, mass = aggregate(flat[sel][box], labels, pbox[sel][box] * mass)
-            out_box.append(box)
-            out_labels.append(labels)
-            out_mass.append(mass)
-    return np.concatenate(out_box), np.concatenate(out_labels), np.concatenate(out_mass)
-
-
-def mutual_information_bits(box, labels, mass, out_bins: int) -> tuple[float, float]:
-    """``(I(X; Y) in bits, dropped mass)`` of sparse joint entries after dropping the rows with
-    an output outside ``[0, out_bins)`` and renormalising (NaN MI when nothing is kept)."""
-    box, labels, mass = aggregate(box, labels, mass)
-    inside = np.all((labels >= 0) & (labels < out_bins), axis=1)
-    total, outside = float(mass.sum()), float(mass[~inside].sum())
-    kept = inside & (mass > 0)
-    box, labels, mass = box[kept], labels[kept], mass[kept]
-    kept_mass = float(mass.sum())
-    dropped = min(1.0, outside / total) if total > 0 else 1.0
-    if kept_mass <= 0:
-        return math.nan, dropped
-    p = mass / kept_mass
-    y, _ = _row_ids(labels)
-    _, x = np.unique(box, return_inverse=True)
-    px, py = np.bincount(x.ravel(), weights=p), np.bincount(y, weights=p)
-    mi = float(np.sum(p * (np.log2(p) - np.log2(px[x.ravel()]) - np.log2(py[y]))))
-    return max(mi, 0.0), dropped
+            f"Exact vector EI of this layer would cut {crossed:,} of its "
+            f"{int(np.count_nonzero(widths > 0)) ** n:,} input cells into up to {pairs:.3g} (input "
+            f"cell, output cell) pairs ({most:.3g} in one cell), about {work:.3g} simplices in {n} "
+            f"dimensions, more than max_work={max_work:.3g}. Pass a larger max_work ({_RATE}), "
+            f"use fewer bins, or {_SAMPLED}.")
+    args = (*geometry, int(out_bins), kappa, fact, *simplices.packed_templates(n))
+    threads = _threads() if work > 1e5 else 1
+    if threads == 1:
+        parts = [box_stream.mi_sums(*args, 0, 1)]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:   # the kernels hold no GIL
+            parts = list(pool.map(lambda s: box_stream.mi_sums(*args, s, threads), range(threads)))
+    s1, s2, kept, dropped, total, made = (sum(p[i] for p in parts) for i in range(6))
+    keys = np.concatenate([p[6][p[8]] for p in parts])
+    _, inverse = np.unique(keys, axis=0, return_inverse=True)
+    py = np.bincount(inverse.ravel(), weights=np.concatenate([p[7][p[8]] for p in parts]))
+    py = py[py > 0]
+    dropped = min(1.0, dropped / total) if total > 0 else 1.0
+    if not kept > 0:
+        return math.nan, dropped, made, work
+    mi = ((s1 - s2 - float(np.sum(py * np.log(py)))) / kept + math.log(kept)) / math.log(2)
+    return max(mi, 0.0), dropped, made, work
 
 
 def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins,
                     max_cells=MAX_CELLS, max_work=MAX_WORK, name="layer", stacklevel=2) -> float:
     """Exact vector EI (bits) of ``y = f(x @ kernel + bias)``, ``x`` uniform on ``in_range``.
 
-    The infinite-sample value of ``ei_jax.ei`` (module docstring). Host NumPy float64: not
+    The infinite-sample value of ``ei_jax.ei`` (module docstring). Host float64 (numba): not
     traceable, so no ``jit`` / ``vmap`` (see the module docstring for why).
 
     Args:
@@ -223,10 +177,9 @@ def exact_vector_ei(kernel, bias, *, activation, in_range, in_bins, out_range, o
       ...                       in_range=(0, 1), in_bins=4, out_range=(0, 1), out_bins=4), 3)
       4.0
     """
-    box, labels, mass = exact_vector_joint(kernel, bias, activation=activation, in_range=in_range,
-                                           in_bins=in_bins, out_range=out_range, out_bins=out_bins,
-                                           max_cells=max_cells, max_work=max_work)
-    mi, dropped = mutual_information_bits(box, labels, mass, int(out_bins))
+    mi, dropped, _, _ = _sums(kernel, bias, activation=activation, in_range=in_range, in_bins=in_bins,
+                           out_range=out_range, out_bins=out_bins, max_cells=max_cells,
+                           max_work=max_work)
     if math.isnan(mi):
         raise EmptyHistogramError(
             f"Layer {name!r}: every output row falls outside out_range={tuple(out_range)}, so the "
@@ -257,11 +210,11 @@ def ei(topology, layer, *, in_layer=None, in_range=None, in_bins=64, out_range=N
       in_layer: only None or ``layer`` (a span has no exact form).
       in_range, in_bins, out_range, out_bins, activation: as ``ei_jax.ei``.
       max_cells: most input cells ``in_bins ** n_in`` (default ``2**20``).
-      max_work: most simplices the volumes may take, estimated beforehand (default 5e6;
-        about 1e5 per second on one core).
+      max_work: most simplices the volumes may take, estimated beforehand (default 5e7;
+        1e6 or more per second on two shared cores).
 
     Returns:
-      float, bits. Host NumPy float64: not traceable; the computation is
+      float, bits. Host float64 (numba): not traceable; the computation is
       :func:`exact_vector_ei` on the layer's kernel and bias.
 
     Raises:

@@ -319,21 +319,36 @@ def test_span_is_unavailable():
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
 def test_split_pieces_tile_the_simplex_and_agree_with_the_cdf(n):
     """Cutting a simplex gives pieces whose volumes add up, on the right sides; the positive
-    volume equals the B-spline distribution function of the same linear form."""
+    volume equals the B-spline distribution function of the same linear form (the compiled
+    operations the kernels use, one simplex at a time)."""
+    from ei_jax._src.exact import simplex_ops as ops
+
     rng = np.random.default_rng(n)
     verts = rng.random((50, n + 1, n))
     a = rng.normal(size=(50, n))
     c = np.einsum("svn,sn->sv", verts, a).mean(1) + 0.1 * rng.normal(size=50)
     values = np.einsum("svn,sn->sv", verts, a) - c[:, None]
-    pieces, parent, positive = simplices.split(verts, values)
-    vol = simplices.volumes(pieces)
-    total = np.bincount(parent, weights=vol, minlength=50)
-    np.testing.assert_allclose(total, simplices.volumes(verts), rtol=1e-12)
-    side = np.einsum("svn,sn->sv", pieces, a[parent]) - c[parent, None]
-    assert np.all(np.where(positive[:, None], side >= -1e-12, side <= 1e-12))
-    below = np.bincount(parent, weights=np.where(positive, 0.0, vol), minlength=50)
-    cdf = simplices.linear_cdf(values, np.zeros((50, 1)))[:, 0]
-    np.testing.assert_allclose(below, cdf * simplices.volumes(verts), rtol=1e-10, atol=1e-15)
+    tpl, tix, most = simplices.packed_templates(n)
+    points, order = np.zeros(((n + 1) * (n + 2), n)), np.zeros(n + 1, np.int64)
+    out, positive = np.zeros((most, n + 1, n)), np.zeros(most, np.int64)
+    mat, scratch = np.zeros((n, n)), np.zeros(n + 1)
+    cut = 0
+    for v, L, a_s, c_s in zip(verts, values, a, c):
+        whole = ops.volume(v, mat)
+        knots = np.sort(L)
+        below_cdf = ops.linear_cdf(knots, 0.0, scratch) * whole
+        if L.min() >= 0 or L.max() < 0:
+            assert below_cdf == (0.0 if L.min() >= 0 else whole)
+            continue
+        cut += 1
+        got = ops.split(v, L, tpl, tix, points, order, out, positive, 0)
+        vol = np.array([ops.volume(out[i], mat) for i in range(got)])
+        assert abs(vol.sum() - whole) <= 1e-12 * whole
+        side = out[:got] @ a_s - c_s
+        assert np.all(np.where(positive[:got, None] == 1, side >= -1e-12, side <= 1e-12))
+        below = vol[positive[:got] == 0].sum()
+        assert abs(below - below_cdf) <= 1e-10 * whole + 1e-15
+    assert cut >= 25
 
 
 def test_signed_simplices_agree_with_kuhn_simplices(monkeypatch):
@@ -347,3 +362,41 @@ def test_signed_simplices_agree_with_kuhn_simplices(monkeypatch):
     monkeypatch.setattr(box_cells, "KAPPA_MAX", 0.0)
     assert abs(vector.exact_vector_ei(w, b, **kw) - signed) < 1e-9
     assert signed > 0.5
+
+
+def test_middle_neurons_kuhn_fallback_and_dropped_mass_match_polygon_areas(monkeypatch):
+    """2 inputs -> 4 sigmoid outputs with large weights: in a box the base, two middle neurons
+    cut recursively (each crossing several thresholds) and the CDF's neuron; out_range drops
+    the mass above 0.95 and below 0.05 (17 %). Once by the signed simplices and once with every
+    box cut from its Kuhn simplices (KAPPA_MAX = 0), against the polygon clipping above.
+
+    Tolerance: both sides are exact up to float64 rounding. The polygons' areas carry ~1e-16
+    relative error; the signed decomposition at most kappa * 1e-16 per probability with
+    kappa = 2^n (sum s)^n / (n! prod s) < 1e3 on this layer's boxes (checked below), so each
+    joint entry is off by < 1e-13 and the MI, a sum of < 1e3 terms p log p, by < 1e-8 bits."""
+    from ei_jax._src.exact import box_cells, vector
+
+    w, _ = _layer(70, 2, 4, 4.0, False)
+    b = (-0.5 * w.sum(0)).astype(np.float32).astype(np.float64)     # centred on the square
+    args = ("sigmoid", (0, 1), 3, (0.05, 0.95), 6)
+    kw = dict(activation="sigmoid", in_range=(0, 1), in_bins=3, out_range=(0.05, 0.95), out_bins=6)
+    starts, widths = vector.input_cells((0, 1), 3)
+    t = vector.vector_thresholds(*args[:1], args[3], args[4])
+    several = 0
+    for i, j in itertools.product(range(3), repeat=2):
+        scaled = widths[[i, j]][:, None] * w
+        z = starts[[i, j]] @ w + b
+        lo, hi = z + np.minimum(scaled, 0).sum(0), z + np.maximum(scaled, 0).sum(0)
+        cross = np.sort([np.sum((t > a) & (t < c)) for a, c in zip(lo, hi)])
+        several = max(several, cross[1])           # the fewest of the three that cross most
+        kappa = 4 * np.abs(scaled).sum(0) ** 2 / (2 * np.abs(scaled).prod(0))
+        assert kappa.max() < 1e3
+    assert several >= 2                            # all four neurons cut a box, twice or more
+    want = reference_2d(w, b, *args)
+    assert want > 1.0
+    with pytest.warns(OutOfRangeWarning, match="dropped"):
+        signed = vector.exact_vector_ei(w, b, **kw)
+    monkeypatch.setattr(box_cells, "KAPPA_MAX", 0.0)
+    with pytest.warns(OutOfRangeWarning, match="dropped"):
+        kuhn = vector.exact_vector_ei(w, b, **kw)
+    assert abs(signed - want) < 1e-8 and abs(kuhn - want) < 1e-8, (signed - want, kuhn - want)
