@@ -1,6 +1,6 @@
 """Issue 27: the exact kernels against their floors and against U, old and new paths in one run.
 
-    .venv/bin/python benchmarks/exact_floor.py                  # S1, P1, G1, G2, F1 (old and new)
+    .venv/bin/python benchmarks/exact_floor.py                  # S1, P1, G1, G2, F1, G3 (old, new)
     .venv/bin/python benchmarks/exact_floor.py --only S1,G2 --big
     .venv/bin/python benchmarks/exact_floor.py --old a579b57     # "old" = that commit's tree
 
@@ -22,6 +22,11 @@ seconds). Workloads (sigmoid, inputs on (0, 1), torch's default init, bias 0.1 N
   step calls it). Floor: the forward's, x 3.
 * F1: first call of ``exact_ei_parts_matrix`` and ``exact_sensitivity_matrix`` at 100 -> 100,
   8 bins, in a fresh process (compile + host work; the goal is 1 s each).
+* G3: first call of ``jax.jit(jax.grad(total))`` in a fresh process, ``total`` the sum of
+  ``exact_ei_parts_matrix`` over the layers of a 64-32-16-10 sigmoid MLP at 8 bins (float32
+  weights uniform +-1/sqrt(fan-in)); then its warm call, and the same two for ``jax.jit(total)``
+  in the same process (first, so the gradient's first call shares its trace caches with
+  nothing but what a training script would also have). Goal: first call <= 3 s.
 * P2 (``--big``): 2048 -> 2048 EI_parts at 8 bins, first call (compile + host term choice);
   P3 (``--big``): 4096 -> 4096, first call (time and peak RSS).
 
@@ -40,6 +45,7 @@ import time
 
 WORK = {"S1": ("sens", 512, 512, 64), "P1": ("parts", 1024, 1024, 8),
         "G1": ("grad", 784, 100, 8), "G2": ("grad", 100, 100, 8), "F1": ("first2", 100, 100, 8),
+        "G3": ("mlp", 64, 10, 8),
         "P2": ("first", 2048, 2048, 8), "P3": ("first", 4096, 4096, 8)}
 
 
@@ -53,6 +59,35 @@ def _u(jax, jnp):
         mm(a).block_until_ready()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def child_mlp(jax, jnp, K, res, bins):
+    """G3: the first call of a jitted gradient over a small MLP's layers (compile dominated)."""
+    widths = [64, 32, 16, 10]
+    ks = jax.random.split(jax.random.key(0), 3)
+    ws = [jax.random.uniform(k, (a, b), minval=-1 / a ** .5, maxval=1 / a ** .5)
+          for k, a, b in zip(ks, widths[:-1], widths[1:])]
+
+    def total(ws):
+        return sum(K.exact_ei_parts_matrix(w, None, activation="sigmoid", in_range=(0., 1.),
+                                           in_bins=bins, out_range=(0., 1.), out_bins=bins).sum()
+                   for w in ws)
+
+    times = {}
+    for name, fn in (("grad", jax.jit(jax.grad(total))), ("fwd", jax.jit(total))):
+        t0, c0 = time.perf_counter(), time.process_time()
+        jax.block_until_ready(fn(ws))
+        t1, c1 = time.perf_counter(), time.process_time()
+        jax.block_until_ready(fn(ws))
+        times[name] = (t1 - t0, time.perf_counter() - t1, c1 - c0)
+    res.update(size="64-32-16-10", time_s=times["grad"][0], U=_u(jax, jnp), floor=float("nan"))
+    # CPU seconds (all threads) of the first call: less moved by a busy machine than wall time
+    res["floor_what"] = (f"first call of jit(grad) {times['grad'][0]:.2f} s, CPU "
+                         f"{times['grad'][2]:.2f} s (warm "
+                         f"{times['grad'][1] * 1e3:.0f} ms); then jit(forward) first "
+                         f"{times['fwd'][0]:.2f} s, CPU {times['fwd'][2]:.2f} s (warm {times['fwd'][1] * 1e3:.0f} ms)")
+    res["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(res))
 
 
 def child(name, path):
@@ -75,6 +110,8 @@ def child(name, path):
         jax.block_until_ready(fn(*args))
         return time.perf_counter() - t0
 
+    if kind == "mlp":
+        return child_mlp(jax, jnp, K, res, bins)
     if kind == "first2":
         t0 = time.perf_counter()
         jax.block_until_ready(K.exact_ei_parts_matrix(w, b, **kw))
@@ -124,7 +161,7 @@ def child(name, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--child", nargs=2)
-    ap.add_argument("--only", default="S1,P1,G1,G2,F1")
+    ap.add_argument("--only", default="S1,P1,G1,G2,F1,G3")
     ap.add_argument("--old", default=None, help="git revision whose tree the old path runs")
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--paths", default="old,new")
@@ -147,7 +184,7 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         for path in args.paths.split(","):
-            if path == "old" and name in ("P1", "P2", "P3", "F1") and not args.old:
+            if path == "old" and name in ("P1", "P2", "P3", "F1", "G3") and not args.old:
                 continue                           # the legacy switch does not change these
             child_path = "new" if (path == "old" and args.old) else path
             out = subprocess.run([sys.executable, __file__, "--child", name, child_path],

@@ -25,6 +25,7 @@ the same count; :func:`~ei_jax._src.exact.terms.choose_terms` checks concrete we
 error of ``F`` (host NumPy) and raises the count only for weights that need more.
 """
 
+import functools
 import math
 
 import jax
@@ -159,6 +160,7 @@ def _sinc_from(sin_kx, kx):
     return jnp.where(small, taylor, sin_kx / jnp.where(small, 1.0, kx))
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def harmonics(x, terms):
     """``(cos(k x), sin(k x))`` for ``k = 1 .. terms``, each ``(terms,) + x.shape``.
 
@@ -183,6 +185,16 @@ def harmonics(x, terms):
     cq, sq, cr, sr = cq[:Q, None], sq[:Q, None], cr[None, :B], sr[None, :B]
     flat = (Q * B,) + x.shape
     return (cq * cr - sq * sr).reshape(flat)[:terms], (sq * cr + cq * sr).reshape(flat)[:terms]
+
+
+@harmonics.defjvp
+def _harmonics_jvp(terms, primals, tangents):
+    """``d cos(kx) = -k sin(kx) dx``, ``d sin(kx) = k cos(kx) dx`` from the outputs themselves:
+    a gradient neither differentiates nor transposes the scan (elementwise work, no loop)."""
+    (x,), (dx,) = primals, tangents
+    c, s = harmonics(x, terms)
+    kdx = jnp.arange(1, terms + 1, dtype=x.dtype).reshape((-1,) + (1,) * x.ndim) * dx[None]
+    return (c, s), (-s * kdx, c * kdx)
 
 
 def series_sum(u1, d_half, width_a, offset, bin_group, group_widths, terms, basis, active=None,
