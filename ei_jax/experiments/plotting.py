@@ -59,8 +59,12 @@ def caption(rows: Sequence[dict[str, Any]], settings) -> str:
       >>> "1.96" in text and "8 bins" in text
       True
     """
+    mixed = any(exact_among_sampled(rs, col).size for rs in _by_layer(rows).values()
+                for col in ("ei_parts", "vector_ei", "sensitivity", "degeneracy"))
+    dots = (" Dots: exact values in a line that is sampled elsewhere (a sampled value flagged "
+            "sample-limited can sit well above the exact one)." if mixed else "")
     return (f"Bands / error bars: ± {BAND} standard errors (95%) of sampled values where the table "
-            "has them; exact values have none. " + table_note(settings, rows))
+            "has them; exact values have none." + dots + " " + table_note(settings, rows))
 
 
 def _stderr(rs, col) -> np.ndarray | None:
@@ -87,10 +91,24 @@ def band(rs, col):
     return v - BAND * s, v + BAND * s
 
 
+def exact_among_sampled(rs, col) -> np.ndarray:
+    """Indices of the rows whose ``col`` is exact in a series that is sampled elsewhere (e.g.
+    vector EI within ``--exact-vector-work``): the plots mark them, since the two methods
+    differ by the sampled value's bias where it is flagged sample-limited. Empty where the
+    series has one method (or no ``col_method`` field)."""
+    methods = [r.get(f"{col}_method") for r in rs]
+    if not {"exact", "sampled"} <= set(methods):
+        return np.zeros((0,), np.int64)
+    return np.flatnonzero(np.array(methods) == "exact")
+
+
 def _band(ax, e, rs, col, color):
     b = band(rs, col)
     if b is not None:
         ax.fill_between(e, *b, color=color, alpha=0.2, lw=0)
+    mark = exact_among_sampled(rs, col)
+    if mark.size:
+        ax.plot(np.asarray(e)[mark], shown(rs, col)[mark], ls="", marker="o", ms=3, color=color)
 
 
 def _caption(fig: Figure, rows, settings, width: int):

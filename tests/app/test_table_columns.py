@@ -162,6 +162,22 @@ def test_stacked_exact_part_equals_each_checkpoint_alone(monkeypatch):
                 assert got[layer][col][j] == pytest.approx(alone[col], rel=1e-12, abs=1e-12), (j, layer, col)
 
 
+def test_exact_points_in_a_sampled_line_are_marked(rows):
+    """A vector EI line that is exact at some epochs (within --exact-vector-work) and sampled
+    at others: the plots mark the exact points and the caption says what the dots are; a line
+    of one method has none."""
+    mixed = _run_rows(rows["sampled"], {}) + _run_rows(rows["sampled"], {})
+    for epoch, r in enumerate(mixed):
+        r["epoch"] = epoch
+    for r in mixed[1::2]:
+        r.update(vector_ei_method="exact", vector_ei_stderr=0.0)
+    assert list(plotting.exact_among_sampled(mixed, "vector_ei")) == [1, 3]
+    assert plotting.exact_among_sampled(mixed, "ei_parts").size == 0         # all sampled
+    assert plotting.ei_over_training_png(mixed, "t", settings=SETTINGS).startswith(b"\x89PNG")
+    assert "Dots: exact values" in plotting.caption(mixed, SETTINGS)
+    assert "Dots" not in plotting.caption(_run_rows(rows["sampled"], {}), SETTINGS)
+
+
 def test_the_printed_value_and_the_band_centre_are_the_corrected_ones(rows, capsys):
     """The ``±`` and the 95% band belong to the bias-corrected value: the table prints that
     value beside its standard error, the plug-in in its own column; the plots' bands are
