@@ -35,6 +35,7 @@ Columns: ``rate/U-rate`` is the achieved floor rate over U's own rate (2 * 2048^
 """
 
 import argparse
+import math
 import json
 import os
 import resource
@@ -199,10 +200,13 @@ def main():
                 note += (f"; forward {r['fwd_s']:.3f} s ({r['fwd_s'] / r['U']:.2f} U) in "
                          f"{r['fwd_rss_mb']:.0f} MB; grad/forward {r['time_s'] / r['fwd_s']:.1f}x")
             rate = r["floor"] / r["time_s"]
+            # G3 (a first call: compile time) has no FLOP floor: its rate columns are "–"
+            floor, rate_g, rate_u = ((f"{r['floor']:.3g}", f"{rate / 1e9:.3g}",
+                                      f"{rate / (2 * 2048 ** 3 / r['U']):.3g}")
+                                     if math.isfinite(r["floor"]) else ("–", "–", "–"))
             print(f"| {name} | {r['size']} | {r['bins']} | {path} | {r['time_s']:.3f} | {r['U']:.3f} "
-                  f"| {r['time_s'] / r['U']:.2f} | {r['floor']:.3g} | {rate / 1e9:.3g} "
-                  f"| {rate / (2 * 2048 ** 3 / r['U']):.3g} | {r['rss_mb']:.0f} | {note} |",
-                  flush=True)
+                  f"| {r['time_s'] / r['U']:.2f} | {floor} | {rate_g} | {rate_u} "
+                  f"| {r['rss_mb']:.0f} | {note} |", flush=True)
 
 
 if __name__ == "__main__":
