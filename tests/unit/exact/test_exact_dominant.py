@@ -1,0 +1,112 @@
+"""Columns with almost all their spread in one input (residual layers): the dominant input is
+integrated analytically (:mod:`ei_jax._src.exact.dominant`). Checked against the CDF of a sum of
+independent uniforms by the inclusion-exclusion (box-spline) formula in 40-digit arithmetic,
+written here."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import mpmath
+import numpy as np
+import pytest
+
+from ei_jax._src.exact import kernel as exact_core
+from ei_jax._src.exact import terms
+from ei_jax._src.exact.preimages import input_bins, output_bins
+from ei_jax.errors import ExactUnavailableError
+
+IN, K_IN, K_OUT = (0.0, 1.0), 6, 6
+KW = dict(activation="sigmoid", in_range=IN, in_bins=K_IN, out_range=(0, 1), out_bins=K_OUT)
+# one input of weight 4 on [0, 1], four of weight 1e-3 .. 6e-3: the column's series would need
+# ~60,000 terms (MAX_TERMS is 32,768)
+W = np.array([[4.0], [3e-3], [-6e-3], [1.5e-3], [-4.5e-3]])
+B = np.array([-2.0])
+
+
+def _sum_cdf(x, lows, widths):
+    """P(sum_l U_l <= x), U_l uniform on [lows_l, lows_l + widths_l]:
+    ``sum_S (-1)^|S| (x - sum lows - sum_{l in S} widths_l)_+^n / (n! prod widths)``."""
+    s = x - sum(lows)
+    widths = [wl for wl in widths if wl > 0]            # zero widths: point masses, in lows
+    n = len(widths)
+    if n == 0:
+        return mpmath.mpf(1 if s > 0 else 0)
+    total = mpmath.mpf(0)
+    for subset in itertools.product((0, 1), repeat=n):
+        r = s - sum(wl for wl, on in zip(widths, subset) if on)
+        if r > 0:
+            total += (-1) ** sum(subset) * r ** n
+    return total / (math.factorial(n) * mpmath.fprod(widths))
+
+
+def _reference_tables(w, b):
+    """``(n_in, k_in, k_out)`` joint tables of every pair (A, 0) of the one column ``w``."""
+    mpmath.mp.dps = 40
+    a, _, _, p = input_bins(IN, K_IN)
+    t = output_bins("sigmoid", (0, 1), K_OUT).t           # the bins' pre-activation edges
+    lo, hi = (mpmath.mpf(x) for x in IN)
+    out = np.zeros((len(w), K_IN, K_OUT))
+    for A in range(len(w)):
+        for i in range(K_IN):
+            ends = [(mpmath.mpf(float(a[i])), mpmath.mpf(float(a[i + 1]))) if l == A else (lo, hi)
+                    for l in range(len(w))]
+            # v U on [e0, e1] is uniform on [min, max] of v e0, v e1
+            lows = [min(mpmath.mpf(float(v)) * e0, mpmath.mpf(float(v)) * e1) for v, (e0, e1) in zip(w, ends)]
+            widths = [abs(mpmath.mpf(float(v))) * (e1 - e0) for v, (e0, e1) in zip(w, ends)]
+            cdf = [0.0 if x == -np.inf else 1.0 if x == np.inf
+                   else float(_sum_cdf(mpmath.mpf(float(x)) - float(b), lows, widths)) for x in t]
+            out[A, i] = p[i] * np.diff(cdf)
+    return out / out.sum(axis=(1, 2), keepdims=True)
+
+
+def test_one_dominant_input_matches_the_uniform_sum_formula():
+    assert terms.choose_terms(W, IN) > terms.MAX_TERMS      # the new path, not the series
+    with jax.enable_x64(True):
+        got = np.asarray(exact_core.exact_joint_tables(W, B, **KW))[:, 0]
+        bits = np.asarray(exact_core.exact_ei_parts_matrix(W, B, **KW))[:, 0]
+    want = _reference_tables(W[:, 0], B[0])
+    # F has a truncation bound of 1e-8 (terms.TERMS_TOL); a table entry is p_i times a
+    # difference of two F values, and the column keeps all its mass (sigmoid on (0, 1))
+    err = np.abs(got - want).max()
+    assert err < 2e-8, err
+    assert err < 1e-11                                     # measured ~1e-15: float64 rounding
+    outer = want.sum(2, keepdims=True) * want.sum(1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mi = np.nansum(np.where(want > 0, want * np.log2(want / outer), 0.0), axis=(1, 2))
+    np.testing.assert_allclose(bits, mi, rtol=1e-6, atol=1e-9)
+
+
+def test_identity_columns_are_exact():
+    # a residual stream's copy z = x_d + b: no other input at all (R a point mass)
+    w = np.zeros((5, 2))
+    w[1, 0], w[3, 1] = 1.0, -2.0
+    w[:, 1] += np.array([1e-3, 0, 2e-3, 0, -1e-3])
+    with jax.enable_x64(True):
+        got = np.asarray(exact_core.exact_joint_tables(w, np.array([0.3, 1.0]), **KW))
+    for j, b in enumerate((0.3, 1.0)):
+        err = np.abs(got[:, j] - _reference_tables(w[:, j], b)).max()
+        assert err < 2e-8, (j, err)
+
+
+def test_two_dominant_inputs_still_raise():
+    w = np.full((6, 1), 1e-7)
+    w[0], w[1] = 5.0, 3.0
+    with pytest.raises(ExactUnavailableError, match="two or more inputs"):
+        exact_core.exact_ei_parts_matrix(w, None, **KW)
+
+
+def test_gradient_matches_finite_differences():
+    # the bias is traced and the kernel concrete: the new path under jax.grad
+    def f(b):
+        return jnp.sum(exact_core.exact_ei_parts_matrix(W, b, **KW))
+
+    with jax.enable_x64(True):
+        b = jnp.asarray(B)
+        g = float(jax.grad(f)(b)[0])
+        # the sum's curvature is large (the tiny weights' pairs): central differences at
+        # h = 1e-2, 1e-3, 1e-4 gave 0.36, 1.254, 1.27666 and at 1e-5, 1e-6 1.276883, 1.2768856
+        h = 1e-6
+        fd = (float(f(b + h)) - float(f(b - h))) / (2 * h)
+    assert g == pytest.approx(fd, rel=1e-6)
