@@ -121,7 +121,7 @@ def _split(k, b, *, plan, static):
     parts = [dominant.dominant_matrix(k[:, plan.dominant], b[plan.dominant], plan.dom, plan.rest,
                                       terms=plan.terms, **static)]
     if plan.normal.size:
-        parts.insert(0, _matrix(k[:, plan.normal], b[plan.normal], which="parts",
+        parts.insert(0, _matrix(k[:, plan.normal], b[plan.normal], which="parts", legacy=_LEGACY,
                                 terms=plan.normal_terms, **static))
     order = np.argsort(np.concatenate([plan.normal, plan.dominant]))
     return jnp.concatenate(parts, axis=1)[:, order]
