@@ -20,9 +20,12 @@ integrates it once more term by term:
 their difference is one ``(T, K)`` basis for :func:`~ei_jax._src.exact.sums.series_sum`; for
 ``A == d`` (one row, ``x_A = x_d``) ``G`` is summed directly at the ``k_in + 1`` bin edges.
 
-Terms: the series error of ``G`` is at most ``W`` times that of ``F``, so a truncation error of
-``F_R`` below ``tol * min(1, |v_d| h_min / W)`` bounds the error of every ``F_{A,i}`` by ``tol``
-(:func:`plan`). Gradients flow through it as through the series (no host step inside).
+Terms: each term of ``G`` carries an extra ``1 / u_k = W / (k pi)``, so its truncation error is
+at most ``2 W / (K pi)`` times the bound on ``F``'s (:func:`~ei_jax._src.exact.terms.terms_per_column`),
+and ``F_{A,i}`` divides a difference of two ``G`` values by ``|v_d| Delta >= |v_d| h_min``: a
+bound of ``tol * min(1, |v_d| h_min / W)`` on ``F_R``'s tail bounds every ``F_{A,i}``'s error
+by ``4 tol / (K pi) < tol`` (:func:`plan`). Gradients flow through it as through the series
+(no host step inside); traced kernels never get here (the caller keeps the fan-in's count).
 """
 
 import dataclasses
