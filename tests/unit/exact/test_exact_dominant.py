@@ -7,15 +7,18 @@ import itertools
 import math
 
 import jax
+import flax.linen as nn
 import jax.numpy as jnp
 import mpmath
 import numpy as np
 import pytest
 
+from ei_jax import topology_of
 from ei_jax._src.exact import dominant
 from ei_jax._src.exact import kernel as exact_core
 from ei_jax._src.exact import terms
 from ei_jax._src.exact.preimages import input_bins, output_bins
+from ei_jax._src.exact.stacks import stack_values
 from ei_jax.errors import ExactUnavailableError
 
 IN, K_IN, K_OUT = (0.0, 1.0), 6, 6
@@ -80,6 +83,20 @@ def test_one_dominant_input_matches_the_uniform_sum_formula():
             mi = np.sum(np.where(want > 0, want * np.log2(want / outer), 0.0), axis=(1, 2))
         mi[W[:, j] == 0] = 0.0                         # a zero weight is exactly 0 bits
         np.testing.assert_allclose(bits[:, j], mi, rtol=1e-6, atol=1e-9)
+
+
+def test_a_checkpoint_stack_measures_each_checkpoint_alone():
+    # stack_values vmaps the ordinary series over checkpoints; a dominant column is planned per
+    # checkpoint from its concrete weights instead (the same compiled programs as above)
+    net = nn.Sequential([nn.Dense(2), nn.sigmoid])
+    x0 = jnp.zeros((1, 5))
+    biases = np.stack([B, B + 0.5])
+    stacked = {"layers_0": {"kernel": np.stack([W, W]), "bias": biases}}
+    top = topology_of(net, {"params": {"layers_0": {"kernel": W, "bias": B}}}, x0)
+    got = stack_values(top, stacked, bins=K_IN, in_range=IN)["layers_0"]["ei_parts"]
+    with jax.enable_x64(True):
+        want = [float(jnp.sum(exact_core.exact_ei_parts_matrix(W, b, **KW))) for b in biases]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_two_dominant_inputs_still_raise():
