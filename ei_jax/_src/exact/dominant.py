@@ -87,7 +87,7 @@ def plan(kernel, in_range, in_bins, *, tol=series_terms.TERMS_TOL) -> Plan:
         raise ExactUnavailableError(UNAVAILABLE)
     normal_terms = series_terms.choose_terms(w[:, normal], in_range) if normal.size else 0
     return Plan(normal, int(normal_terms), dominant, dom, rest,
-                series_terms.round_terms(int(need_r.max())))
+                series_terms.round_terms(int(need_r.max(initial=0))))
 
 
 def column_cdf(v, b, dom, rest, *, lo, hi, a, m, h, t, terms):
@@ -129,7 +129,8 @@ def column_cdf(v, b, dom, rest, *, lo, hi, a, m, h, t, terms):
     rho = jnp.prod(sums.sinc(0.5 * u[:, None] * dr[None, :]), axis=1)          # (K,)
     coef = on * (2.0 / jnp.pi) / k * rho * jnp.cos(u * half) / u                     # X_k / u_k
     tau = base[None, :] - vd * a[:, None]                                      # (k_in + 1, T)
-    g = g_poly(tau) + jnp.sum(coef[None, None, :] * (1.0 - cos_u(tau)), axis=-1)
+    # a row of edges at a time: (T, K) harmonics, not (k_in + 1, T, K)
+    g = g_poly(tau) + jax.lax.map(lambda row: jnp.sum(coef[None, :] * (1.0 - cos_u(row)), axis=-1), tau)
     f_dom = (g[:-1] - g[1:]) / (vd * h)[:, None]
     out = jnp.zeros((v.shape[0],) + f_dom.shape, v.dtype).at[rest].set(f_rest).at[dom].set(f_dom)
     return _fill(t, out)

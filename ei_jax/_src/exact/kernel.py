@@ -182,6 +182,10 @@ def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, o
         (:func:`ei_jax._src.exact.terms.default_terms`), so new weights of the same shape do not
         recompile and traced weights get the same count; concrete weights that need more for a
         truncation error of F below 1e-8 (:func:`ei_jax._src.exact.terms.choose_terms`) get more.
+        Concrete columns that would need more than ``MAX_TERMS`` with almost all their spread
+        in one input (a residual copy) integrate that input analytically
+        (:mod:`ei_jax._src.exact.dominant`); with two or more such inputs,
+        ``ExactUnavailableError``.
 
     Returns:
       ``(n_in, n_out)`` bits in the default float dtype; NaN for a pair whose outputs all fall
