@@ -8,8 +8,8 @@ it at its four dense products: the layer holding the LayerNorm's normalisation i
 a standard error), the others fold to ``f(x @ W + b)`` and are exact -- the GELU layer's bins
 have unions of intervals as preimages, and the residual add is an affine map of the layer's two
 inputs ``[u, h]`` whose copies of ``h`` have all their spread in one input (integrated
-analytically rather than by a series that would need too many terms). The plot shows every layer at initialisation
-(o) and after training (filled), with error bars for the sampled ones.
+analytically rather than by a series that would need too many terms). The plot shows every
+layer at initialisation (o) and after training (filled), with error bars for the sampled ones.
 
     python examples/transformer_mlp.py --out /tmp/mlp      # writes transformer_mlp.png
     python examples/transformer_mlp.py --fast              # a short run (CI)
