@@ -5,10 +5,11 @@ scikit-learn's 8x8 digits as 64 inputs in [0, 1]: a dense embedding into a 16-wi
 stream, one pre-LN MLP block ``h + W2 gelu(W1 LayerNorm(h))`` (4x wide) and a dense read-out
 to the ten classes, trained briefly with optax Adam. ``ei_jax.topology_of`` traces it and cuts
 it at its four dense products: the layer holding the LayerNorm's normalisation is sampled (with
-a standard error), the others fold to ``f(x @ W + b)`` and are exact where the series allows --
-the GELU layer's bins have unions of intervals as preimages, and the residual add is an affine
-map of the layer's two inputs ``[u, h]``. The plot shows every layer at initialisation
-(o) and after training (filled), with error bars for the sampled ones.
+a standard error), the others fold to ``f(x @ W + b)`` and are exact -- the GELU layer's bins
+have unions of intervals as preimages, and the residual add is an affine map of the layer's two
+inputs ``[u, h]`` whose copies of ``h`` have all their spread in one input (integrated
+analytically rather than by a series that would need too many terms). The plot shows every
+layer at initialisation (o) and after training (filled), with error bars for the sampled ones.
 
     python examples/transformer_mlp.py --out /tmp/mlp      # writes transformer_mlp.png
     python examples/transformer_mlp.py --fast              # a short run (CI)

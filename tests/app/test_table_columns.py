@@ -95,18 +95,21 @@ def test_sampled_row_is_todays_measure_layer_with_errors(rows):
 
 
 def test_a_layer_without_an_exact_form_falls_back_to_sampling():
-    # 5 inputs, nearly all spread in one: the exact series would need > MAX_TERMS terms
-    top = _top([[6.0], [1e-7], [1e-7], [1e-7], [1e-7]])
+    # 5 inputs, nearly all spread in two: the exact series would need > MAX_TERMS terms (one
+    # dominant input is integrated analytically, two are not)
+    top = _top([[6.0], [5.0], [1e-7], [1e-7], [1e-7]])
     key = jax.random.key(3)
     r = layer_columns(key, top, "layers_0", **KW)
     assert r["ei_parts_method"] == "sampled" and r["ei_parts_stderr"] > 0
     assert r["sensitivity_method"] == "exact"           # sensitivity's closed form still applies
     assert r["degeneracy_method"] == "sampled"
-    # independent: the tiny weights carry ~0 bits, so EI_parts is the 1 -> 1 layer's exact value
+    # independent: the tiny weights carry ~0 bits, so EI_parts is the 2 -> 1 layer's exact value
+    # (the trapezoid closed form, no series)
     with jax.enable_x64(True):
-        one = float(exact_ei_parts_matrix(np.array([[6.0]]), activation="sigmoid", in_range=(0, 1),
-                                          in_bins=4, out_range=(0, 1), out_bins=4)[0, 0])
-    assert abs(r["ei_parts_corrected"] - one) <= Z * r["ei_parts_stderr"] + 1e-3
+        two = float(exact_ei_parts_matrix(np.array([[6.0], [5.0]]), activation="sigmoid",
+                                          in_range=(0, 1), in_bins=4, out_range=(0, 1),
+                                          out_bins=4).sum())
+    assert abs(r["ei_parts_corrected"] - two) <= Z * r["ei_parts_stderr"] + 1e-3
     exact_row = {f"{c}_method": "exact" for c in ("ei_parts", "sensitivity", "degeneracy")}
     assert method_summary([r, exact_row]) == (
         "Exact (infinite-sample) values: sensitivity; exact where the layer allows, sampled "

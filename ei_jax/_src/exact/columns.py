@@ -59,6 +59,11 @@ def column_mi(col, *, which, lo, hi, a, h, m, p, ob, terms, active=None, dense=F
         cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=ob.t, terms=terms,
                           active=active)
         mi, kept = mi_from_conditionals(jnp.asarray(p), cdf, ob.signs)
+    return finish_column(mi, kept, v, b, which=which, lo=lo, hi=hi, ob=ob)
+
+
+def finish_column(mi, kept, v, b, *, which, lo, hi, ob):
+    """A column's bits ``(n_in,)``: 0 for a zero weight, NaN where every output is dropped."""
     lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
         lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
@@ -68,6 +73,11 @@ def column_mi(col, *, which, lo, hi, a, h, m, p, ob, terms, active=None, dense=F
 def column_joint(col, *, which, lo, hi, a, h, m, p, ob, terms):
     v, b = col
     cdf = _column_cdf(v, b, which=which, lo=lo, hi=hi, a=a, h=h, m=m, t=ob.t, terms=terms)
+    return joint_from_conditionals(p, cdf, ob)
+
+
+def joint_from_conditionals(p, cdf, ob):
+    """The pair tables ``(n_in, k_in, k_out)`` from the conditional CDFs, renormalised."""
     joint = jnp.maximum(bin_masses(cdf, ob.signs), 0.0) * jnp.asarray(p)[None, :, None]
     kept = jnp.sum(joint, axis=(-2, -1), keepdims=True)
     return joint / jnp.where(kept > 0, kept, jnp.nan)

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ei_jax._src.exact import dominant
 from ei_jax._src.exact import terms as series_terms
 from ei_jax._src.exact.columns import column_joint, column_mi
 from ei_jax._src.info.binning import check_range
@@ -75,7 +76,10 @@ def _matrix(kernel, bias, active=None, *, which, tables, activation, in_range, i
     return jnp.moveaxis(cols, 0, 1)
 
 
-def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
+def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which, in_bins=None):
+    """Checks the arguments; ``terms`` becomes the series' count, or a
+    :class:`~ei_jax._src.exact.dominant.Plan` where concrete weights need more than
+    ``MAX_TERMS`` and ``in_bins`` is given (columns with one dominant input)."""
     kernel = jnp.asarray(kernel)
     if kernel.ndim != 2:
         raise ShapeMismatchError(
@@ -97,6 +101,9 @@ def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
             terms = series_terms.default_terms(kernel.shape[0])
         else:
             terms = series_terms.choose_terms(np.asarray(kernel), in_range)
+            if terms > series_terms.MAX_TERMS and in_bins is not None:
+                return (kernel, bias, activation, in_range, out_range,
+                        dominant.plan(np.asarray(kernel), in_range, int(in_bins)))
             if terms > series_terms.MAX_TERMS:
                 raise ExactUnavailableError(
                     f"This kernel's columns have almost all their spread in one or two inputs, so "
@@ -108,14 +115,29 @@ def _prepare(kernel, bias, activation, in_range, out_range, terms, *, which):
     return kernel, bias, activation, in_range, out_range, int(terms)
 
 
+def _split(k, b, *, plan, static):
+    """The ordinary columns by :func:`_matrix`, those with a dominant input by
+    :func:`~ei_jax._src.exact.dominant.dominant_matrix`, put back in order."""
+    parts = [dominant.dominant_matrix(k[:, plan.dominant], b[plan.dominant], plan.dom, plan.rest,
+                                      terms=plan.terms, **static)]
+    if plan.normal.size:
+        parts.insert(0, _matrix(k[:, plan.normal], b[plan.normal], which="parts", legacy=_LEGACY,
+                                terms=plan.normal_terms, **static))
+    order = np.argsort(np.concatenate([plan.normal, plan.dominant]))
+    return jnp.concatenate(parts, axis=1)[:, order]
+
+
 def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms,
          tables=False):
     out_dtype = jnp.zeros((), float).dtype          # the caller's default float
     kernel, bias, activation, in_range, out_range, terms = _prepare(
-        kernel, bias, activation, in_range, out_range, terms, which=which)
-    inner = functools.partial(_matrix, which=which, tables=tables, activation=activation,
-                              in_range=in_range, in_bins=int(in_bins), out_range=out_range,
-                              out_bins=int(out_bins), terms=terms, legacy=_LEGACY)
+        kernel, bias, activation, in_range, out_range, terms, which=which, in_bins=in_bins)
+    static = dict(tables=tables, activation=activation, in_range=in_range, in_bins=int(in_bins),
+                  out_range=out_range, out_bins=int(out_bins))
+    if isinstance(terms, dominant.Plan):
+        inner = functools.partial(_split, plan=terms, static=static)
+    else:
+        inner = functools.partial(_matrix, which=which, terms=terms, legacy=_LEGACY, **static)
 
     # The float64 scope must also cover the backward pass, which jax.grad runs after this
     # function has returned: a custom VJP re-enters the scope and recomputes the forward.
@@ -160,6 +182,10 @@ def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, o
         (:func:`ei_jax._src.exact.terms.default_terms`), so new weights of the same shape do not
         recompile and traced weights get the same count; concrete weights that need more for a
         truncation error of F below 1e-8 (:func:`ei_jax._src.exact.terms.choose_terms`) get more.
+        Concrete columns that would need more than ``MAX_TERMS`` with almost all their spread
+        in one input (a residual copy) integrate that input analytically
+        (:mod:`ei_jax._src.exact.dominant`); with two or more such inputs,
+        ``ExactUnavailableError``.
 
     Returns:
       ``(n_in, n_out)`` bits in the default float dtype; NaN for a pair whose outputs all fall

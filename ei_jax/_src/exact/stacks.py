@@ -5,7 +5,9 @@ The pure exact core (:func:`ei_jax._src.exact.kernel.exact_ei_parts_matrix` and
 kernel and bias, so a stack of checkpoints of one architecture is measured in one compiled
 call per layer and measure (EI_parts of ``n_in >= 4`` inputs: the series compiled at the
 stack's longest length, each checkpoint's cut at the length it gets alone), so each value is
-what :mod:`ei_jax.exact` gives for that checkpoint alone, to float64 rounding. The stack runs
+what :mod:`ei_jax.exact` gives for that checkpoint alone, to float64 rounding (a layer with a
+column whose spread is almost all in one input is measured a checkpoint at a time: the path
+for such columns is planned from concrete weights). The stack runs
 ``CHUNK`` checkpoints at a time (``lax.map``), so memory does not grow with N. The sampled
 columns (vector EI, and layers where exact does not apply) are measured elsewhere
 (``measure_stack``).
@@ -80,9 +82,29 @@ def _parts(kernel, bias, problem, bins, labels):
         return _sums(exact_core.exact_ei_parts_matrix, kernel, bias, problem, bins, labels, "EI_parts")
     terms = np.array([series_terms.choose_terms(k, problem.in_range) for k in kernel])
     if terms.max() > series_terms.MAX_TERMS:
-        return None                   # a checkpoint's weights are too sparse for the series
+        return _one_by_one(kernel, bias, problem, bins, labels)
     return _sums(exact_core.ei_parts_matrix_cut, kernel, bias, problem, bins, labels, "EI_parts",
                  cut=terms, terms=int(terms.max()))
+
+
+def _one_by_one(kernel, bias, problem, bins, labels):
+    """EI_parts of each checkpoint alone: a column with almost all its spread in one input (a
+    residual copy) is planned on the host from concrete weights, which a vmapped call would
+    trace. None (measured sampled) where a checkpoint's columns have two or more such inputs."""
+    out = []
+    for k, b, label in zip(kernel, bias, labels):
+        try:
+            with jax.enable_x64(True):
+                mat = np.asarray(exact_core.exact_ei_parts_matrix(
+                    k, b, activation=problem.activation, in_range=problem.in_range, in_bins=bins,
+                    out_range=problem.out_range, out_bins=bins), np.float64)
+        except ExactUnavailableError:
+            return None
+        if np.isnan(mat).any():
+            mat = reporting.zero_empty_pairs(mat, f"Layer {problem.name!r} of {label}",
+                                             f"out_range={problem.out_range} (EI_parts)", clip=False)
+        out.append(mat.sum())
+    return np.array(out)
 
 
 def checkpoint_topology(top, stacked: dict, j: int):

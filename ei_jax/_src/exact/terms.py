@@ -75,6 +75,12 @@ def _enough(d, terms, tol):
 
 def _terms_for_widths(d, tol):
     """Fewest terms for the widths ``d (n, m)`` of each output column (n >= 2)."""
+    return int(terms_per_column(d, tol).max())
+
+
+def terms_per_column(d, tol):
+    """Fewest terms ``(m,)`` for each column of the widths ``d (n, m)`` (``MAX_TERMS + 1``:
+    not reachable); ``tol`` a scalar or ``(m,)``."""
     half, scale = _scales(d)
     total = np.stack([_log_envelope(np.float32(g) * scale).sum(0, dtype=np.float64) for g in _GRID])              # (g, m)
     # The bound on rho_{-A} that holds for every A leaves out the largest factor's envelope.
@@ -85,8 +91,7 @@ def _terms_for_widths(d, tol):
     tail = np.cumsum(((2.0 / np.pi) * np.exp(logb) * _step()[:, None])[::-1], axis=0)[::-1]
     ok = tail <= tol
     need = np.where(ok.any(0), _GRID[np.argmax(ok, axis=0)], MAX_TERMS + 1)
-    need = np.where(half > 0, need, MIN_TERMS)
-    return int(need.max())
+    return np.where(half > 0, need, MIN_TERMS)
 
 
 def round_terms(k):

@@ -125,6 +125,29 @@ def test_layernorm_gelu_residual():
     _agrees(top, "Dense_1")                                     # LayerNorm's shift + a Dense
 
 
+class _PreLN(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Dense(2)(x)
+        u = nn.gelu(nn.Dense(8)(nn.LayerNorm()(h)), approximate=False)
+        h = h + nn.Dense(2)(u)                     # built before the read-out: Dense_2
+        return nn.Dense(3)(h)
+
+
+def test_pre_ln_residual_is_exact():
+    x = jnp.zeros((1, 3))
+    variables = _PreLN().init(jax.random.key(0), x)
+    top = topology_of(_PreLN(), variables, x)
+    # Dense_2, the residual add, folds to [u, h] -> [h, W2 u + b]: its copies of h put all
+    # their spread in one input (integrated analytically, ei_jax/_src/exact/dominant.py)
+    _agrees(top, "Dense_2")
+    # independent: a copy's one nonzero pair is a 1 -> 1 identity layer's (banded closed form)
+    mat = exact.ei_parts_matrix(top, "Dense_2", **BINS)
+    one = _dense_exact(np.ones((1, 1)), np.zeros(1), "identity", (-10, 10))
+    np.testing.assert_allclose(mat[8:, :2], one * np.eye(2), rtol=1e-6, atol=1e-12)
+    assert np.all(mat[:8, :2] == 0) and np.all(mat[8:, 2:] == 0)
+
+
 def test_equinox_mlp_and_cnn():
     eqx = pytest.importorskip("equinox")
     mlp = eqx.nn.MLP(3, 2, 4, 2, activation=jax.nn.sigmoid, key=jax.random.key(0))
