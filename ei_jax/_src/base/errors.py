@@ -142,3 +142,8 @@ class SampleLimitedWarning(UserWarning):
 
 class OutOfRangeWarning(UserWarning):
     """Some samples fell outside the binning range and were dropped (or clipped)."""
+
+
+class ExactTruncatedWarning(UserWarning):
+    """An exact measure under ``jax.jit`` / ``grad`` / ``vmap`` could not guarantee its accuracy
+    for some outputs (too few series terms for traced weights): those entries are NaN."""

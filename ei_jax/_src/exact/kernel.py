@@ -29,6 +29,7 @@ import numpy as np
 
 from ei_jax._src.exact import dominant
 from ei_jax._src.exact import terms as series_terms
+from ei_jax._src.exact import traced_guard
 from ei_jax._src.exact.columns import column_joint, column_mi
 from ei_jax._src.info.binning import check_range
 from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
@@ -130,6 +131,8 @@ def _split(k, b, *, plan, static):
 def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms,
          tables=False):
     out_dtype = jnp.zeros((), float).dtype          # the caller's default float
+    # traced weights get the fan-in's term count: columns it cannot serve become NaN
+    guarded = terms is None and isinstance(kernel, jax.core.Tracer) and not tables
     kernel, bias, activation, in_range, out_range, terms = _prepare(
         kernel, bias, activation, in_range, out_range, terms, which=which, in_bins=in_bins)
     static = dict(tables=tables, activation=activation, in_range=in_range, in_bins=int(in_bins),
@@ -155,6 +158,8 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
             return vjp(g.astype(jnp.float64))
 
     fn.defvjp(fwd, bwd)
+    if guarded and isinstance(terms, int) and terms > 0:
+        return traced_guard.guard(fn(kernel, bias), kernel, in_range, terms)
     return fn(kernel, bias)
 
 
@@ -190,7 +195,9 @@ def exact_ei_parts_matrix(kernel, bias=None, *, activation, in_range, in_bins, o
     Returns:
       ``(n_in, n_out)`` bits in the default float dtype; NaN for a pair whose outputs all fall
       outside ``out_range`` (the sampled measures raise ``EmptyHistogramError`` there). A zero
-      weight gives exactly 0.
+      weight gives exactly 0. Traced weights with ``terms=None``: NaN for a column that the
+      fan-in's term count cannot serve to 1e-6 (almost all its spread in one or two inputs),
+      with an ``ExactTruncatedWarning`` (:mod:`ei_jax._src.exact.traced_guard`).
 
     Example:
       >>> import jax.numpy as jnp

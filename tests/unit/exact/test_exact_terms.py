@@ -62,3 +62,26 @@ def test_new_weights_compile_nothing_and_match_the_reference(n, m):
             want = ref.ei_parts_matrix(w, b, **KW)
             assert np.nanmax(want) > 1e-2
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_traced_weights_that_the_default_count_cannot_serve_are_nan_with_a_warning():
+    """Under jax.jit the count comes from the fan-in alone; a column with almost all its
+    spread in one input would be truncated silently. The bound is evaluated in the traced
+    computation: that column is NaN with an ExactTruncatedWarning, the others equal the
+    concrete values, and the traced bound agrees with the host's choice column by column."""
+    from ei_jax._src.exact import traced_guard
+    from ei_jax.errors import ExactTruncatedWarning
+
+    rng = np.random.default_rng(0)
+    w = np.column_stack([np.r_[1.0, np.full(5, 1e-3)], rng.normal(size=6), np.full(6, 0.5)])
+    concrete = np.asarray(exact_core.exact_ei_parts_matrix(w, None, **KW))
+    jitted = jax.jit(lambda k: exact_core.exact_ei_parts_matrix(k, None, **KW))
+    with pytest.warns(ExactTruncatedWarning, match=r"column\(s\) \[0\].*NaN"):
+        traced = np.asarray(jax.block_until_ready(jitted(w)))
+    assert np.isnan(traced[:, 0]).all() and np.isfinite(concrete[:, 0]).all()
+    np.testing.assert_allclose(traced[:, 1:], concrete[:, 1:], rtol=0, atol=1e-12)
+    # the traced bound says "not enough" exactly where the host picks more terms per column
+    default = terms.default_terms(6)
+    need = terms.terms_per_column(np.abs(w), terms.TERMS_TOL)
+    bound = np.asarray(traced_guard.tail_bound(jax.numpy.asarray(w), (0.0, 1.0), default))
+    assert list(bound > traced_guard.TRACED_TOL) == list(need > default) == [True, False, False]

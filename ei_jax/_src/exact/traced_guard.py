@@ -1,0 +1,80 @@
+"""No silently truncated series under tracing: columns whose default term count is too few.
+
+Concrete weights get their term count from a bound on the series' truncation error
+(:func:`~ei_jax._src.exact.terms.choose_terms`). Traced weights (a user's ``jax.jit`` /
+``jax.grad`` / ``jax.vmap``) cannot be inspected on the host, so they get
+:func:`~ei_jax._src.exact.terms.default_terms` from the fan-in alone -- enough for every
+ordinary column, too few for a column with almost all its spread in one or two inputs (a
+residual copy, a nearly one-hot column), where the series would be truncated silently.
+
+Here the same bound is evaluated inside the traced computation (the 9-point tail bound of
+:func:`~ei_jax._src.exact.terms._enough`, per column, in ``jax.numpy``). A column whose
+truncation error of ``F`` may exceed :data:`TRACED_TOL` is NaN -- loud in any sum or loss --
+and a host callback warns with what to do. Columns within the bound are returned untouched.
+"""
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ei_jax._src.base.errors import ExactTruncatedWarning
+from ei_jax._src.exact import terms as series_terms
+from ei_jax._src.exact.sums import HOEFFDING
+
+#: Bound on the truncation error of ``F`` that traced columns must meet (100x the host's
+#: ``TERMS_TOL``: the default count leaves ordinary columns far below it).
+TRACED_TOL = 1e-6
+
+
+def _log_envelope_after(x):
+    """``jax.numpy`` twin of :func:`ei_jax._src.exact.terms._log_envelope_after`."""
+    x = jnp.abs(x)
+    env = jnp.where(x <= math.pi, x * x * (-1.0 / 6.0), -jnp.log(jnp.maximum(x, 1e-30)))
+    return jnp.maximum(env, -jnp.log(jnp.maximum(x, math.pi)))
+
+
+def tail_bound(kernel, in_range, terms: int):
+    """A bound ``(m,)`` on each column's truncation error of ``F`` with ``terms`` terms (traced
+    ``kernel (n, m)``; 0 for a column without spread)."""
+    grid = series_terms._GRID
+    start = int(np.searchsorted(grid, terms, side="right")) - 1
+    d = jax.lax.stop_gradient(jnp.abs(kernel)) * (in_range[1] - in_range[0])
+    half = jnp.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * jnp.sqrt((d * d).sum(0)))
+    scale = (math.pi / jnp.where(half > 0, 2.0 * half, 1.0))[None, :] * (0.5 * d)
+    if start < 0:
+        return jnp.where(half > 0, jnp.inf, 0.0)
+    points = [start] + [start + (1 << j) for j in range(8) if start + (1 << j) < len(grid)]
+    step = series_terms._step()
+    tail = jnp.zeros(kernel.shape[1], d.dtype)
+    for j, g in enumerate(points):
+        end = points[j + 1] if j + 1 < len(points) else len(grid)
+        k = float(grid[g])
+        val = _log_envelope_after(k * scale).sum(0) - _log_envelope_after(k * scale.max(0))
+        val = val + 1e-4 * jnp.abs(val) + 1e-6
+        tail = tail + (2.0 / math.pi) * jnp.exp(val) * float(step[g:end].sum())
+    return jnp.where(half > 0, tail, 0.0)
+
+
+def _warn(ok, terms):
+    ok = np.asarray(ok)
+    if ok.all():
+        return
+    bad = np.flatnonzero(~ok.reshape(-1, ok.shape[-1]).all(0))
+    warnings.warn(ExactTruncatedWarning(
+        f"Exact EI_parts under jax.jit / grad / vmap: output column(s) {bad[:10].tolist()}"
+        f"{' ...' if bad.size > 10 else ''} have almost all their spread in one or two inputs, "
+        f"so the {terms} series terms chosen from the fan-in could be off by more than "
+        f"{TRACED_TOL:g} in a CDF; those columns are NaN instead of a truncated value. Call the "
+        "measure on concrete weights (outside the transformation: a residual copy is then "
+        "integrated exactly), or pass terms=... large enough to accept the cost."), stacklevel=2)
+
+
+def guard(matrix, kernel, in_range, terms: int):
+    """``matrix (n, m)`` with the columns whose series bound exceeds :data:`TRACED_TOL` set to
+    NaN, and a host warning where any is."""
+    ok = tail_bound(kernel, in_range, terms) <= TRACED_TOL
+    jax.debug.callback(_warn, ok, terms)
+    return jnp.where(ok[None, :], matrix, jnp.nan)
