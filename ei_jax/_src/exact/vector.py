@@ -52,7 +52,7 @@ from ei_jax._src.model import activations as _act
 
 #: Default limit on the input cells ``in_bins ** n_in``.
 MAX_CELLS = 1 << 20
-#: Default limit on the estimated simplices (:func:`box_cells.box_work`); at 1e6 or more
+#: Default limit on the estimated simplices (:func:`box_plan.box_work`); at 1e6 or more
 #: estimated simplices per second, up to a minute or so.
 MAX_WORK = 50_000_000
 _SAMPLED = "use the sampled measure ei_jax.ei(key, topology, layer, ..., stderr=True)"
