@@ -2,7 +2,8 @@
 
 In a box's unit coordinates ``u in [0, 1]^n`` every pre-activation is affine,
 ``z_o = z0_o + s_o . u``; output neuron ``o`` crosses ``c_o`` of its thresholds there. For each
-box the neuron that crosses most is the *base* ``b``. With the coordinates flipped
+box one crossing neuron is the *base* ``b`` and another the CDF's (below), the pair with the
+fewest estimated simplices (:func:`box_plan.plan`). With the coordinates flipped
 (``u_i -> 1 - u_i``) so that ``s_b >= 0``, the part of the cube below a threshold ``tau`` of
 ``b`` is a signed sum of ``2^n`` simplices (inclusion-exclusion over the cube's lower faces):
 
@@ -15,12 +16,13 @@ each ``Delta_S`` with vertices ``1_S`` and ``1_S + (\\tau - s_b . 1_S) / s_{b,i}
   ``sum_S (-1)^{|S|} (\\tau - s_b . 1_S)_+^n / (n! prod s_b)`` (truncated powers) at each
   threshold;
 * otherwise each ``Delta_S`` is cut, depth-first, by the thresholds of the other crossing
-  neurons but the one that crosses most after ``b`` (:func:`simplex_ops.split`), whose bins
-  come from the B-spline distribution function (:func:`simplex_ops.linear_cdf`) instead.
+  neurons but the CDF's (:func:`simplex_ops.split`), whose bins come from the B-spline
+  distribution function (:func:`simplex_ops.linear_cdf`) instead. A vertex carries each
+  neuron's ``z`` with its coordinates (the split interpolates them: ``z`` is affine).
 
 The signed sum cancels: its terms add up to at most ``kappa = 2^n (sum s_b)^n / (n! prod s_b)``
-(``s_b`` relative to the cube). A box with ``kappa > KAPPA_MAX`` (a nearly axis-parallel base
-neuron, or a zero weight) is cut from the cube's ``n!`` Kuhn simplices
+(``s_b`` relative to the cube). A box where every crossing neuron has ``kappa > KAPPA_MAX``
+(nearly axis-parallel, or a zero weight) is cut from the cube's ``n!`` Kuhn simplices
 ``{u : u_{pi(1)} >= ... >= u_{pi(n)}}`` instead: slower (about ``5 x`` more pieces per cut),
 no cancellation. A box's masses are summed per output cell in a dense array over its
 ``prod_o (c_o + 1)`` cells, and signed round-off (``kappa * 1e-16`` at most) is clipped at 0.
@@ -30,14 +32,12 @@ Everything here is one box at a time; :mod:`ei_jax._src.exact.box_stream` loops 
 
 import numpy as np
 
+from ei_jax._src.exact.box_plan import plan
 from ei_jax._src.exact.simplex_ops import jit, linear_cdf, sort_small, split, volume
 
 #: Above this cancellation bound (float64 error about ``kappa * 1e-16`` per probability), a box
 #: is cut from its Kuhn simplices instead of the signed decomposition (read at each call).
 KAPPA_MAX = 1e6
-#: Pieces a cut makes of a simplex it crosses, on average (measured on the Iris layers: the
-#: estimate below is then within a factor 2 of the pieces made).
-SPLIT_PIECES = 5
 
 
 @jit
@@ -83,81 +83,33 @@ def box_range(b, starts, widths, scale, kernel, bias, t, idx, z0, scaled, first,
 
 
 @jit
-def _argmax(cross, skip):
-    best = 0 if skip != 0 else min(1, len(cross) - 1)
-    for o in range(len(cross)):
-        if o != skip and cross[o] > cross[best]:
-            best = o
-    return best
-
-
-@jit
-def _kappa(scaled, base, fact):
-    n = scaled.shape[0]
-    sa, pa = 0.0, 1.0
-    for i in range(n):
-        sa += scaled[i, base]
-        pa *= scaled[i, base]
-    return 2.0 ** n * sa ** n / (fact * pa)
-
-
-@jit
-def box_work(scaled, cross, kappa_max, fact, c):
-    """Estimated simplices of a box (0 for one no neuron or only one crosses, a closed form);
-    ``c (m,)`` scratch."""
-    n, m = scaled.shape
-    base = _argmax(cross, -1)
-    sa, pa, nz = 0.0, 1.0, 0
-    for i in range(n):
-        sa += abs(scaled[i, base])
-        pa *= abs(scaled[i, base])
-    for o in range(m):
-        c[o] = cross[o]
-        nz += cross[o] > 0
-    if nz == 0:
-        return 0.0
-    kappa = 2.0 ** n * sa ** n / (fact * pa)
-    sort_small(c)                                 # the base last, then the CDF's neuron
-    middle = 1.0
-    for o in range(m - 2):
-        middle *= 1 + SPLIT_PIECES * c[o]
-    if np.isfinite(kappa) and kappa <= kappa_max:
-        return (c[m - 1] + 1) * 2.0 ** n * middle if nz >= 2 else 0.0
-    return fact * middle * (1 + SPLIT_PIECES * c[m - 1])
-
-
-@jit
-def _refine(root, lab0, w, upper, z0, scaled, first, t, cuts, ncut, last, c_last, stride, local,
-            tpl, tix, sv, sl, sk, cur, lab, values, order, points, mat, knots, cs, fact):
+def _refine(root, lab0, w, upper, z0, first, t, cuts, ncut, last, c_last, stride, local,
+            tpl, tix, sv, sl, sk, lab, values, order, points, mat, knots, cs, fact):
     """Cuts simplex ``root`` (labels ``lab0``, weight ``w``) by the thresholds ``cut`` depth-first
     and adds each piece's mass per bin of ``last`` to ``local`` (and ``-mass`` one base bin up
-    at ``+ upper`` if ``upper``); returns the pieces."""
-    n1, n = root.shape
+    at ``+ upper`` if ``upper``); returns the pieces. A vertex row is its ``n`` coordinates, then
+    ``z_o`` of each neuron (affine: the split interpolates them with the coordinates)."""
+    n1 = root.shape[0]
+    n = n1 - 1
     m = len(first)
     top = 0
-    for i in range(n1):
-        for d in range(n):
-            sv[0, i, d] = root[i, d]
+    sv[0] = root
     for o in range(m):
         sl[0, o] = lab0[o]
     sk[0] = 0
     leaves = 0
     while top >= 0:
-        for i in range(n1):
-            for d in range(n):
-                cur[i, d] = sv[top, i, d]
+        cur = sv[top]                             # split copies it out before writing there
         for o in range(m):
             lab[o] = sl[top, o]
         k = sk[top]
         top -= 1
         while k < ncut:                           # whole on one side: the next cut
             o, s = cuts[0, k], cuts[1, k]
+            tau = t[first[o] + 1 + s]
             npos = 0
             for i in range(n1):
-                acc = 0.0
-                for d in range(n):
-                    acc += cur[i, d] * scaled[d, o]
-                values[i] = z0[o] + acc - t[first[o] + 1 + s]
+                values[i] = cur[i, n + o] - tau
                 npos += values[i] >= 0
             if 0 < npos < n1:
                 break
@@ -178,25 +130,27 @@ def _refine(root, lab0, w, upper, z0, scaled, first, t, cuts, ncut, last, c_last
         for o in range(m):
             at += (lab[o] - first[o]) * stride[o]
         for i in range(n1):
-            acc = 0.0
-            for d in range(n):
-                acc += cur[i, d] * scaled[d, last]
-            knots[i] = z0[last] + acc
+            knots[i] = cur[i, n + last]
         sort_small(knots)
         below = 0.0
         for j in range(c_last + 1):
-            cdf = linear_cdf(knots, t[first[last] + 1 + j], cs) if j < c_last else 1.0
+            x = t[first[last] + 1 + j] if j < c_last else np.inf
+            if x <= knots[0]:
+                continue
+            cdf = linear_cdf(knots, x, cs) if x <= knots[n] else 1.0
             if cdf - below > 0:
                 local[at + j * stride[last]] += mass * (cdf - below)
                 if upper > 0:
                     local[at + j * stride[last] + upper] -= mass * (cdf - below)
+            if x > knots[n]:                      # the rest of the bins: nothing
+                break
             below = cdf
     return leaves
 
 
 @jit
 def box_local(z0, scaled, first, cross, t, kappa_max, fact, stride, local, tpl, tix, sv, sl, sk,
-              cur, lab, values, order, points, mat, knots, cs, root, lab0, perm, cuts):
+              lab, values, order, points, mat, knots, cs, root, lab0, perm, cuts):
     """Adds ``P(output cell | box)`` to ``local`` (dense over the box's cells, ``stride``;
     ``z0`` and ``scaled`` are flipped in place); returns the simplices made."""
     n, m = scaled.shape
@@ -206,16 +160,14 @@ def box_local(z0, scaled, first, cross, t, kappa_max, fact, stride, local, tpl, 
     if nz == 0:
         local[0] += 1.0
         return 0
-    base = _argmax(cross, -1)
+    rbase, last, _ = plan(z0, scaled, first, cross, t, kappa_max, fact)
+    kuhn = rbase < 0
+    base = last if kuhn else rbase
     for i in range(n):
         if scaled[i, base] < 0:
             for o in range(m):
                 z0[o] += scaled[i, o]
                 scaled[i, o] = -scaled[i, o]
-    kappa = _kappa(scaled, base, fact)
-    kuhn = not (np.isfinite(kappa) and kappa <= kappa_max)
-    rbase = -1 if kuhn else base
-    last = _argmax(cross, rbase)
     c_last = 0 if last == rbase else cross[last]
     ncut = np.int64(0)                           # not a literal: one compiled _refine
     for o in range(m):
@@ -269,8 +221,14 @@ def box_local(z0, scaled, first, cross, t, kappa_max, fact, stride, local, tpl, 
                     root[k, i] = (S >> i) & 1
             for i in range(n):
                 root[i + 1, i] += reach / scaled[i, base]
-        made += _refine(root, lab0, sign, up, z0, scaled, first, t, cuts, ncut, last, c_last, stride,
-                        local, tpl, tix, sv, sl, sk, cur, lab, values, order, points, mat, knots, cs,
+        for k in range(n + 1):                    # each neuron's z at the vertices
+            for o in range(m):
+                acc = z0[o]
+                for i in range(n):
+                    acc += root[k, i] * scaled[i, o]
+                root[k, n + o] = acc
+        made += _refine(root, lab0, sign, up, z0, first, t, cuts, ncut, last, c_last, stride,
+                        local, tpl, tix, sv, sl, sk, lab, values, order, points, mat, knots, cs,
                         fact)
     return made
 

@@ -14,7 +14,8 @@ renormalised to ``K`` has
 
 import numpy as np
 
-from ei_jax._src.exact.box_cells import box_local, box_range, box_work
+from ei_jax._src.exact.box_cells import box_local, box_range
+from ei_jax._src.exact.box_plan import box_work
 from ei_jax._src.exact.simplex_ops import jit
 
 # --- a hash table of output cells (rows of m labels) to mass ---------------------------------
@@ -74,7 +75,7 @@ def work_estimate(kernel, bias, t, starts, widths, scale, kappa_max, fact):
     thresholds cross, the bound ``sum_boxes prod_o (c_o + 1)`` on nonempty (box, output cell)
     pairs, the simplices to expect (:func:`box_work`) and the largest box's ``prod (c_o + 1)``."""
     n, m = kernel.shape
-    idx, c = np.zeros(n, np.int64), np.zeros(m)
+    idx = np.zeros(n, np.int64)
     z0, scaled = np.zeros(m), np.zeros((n, m))
     first, cross = np.zeros(m, np.int64), np.zeros(m, np.int64)
     crossed, pairs, work, most = 0, 0.0, 0.0, 1.0
@@ -87,7 +88,7 @@ def work_estimate(kernel, bias, t, starts, widths, scale, kappa_max, fact):
         crossed += cells > 1
         pairs += cells
         most = max(most, cells)
-        work += box_work(scaled, cross, kappa_max, fact, c)
+        work += box_work(z0, scaled, first, cross, t, kappa_max, fact)
     return crossed, pairs, work, most
 
 
@@ -104,9 +105,9 @@ def mi_sums(kernel, bias, t, starts, widths, scale, out_bins, kappa_max, fact, t
     z0, scaled = np.zeros(m), np.zeros((n, m))
     first, cross = np.zeros(m, np.int64), np.zeros(m, np.int64)
     cap = 1 + m * len(t) * most
-    sv, sl = np.zeros((cap, n + 1, n)), np.zeros((cap, m), np.int64)
+    sv, sl = np.zeros((cap, n + 1, n + m)), np.zeros((cap, m), np.int64)
     sk = np.zeros(cap, np.int64)
-    cur, root, points = np.zeros((n + 1, n)), np.zeros((n + 1, n)), np.zeros(((n + 1) * (n + 2), n))
+    root, points = np.zeros((n + 1, n + m)), np.zeros(((n + 1) * (n + 2), n + m))
     lab, lab0, perm = np.zeros(m, np.int64), np.zeros(m, np.int64), np.zeros(n, np.int64)
     values, knots, cs, order = np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1), np.zeros(n + 1, np.int64)
     mat = np.zeros((n, n))
@@ -128,7 +129,7 @@ def mi_sums(kernel, bias, t, starts, widths, scale, out_bins, kappa_max, fact, t
         for c in range(cells):
             local[c] = 0.0
         made += box_local(z0, scaled, first, cross, t, kappa_max, fact, stride, local, tpl, tix, sv,
-                          sl, sk, cur, lab, values, order, points, mat, knots, cs, root, lab0, perm,
+                          sl, sk, lab, values, order, points, mat, knots, cs, root, lab0, perm,
                           cuts)
         px = 0.0
         for o in range(m):

@@ -29,7 +29,8 @@ def jit(fn=None, *, inline="never"):
 
 @jit
 def split(v, values, tpl, tix, points, order, out_v, out_pos, at):
-    """Cuts simplex ``v`` ``(n + 1, n)`` by the hyperplane ``L = 0`` (``values``: ``L`` at its
+    """Cuts simplex ``v`` ``(n + 1, w)`` (``n`` coordinates, then any affine functions' values,
+    interpolated with them) by the hyperplane ``L = 0`` (``values``: ``L`` at its
     vertices, both signs present) and writes the pieces' vertices to ``out_v[at:]`` and
     whether each lies on the side ``L >= 0`` (1, else 0) to ``out_pos[at:]``; returns how many.
 
@@ -75,9 +76,10 @@ def split(v, values, tpl, tix, points, order, out_v, out_pos, at):
 
 @jit
 def volume(v, mat):
-    """``|det(v_1 - v_0, ..., v_n - v_0)|`` of simplex ``v`` ``(n + 1, n)`` (divide by ``n!``
-    for its volume); Gaussian elimination with partial pivoting in scratch ``mat (n, n)``."""
-    n = v.shape[1]
+    """``|det(v_1 - v_0, ..., v_n - v_0)|`` of simplex ``v`` ``(n + 1, n + extra)`` (its first
+    ``n`` columns; divide by ``n!`` for its volume); Gaussian elimination with partial pivoting
+    in scratch ``mat (n, n)``."""
+    n = mat.shape[0]
     for r in range(n):
         for c in range(n):
             mat[r, c] = v[r + 1, c] - v[0, c]

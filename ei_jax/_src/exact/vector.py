@@ -21,9 +21,9 @@ one box at a time with the mutual information's sums streamed: :mod:`box_stream`
 determinants and B-spline distribution functions give the volumes (no sampling). The simplices to expect
 are estimated beforehand from each box's range of ``z``: over ``max_work`` (or over
 ``max_cells`` input cells) it is an :class:`ExactUnavailableError` that gives the figures.
-Measured on 2 shared, loaded cores (a thread per core): 2.5e6-6e6 simplices made per second,
-1.2e6-2e7 estimated simplices per second (the paper's Iris layers, 8 bins; the trained 5 -> 5
-layer: 3e8 estimated, about a minute). The first call in a process loads the compiled kernels
+Measured on 2 shared, loaded cores (a thread per core): 3e6-6.4e6 simplices made per second,
+4e6-7e7 estimated simplices per second (the paper's Iris layers, 8 bins; the trained 5 -> 5
+layer: 3e8 estimated, about 25 s). The first call in a process loads the compiled kernels
 from numba's cache (~0.5 s), or compiles them (~10 s on that machine) where the cache is empty.
 
 Host float64 (numba): the number of pieces depends on the weights, so this has no traceable
@@ -52,7 +52,7 @@ from ei_jax._src.model import activations as _act
 
 #: Default limit on the input cells ``in_bins ** n_in``.
 MAX_CELLS = 1 << 20
-#: Default limit on the estimated simplices (:func:`box_cells.box_work`); at 1e6 or more
+#: Default limit on the estimated simplices (:func:`box_plan.box_work`); at 1e6 or more
 #: estimated simplices per second, up to a minute or so.
 MAX_WORK = 50_000_000
 _SAMPLED = "use the sampled measure ei_jax.ei(key, topology, layer, ..., stderr=True)"
