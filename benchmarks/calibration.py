@@ -101,6 +101,25 @@ HEADER = ("| layer | bins | samples | samples / occupied cell | exact | correcte
           "|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+def row_line(name, bins, samples, cells, exact, r) -> str:
+    """One table row from :func:`summary`'s statistics ``r``."""
+    return (f"| {name} | {bins} | {samples:,} | {samples / cells:.1f} "
+            f"| {exact:.3f} | {r['bias']:+.4f} ({r['bias_se']:+.1f}) | {r['stderr']:.4f} "
+            f"| {r['ratio_all']:.2f} | {r['warned']:.0%} | {r['cover']:.2f} of {r['ok']} "
+            f"| {r['ratio']:.2f} | {r['flagged_err']:+.1f} |")
+
+
+def emit(lines, line, started):
+    lines.append(line)
+    print(line, f"<!-- {time.time() - started:.0f} s -->", flush=True)
+
+
+def write(out, lines):
+    if out:
+        with open(out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keys", type=int, default=100)
@@ -119,15 +138,8 @@ def main():
                                       args.chunk))
         cells = occupied(n_in, n_out, act, bins, samples, scale, seed)
         name = f"{n_in}→{n_out} {act}" + (f" ({seed})" if isinstance(seed, str) else "")
-        line = (f"| {name} | {bins} | {samples:,} | {samples / cells:.1f} "
-                f"| {exact:.3f} | {r['bias']:+.4f} ({r['bias_se']:+.1f}) | {r['stderr']:.4f} "
-                f"| {r['ratio_all']:.2f} | {r['warned']:.0%} | {r['cover']:.2f} of {r['ok']} "
-                f"| {r['ratio']:.2f} | {r['flagged_err']:+.1f} |")
-        lines.append(line)
-        print(line, f"<!-- {time.time() - t:.0f} s -->", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        emit(lines, row_line(name, bins, samples, cells, exact, r), t)
+    write(args.out, lines)
 
 
 if __name__ == "__main__":

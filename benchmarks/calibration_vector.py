@@ -26,7 +26,7 @@ import ei_jax
 from ei_jax import exact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import HEADER, summary  # noqa: E402  (the pairwise table's columns)
+from calibration import HEADER, emit, row_line, summary, write  # noqa: E402  (the pairwise table)
 
 ACTIVATIONS = {"sigmoid": (nn.sigmoid, (0.0, 1.0)), "tanh": (nn.tanh, (-1.0, 1.0)),
                "relu": (nn.relu, (0.0, 4.0))}
@@ -94,15 +94,8 @@ def main():
                                   ("limited", bool)))
         r = summary(truth, c, s, lim)
         cells = occupied(kernel, act, samples, bins)
-        line = (f"| {n_in}→{n_out} {act} | {bins} | {samples:,} | {samples / cells:.1f} "
-                f"| {truth:.3f} | {r['bias']:+.4f} ({r['bias_se']:+.1f}) | {r['stderr']:.4f} "
-                f"| {r['ratio_all']:.2f} | {r['warned']:.0%} | {r['cover']:.2f} of {r['ok']} "
-                f"| {r['ratio']:.2f} | {r['flagged_err']:+.1f} |")
-        lines.append(line)
-        print(line, f"<!-- {time.time() - t:.0f} s -->", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        emit(lines, row_line(f"{n_in}→{n_out} {act}", bins, samples, cells, truth, r), t)
+    write(args.out, lines)
 
 
 if __name__ == "__main__":
