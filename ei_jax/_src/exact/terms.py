@@ -20,25 +20,25 @@ MIN_TERMS = 32
 MAX_TERMS = 1 << 15
 
 
-def _log_envelope(x):
+def _log_envelope(x, xp=np):
     """A bound on ``log |sinc x|``: ``-x^2/6`` up to pi (Taylor coefficients all negative), ``-log x`` beyond."""
-    x = np.abs(x)
-    return np.where(x <= np.pi, x * x * np.float32(-1.0 / 6.0), -np.log(np.maximum(x, 1e-30)))
+    x = xp.abs(x)
+    return xp.where(x <= np.pi, x * x * np.float32(-1.0 / 6.0), -xp.log(xp.maximum(x, 1e-30)))
 
 
-def _log_envelope_after(x):
+def _log_envelope_after(x, xp=np):
     """``max_{y >= x}`` of the log-envelope: it falls on each side of pi but jumps up there."""
-    return np.maximum(_log_envelope(x), -np.log(np.maximum(np.abs(x), np.float32(np.pi))))
+    return xp.maximum(_log_envelope(x, xp), -xp.log(xp.maximum(xp.abs(x), np.float32(np.pi))))
 
 
 _GRID = np.unique(np.round(np.geomspace(1, MAX_TERMS * 2, 128)).astype(np.int64))
 
 
-def _scales(d):
+def _scales(d, xp=np):
     """Window half-widths ``(m,)`` and float32 scales ``u_1 d / 2`` ``(n, m)`` of the columns."""
-    half = np.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * np.sqrt((d * d).sum(0)))
-    wid = np.where(half > 0, 2.0 * half, 1.0)                                       # (m,)
-    return half, ((np.pi / wid) * (0.5 * d)).astype(np.float32)
+    half = xp.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * xp.sqrt((d * d).sum(0)))
+    wid = xp.where(half > 0, 2.0 * half, 1.0)                                       # (m,)
+    return half, ((np.pi / wid)[None, :] * (0.5 * d)).astype(np.float32)
 
 
 def _step():
@@ -46,31 +46,39 @@ def _step():
     return np.log(np.append(_GRID[1:], 2 * _GRID[-1]) / _GRID) + 1.0 / _GRID
 
 
-def _enough(d, terms, tol):
-    """Sufficient, cheap: True if every column's truncation bound at ``terms`` is below ``tol / 2``.
+def tail_bound(d, terms, xp=np):
+    """Per column, a bound ``(m,)`` on the truncation error of ``F`` with ``terms`` terms, from
+    the widths ``d (n, m)`` (0 for a column without spread; ``xp``: ``numpy`` on the host,
+    ``jax.numpy`` inside a traced computation, :mod:`ei_jax._src.exact.traced_guard`).
 
-    :func:`_terms_for_widths` would then return at most the largest grid point ``<= terms``.
-    Its bound ``log B`` at grid point ``g`` is the envelope summed over all but the widest
-    input, made non-increasing in ``g``; from ``g_j`` on, each input's envelope is at most
-    :func:`_log_envelope_after` at ``g_j``, so evaluating that at 9 points, dense where the
-    tail is largest (instead of the envelope at all 128), bounds the tail, with a slack for
-    float32 rounding.
+    Cheap: :func:`_terms_for_widths`'s bound ``log B`` at grid point ``g`` is the envelope
+    summed over all but the widest input, made non-increasing in ``g``; from ``g_j`` on, each
+    input's envelope is at most :func:`_log_envelope_after` at ``g_j``, so evaluating that at
+    9 points, dense where the tail is largest (instead of the envelope at all 128), bounds the
+    tail, with a slack for float32 rounding.
     """
-    half, scale = _scales(d)
+    half, scale = _scales(d, xp)
     start = int(np.searchsorted(_GRID, terms, side="right")) - 1
     if start < 0:
-        return False
+        return xp.where(half > 0, np.inf, 0.0)
     points = [start] + [start + (1 << j) for j in range(8) if start + (1 << j) < len(_GRID)]
     step = _step()
     top = scale.max(0)
-    tail = np.zeros(scale.shape[1])
+    tail = xp.zeros(scale.shape[1])
     for j, g in enumerate(points):
         end = points[j + 1] if j + 1 < len(points) else len(_GRID)
-        val = (_log_envelope_after(np.float32(_GRID[g]) * scale).sum(0, dtype=np.float64)
-               - _log_envelope_after(np.float32(_GRID[g]) * top))
-        val = val + 1e-4 * np.abs(val) + 1e-6
-        tail += (2.0 / np.pi) * np.exp(val) * step[g:end].sum()
-    return bool(np.all((tail <= 0.5 * tol) | (half <= 0)))
+        val = (_log_envelope_after(np.float32(_GRID[g]) * scale, xp).sum(0, dtype=np.float64)
+               - _log_envelope_after(np.float32(_GRID[g]) * top, xp).astype(np.float64))
+        val = val + 1e-4 * xp.abs(val) + 1e-6
+        tail = tail + (2.0 / np.pi) * xp.exp(val) * float(step[g:end].sum())
+    return xp.where(half > 0, tail, 0.0)
+
+
+def _enough(d, terms, tol):
+    """Sufficient, cheap: True if every column's truncation bound at ``terms``
+    (:func:`tail_bound`) is below ``tol / 2``; then :func:`_terms_for_widths` would return at
+    most the largest grid point ``<= terms``."""
+    return bool(np.all(tail_bound(d, terms) <= 0.5 * tol))
 
 
 def _terms_for_widths(d, tol):

@@ -7,13 +7,12 @@ Concrete weights get their term count from a bound on the series' truncation err
 ordinary column, too few for a column with almost all its spread in one or two inputs (a
 residual copy, a nearly one-hot column), where the series would be truncated silently.
 
-Here the same bound is evaluated inside the traced computation (the 9-point tail bound of
-:func:`~ei_jax._src.exact.terms._enough`, per column, in ``jax.numpy``). A column whose
+Here the same bound is evaluated inside the traced computation (the 9-point tail bound,
+:func:`~ei_jax._src.exact.terms.tail_bound`, per column, in ``jax.numpy``). A column whose
 truncation error of ``F`` may exceed :data:`TRACED_TOL` is NaN -- loud in any sum or loss --
 and a host callback warns with what to do. Columns within the bound are returned untouched.
 """
 
-import math
 import warnings
 
 import jax
@@ -22,40 +21,19 @@ import numpy as np
 
 from ei_jax._src.base.errors import ExactTruncatedWarning
 from ei_jax._src.exact import terms as series_terms
-from ei_jax._src.exact.sums import HOEFFDING
 
 #: Bound on the truncation error of ``F`` that traced columns must meet (100x the host's
 #: ``TERMS_TOL``: the default count leaves ordinary columns far below it).
 TRACED_TOL = 1e-6
 
 
-def _log_envelope_after(x):
-    """``jax.numpy`` twin of :func:`ei_jax._src.exact.terms._log_envelope_after`."""
-    x = jnp.abs(x)
-    env = jnp.where(x <= math.pi, x * x * (-1.0 / 6.0), -jnp.log(jnp.maximum(x, 1e-30)))
-    return jnp.maximum(env, -jnp.log(jnp.maximum(x, math.pi)))
-
-
 def tail_bound(kernel, in_range, terms: int):
-    """A bound ``(m,)`` on each column's truncation error of ``F`` with ``terms`` terms (traced
-    ``kernel (n, m)``; 0 for a column without spread)."""
-    grid = series_terms._GRID
-    start = int(np.searchsorted(grid, terms, side="right")) - 1
-    d = jax.lax.stop_gradient(jnp.abs(kernel)) * (in_range[1] - in_range[0])
-    half = jnp.minimum(0.5 * d.sum(0), 0.5 * d.max(0) + HOEFFDING * jnp.sqrt((d * d).sum(0)))
-    scale = (math.pi / jnp.where(half > 0, 2.0 * half, 1.0))[None, :] * (0.5 * d)
-    if start < 0:
-        return jnp.where(half > 0, jnp.inf, 0.0)
-    points = [start] + [start + (1 << j) for j in range(8) if start + (1 << j) < len(grid)]
-    step = series_terms._step()
-    tail = jnp.zeros(kernel.shape[1], d.dtype)
-    for j, g in enumerate(points):
-        end = points[j + 1] if j + 1 < len(points) else len(grid)
-        k = float(grid[g])
-        val = _log_envelope_after(k * scale).sum(0) - _log_envelope_after(k * scale.max(0))
-        val = val + 1e-4 * jnp.abs(val) + 1e-6
-        tail = tail + (2.0 / math.pi) * jnp.exp(val) * float(step[g:end].sum())
-    return jnp.where(half > 0, tail, 0.0)
+    """A bound ``(m,)`` on each column's truncation error of ``F`` with ``terms`` terms: the
+    host's bound (:func:`ei_jax._src.exact.terms.tail_bound`) on the traced ``kernel (n, m)``,
+    in float64 (0 for a column without spread)."""
+    with jax.enable_x64(True):
+        d = jax.lax.stop_gradient(jnp.abs(kernel)).astype(jnp.float64) * float(in_range[1] - in_range[0])
+        return series_terms.tail_bound(d, terms, xp=jnp)
 
 
 def _warn(ok, terms):
