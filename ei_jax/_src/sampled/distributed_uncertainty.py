@@ -260,6 +260,7 @@ def global_group_estimate(quarter_rows, **collective):
     # second-order variance (ei_jax._src.info.uncertainty, module docstring).
     infl = INFLUENCE[0] * (pmi(0) - i_full) / n
     infl += INFLUENCE[1] / 2 * (pmi(1) - i_h[h]) / np.maximum(halves[h], 1)
-    infl += INFLUENCE[2] / 4 * (pmi(2) - i_q[q]) / np.maximum(sizes[q], 1)
+    if INFLUENCE[2]:                     # the quarters' weight is 0: no third column of logs
+        infl += INFLUENCE[2] / 4 * (pmi(2) - i_q[q]) / np.maximum(sizes[q], 1)
     squares = _bucket_sums(1, [(0, rows * infl * infl)], bucket, **collective)[0]
     return float(i_full), float(corrected), math.sqrt(squares), singletons / max(n, 1)
