@@ -188,15 +188,6 @@ CASES_1D = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES_1D, ids=[f"1x{c[1]}-{c[4]}" for c in CASES_1D])
-def test_one_input_matches_interval_lengths(case):
-    seed, m, scale, bias, *args = case
-    w, b = _layer(seed, 1, m, scale, bias)
-    want = reference_1d(w, b, *args)
-    assert want > 0.1
-    assert abs(_exact(w, b, *args) - want) < TOL
-
-
 CASES_2D = [
     (10, 1, 3.0, False, "sigmoid", (0, 1), 8, (0, 1), 8),
     (11, 2, 3.0, True, "sigmoid", (0, 1), 6, (0, 1), 6),
@@ -206,11 +197,15 @@ CASES_2D = [
 ]
 
 
-@pytest.mark.parametrize("case", CASES_2D, ids=[f"2x{c[1]}-{c[4]}" for c in CASES_2D])
-def test_two_inputs_match_polygon_areas(case):
+SMALL = [(1, reference_1d, c) for c in CASES_1D] + [(2, reference_2d, c) for c in CASES_2D]
+
+
+@pytest.mark.parametrize("n_in, reference, case", SMALL,
+                         ids=[f"{n}x{c[1]}-{c[4]}" for n, _, c in SMALL])
+def test_one_and_two_inputs_match_interval_lengths_and_polygon_areas(n_in, reference, case):
     seed, m, scale, bias, *args = case
-    w, b = _layer(seed, 2, m, scale, bias)
-    want = reference_2d(w, b, *args)
+    w, b = _layer(seed, n_in, m, scale, bias)
+    want = reference(w, b, *args)
     assert want > 0.1
     assert abs(_exact(w, b, *args) - want) < TOL
 
