@@ -4,7 +4,6 @@ receptive field, as on the Sequential path, unless its slice mixes positions; av
 next layer's kernel. References are computed here: pooling matrices and conv matrices built by
 hand, kernels copied into a plain Dense measured on the Sequential path."""
 
-import warnings
 
 import flax.linen as nn
 import jax
@@ -15,16 +14,7 @@ import pytest
 import ei_jax
 from ei_jax import exact, topology_of
 
-BINS = dict(in_bins=8, out_bins=8)
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    # flax's own avg_pool mixes int and float: the default promotion its users run with.
-    with warnings.catch_warnings(), jax.numpy_dtype_promotion("standard"), \
-            jax.numpy_rank_promotion("allow"):
-        warnings.simplefilter("ignore", ei_jax.DefaultRangeWarning)
-        yield
+from tests.unit.model.traced_common import BINS, flax_default_promotion  # noqa: F401  (autouse)
 
 
 def _dense_exact(kernel, bias, act, in_range):

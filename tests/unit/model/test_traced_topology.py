@@ -3,7 +3,6 @@ operations. Exact layers are checked against an independent computation written 
 folded by hand into a plain Dense measured on the Sequential path, weights copied into a plain
 Dense), and sampled values against the exact ones within 4 standard errors."""
 
-import warnings
 
 import flax.linen as nn
 import jax
@@ -16,16 +15,7 @@ import ei_jax
 from ei_jax import exact, topology_of
 from ei_jax.errors import ExactUnavailableError, UnsupportedModuleError
 
-BINS = dict(in_bins=8, out_bins=8)
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    # flax's own avg_pool / gelu mix int and float: the default promotion their users run with.
-    with warnings.catch_warnings(), jax.numpy_dtype_promotion("standard"), \
-            jax.numpy_rank_promotion("allow"):
-        warnings.simplefilter("ignore", ei_jax.DefaultRangeWarning)
-        yield
+from tests.unit.model.traced_common import BINS, flax_default_promotion  # noqa: F401  (autouse)
 
 
 def _sampled(top, name, **kw):
