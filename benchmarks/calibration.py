@@ -120,17 +120,27 @@ def write(out, lines):
             f.write("\n".join(lines) + "\n")
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def begin(doc, layers, **extra):
+    """The command line of a calibration table (``--keys``, ``--rows``, ``--out`` and
+    ``extra``: option name -> ``add_argument`` keywords): ``(args, rows, lines)`` with the
+    table's first lines printed."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--keys", type=int, default=100)
-    ap.add_argument("--chunk", type=int, default=25, help="keys per compiled vmap call")
     ap.add_argument("--rows", type=str, default=None, help="comma-separated row numbers (0-based)")
     ap.add_argument("--out", type=str, default=None, help="also write the table to this file")
+    for name, kw in extra.items():
+        ap.add_argument(name, **kw)
     args = ap.parse_args()
-    rows = LAYERS if args.rows is None else [LAYERS[int(i)] for i in args.rows.split(",")]
+    rows = layers if args.rows is None else [layers[int(i)] for i in args.rows.split(",")]
     lines = [f"{args.keys} keys per row; coverage and stderr / sd (unwarned) over the keys not "
              "flagged `Estimate.limited`\n", HEADER]
     print("\n".join(lines), flush=True)
+    return args, rows, lines
+
+
+def main():
+    args, rows, lines = begin(__doc__, LAYERS, **{"--chunk": dict(
+        type=int, default=25, help="keys per compiled vmap call")})
     for n_in, n_out, act, bins, samples, scale, seed in rows:
         t = time.time()
         exact = exact_value(n_in, n_out, act, bins, scale, seed)

@@ -11,7 +11,6 @@ distinct (input cell, output cell) rows of one run (key 0).
     nice -n 10 .venv/bin/python benchmarks/calibration_vector.py --keys 100 --out vcal.md
 """
 
-import argparse
 import sys
 import time
 import warnings
@@ -26,7 +25,7 @@ import ei_jax
 from ei_jax import exact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import HEADER, emit, row_line, summary, write  # noqa: E402  (the pairwise table)
+from calibration import begin, emit, row_line, summary, write  # noqa: E402  (the pairwise table)
 
 ACTIVATIONS = {"sigmoid": (nn.sigmoid, (0.0, 1.0)), "tanh": (nn.tanh, (-1.0, 1.0)),
                "relu": (nn.relu, (0.0, 4.0))}
@@ -70,16 +69,8 @@ def occupied(kernel, act, samples, bins, key=0):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--keys", type=int, default=100)
-    ap.add_argument("--rows", type=str, default=None, help="comma-separated row numbers (0-based)")
-    ap.add_argument("--out", type=str, default=None, help="also write the table to this file")
-    ap.add_argument("--max-work", type=float, default=1e8, help="exact.ei's max_work")
-    args = ap.parse_args()
-    rows = LAYERS if args.rows is None else [LAYERS[int(i)] for i in args.rows.split(",")]
-    lines = [f"{args.keys} keys per row; coverage and stderr / sd (unwarned) over the keys not "
-             "flagged `Estimate.limited`\n", HEADER]
-    print("\n".join(lines), flush=True)
+    args, rows, lines = begin(__doc__, LAYERS, **{"--max-work": dict(
+        type=float, default=1e8, help="exact.ei's max_work")})
     for n_in, n_out, act, bins, samples, scale, seed in rows:
         t = time.time()
         top, kernel, ranges = network(n_in, n_out, act, scale, seed)
