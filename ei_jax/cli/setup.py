@@ -15,16 +15,10 @@
 import os
 import warnings
 
+from ei_jax._src.base.cores import core_count
+
 #: Environment variable that turns the compilation cache off (any non-empty value but "0").
 NO_CACHE_ENV = "EI_JAX_NO_CACHE"
-
-
-def core_count() -> int:
-    """The CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def set_cpu_devices(n: int, *, explicit: bool) -> str | None:

@@ -32,11 +32,11 @@ Host float64 (numba): the number of pieces depends on the weights, so this has n
 
 import concurrent.futures
 import math
-import os
 import warnings
 
 import numpy as np
 
+from ei_jax._src.base.cores import core_count
 from ei_jax._src.base.errors import (
     EmptyHistogramError,
     ExactUnavailableError,
@@ -95,13 +95,6 @@ def _check_layer(kernel, bias):
     return kernel, bias
 
 
-def _threads() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                                 # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _sums(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins, max_cells, max_work):
     """``(I in bits, dropped mass, simplices made, simplices estimated)`` of the joint over
     (input cell, output cell); the bits are NaN when no mass is kept (:mod:`box_stream`)."""
@@ -133,7 +126,7 @@ def _sums(kernel, bias, *, activation, in_range, in_bins, out_range, out_bins, m
             f"dimensions, more than max_work={max_work:.3g}. Pass a larger max_work ({_RATE}), "
             f"use fewer bins, or {_SAMPLED}.")
     args = (*geometry, int(out_bins), kappa, fact, *simplices.packed_templates(n))
-    threads = _threads() if work > 1e5 else 1
+    threads = core_count() if work > 1e5 else 1
     if threads == 1:
         parts = [box_stream.mi_sums(*args, 0, 1)]
     else:
