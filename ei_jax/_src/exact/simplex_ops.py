@@ -9,22 +9,7 @@ allocate nothing.
 numba imports in about 0.2 s, so only the exact vector EI imports this module (lazily).
 """
 
-import numba
-
-
-def jit(fn=None, *, inline="never"):
-    """``numba.njit`` with an on-disk cache (next to the source, or numba's user-wide cache
-    directory where that is read-only), releasing the GIL (the driver runs threads), with
-    NumPy's float error model (``x / 0`` is ``inf``, which the cancellation bound expects).
-
-    Where numba finds no writable cache location at all it raises at decoration time: then
-    the function is compiled in each process instead (a few seconds), never an error."""
-    if fn is None:
-        return lambda f: jit(f, inline=inline)
-    try:
-        return numba.njit(cache=True, nogil=True, error_model="numpy", inline=inline)(fn)
-    except RuntimeError:
-        return numba.njit(nogil=True, error_model="numpy", inline=inline)(fn)
+from ei_jax._src.exact.compiled import jit
 
 
 @jit
