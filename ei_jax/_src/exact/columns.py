@@ -8,6 +8,7 @@ inputs at a time.
 """
 
 import jax.numpy as jnp
+import numpy as np
 
 from ei_jax._src.exact import banded
 from ei_jax._src.exact.conditionals import cdf_point_sum, cdf_series, cdf_trapezoid
@@ -32,9 +33,6 @@ def mi_from_conditionals(p, cdf, signs=(1,)):
     return plugin.mi_of_probabilities(pn), kept
 
 
-def _finish(mi, kept, empty, v):
-    out = jnp.where(v == 0, 0.0, mi)
-    return jnp.where(empty | (kept <= 0), jnp.nan, out)
 
 
 def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
@@ -62,12 +60,15 @@ def column_mi(col, *, which, lo, hi, a, h, m, p, ob, terms, active=None, dense=F
     return finish_column(mi, kept, v, b, which=which, lo=lo, hi=hi, ob=ob)
 
 
-def finish_column(mi, kept, v, b, *, which, lo, hi, ob):
-    """A column's bits ``(n_in,)``: 0 for a zero weight, NaN where every output is dropped."""
-    lo_v, hi_v = jnp.minimum(v * lo, v * hi), jnp.maximum(v * lo, v * hi)
+def finish_column(mi, kept, v, b, *, which, lo, hi, ob, xp=jnp):
+    """A column's bits ``(n_in,)``: 0 for a zero weight, NaN where every output is dropped.
+    Also a whole layer at once (``v (n_in, n_out)``, ``b (n_out,)``), and on the host with
+    ``xp=numpy`` (:mod:`ei_jax._src.exact.compiled_path`)."""
+    lo_v, hi_v = xp.minimum(v * lo, v * hi), xp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
-        lo_v, hi_v = jnp.sum(lo_v) + 0 * v, jnp.sum(hi_v) + 0 * v
-    return _finish(mi, kept, ob.empty(b + lo_v, b + hi_v), v)
+        lo_v, hi_v = xp.sum(lo_v, axis=0) + 0 * v, xp.sum(hi_v, axis=0) + 0 * v
+    empty = ob.empty(b + lo_v, b + hi_v, xp)
+    return xp.where(empty | (kept <= 0), np.nan, xp.where(v == 0, 0.0, mi))
 
 
 def column_joint(col, *, which, lo, hi, a, h, m, p, ob, terms):

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ei_jax._src.exact import dominant
+from ei_jax._src.exact import compiled_path, dominant
 from ei_jax._src.exact import terms as series_terms
 from ei_jax._src.exact import traced_guard
 from ei_jax._src.exact.columns import column_joint, column_mi
@@ -137,6 +137,10 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
         kernel, bias, activation, in_range, out_range, terms, which=which, in_bins=in_bins)
     static = dict(tables=tables, activation=activation, in_range=in_range, in_bins=int(in_bins),
                   out_range=out_range, out_bins=int(out_bins))
+    if compiled_path.wanted(kernel, bias, which=which, tables=tables, terms=terms):
+        return jnp.asarray(compiled_path.parts_matrix(
+            kernel, bias, in_range=in_range, in_bins=int(in_bins), terms=terms,
+            ob=output_bins(activation, out_range, int(out_bins))), out_dtype)
     if isinstance(terms, dominant.Plan):
         inner = functools.partial(_split, plan=terms, static=static)
     else:

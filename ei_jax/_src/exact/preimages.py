@@ -114,11 +114,11 @@ class OutputBins:
         """One rising piece: bin ``j`` is ``t_j <= z < t_{j+1}``."""
         return self.signs == (1,)
 
-    def empty(self, zmin, zmax):
+    def empty(self, zmin, zmax, xp=jnp):
         """No mass kept for ``z`` uniform-ish on ``[zmin, zmax]`` (a point if equal)."""
         out = None
         for t0, tk in self.kept:
-            e = jnp.where(zmax > zmin, (zmax <= t0) | (zmin >= tk), (zmin < t0) | (zmin >= tk))
+            e = xp.where(zmax > zmin, (zmax <= t0) | (zmin >= tk), (zmin < t0) | (zmin >= tk))
             out = e if out is None else out & e
         return out
 

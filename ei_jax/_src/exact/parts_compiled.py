@@ -1,0 +1,269 @@
+"""The exact pairwise EI's cosine series compiled for the CPU (numba), a column at a time.
+
+The same numbers as the XLA path (:func:`ei_jax._src.exact.conditionals.cdf_series` and
+:func:`ei_jax._src.exact.columns.mi_from_conditionals`; the mathematics in
+:mod:`ei_jax._src.exact.sums`), for concrete weights. XLA forms the series' coefficient table
+``(K, n_in, k_in)`` in memory and then reads it in a skinny matrix product
+``(T, K) @ (K, n_in k_in)`` with only the 7-9 thresholds as output columns: both steps wait
+on memory (~2.5 GFLOP/s on the 2-core VM). Here the coefficients never leave the cache:
+
+* per column, the inputs' sinc factors ``sinc(k u_1 d_l / 2)`` (rotation by ``e^{i u_1 d_l / 2}``,
+  vectorised over the inputs), their leave-one-out products (a prefix and a suffix pass, no
+  division) and the bin-width factors, laid out ``(K, n_in)``;
+* then :data:`CHUNK` inputs at a time: ``cos(k theta_{A,i})`` by rotation term by term with
+  the inputs as the vector lanes, each term added straight into the finite thresholds' sums;
+* the conditional CDFs become the bin masses, the renormalised joint and its MI in the same
+  pass (:func:`~ei_jax._src.exact.compiled.xlog2x`).
+
+Columns are shared among the cores (:func:`~ei_jax._src.exact.compiled.on_every_core`).
+Values agree with the XLA path to float64 rounding (a few 1e-15 bits;
+``tests/unit/exact/test_parts_compiled.py``).
+"""
+
+import math
+
+import numpy as np
+
+from ei_jax._src.exact.compiled import cos_sin_0pi, jit, on_every_core, xlog2x
+from ei_jax._src.exact.conditionals import _bin_groups
+from ei_jax._src.exact.sums import HOEFFDING
+
+#: Inputs per chunk: the lanes of the term loop (its ``(T, k_in, CHUNK)`` sums stay in L1).
+CHUNK = 64
+
+
+@jit(contract=True)
+def _sinc_rows(x, terms, out):
+    """``out[k, l] = sinc((k + 1) x_l)``, ``sin`` by rotation, vectorised over ``l``; below
+    ``|kx| < 1e-3`` the Taylor form of :func:`ei_jax._src.exact.sums._sinc_from`."""
+    n = x.shape[0]
+    c1 = np.empty(n)
+    s1 = np.empty(n)
+    c = np.empty(n)
+    s = np.empty(n)
+    for l in range(n):
+        c1[l] = math.cos(x[l])
+        s1[l] = math.sin(x[l])
+        c[l] = c1[l]
+        s[l] = s1[l]
+    for k in range(terms):
+        kk = k + 1.0
+        row = out[k]
+        for l in range(n):
+            kx = kk * x[l]
+            x2 = kx * kx
+            taylor = 1.0 - x2 / 6.0 * (1.0 - x2 / 20.0)
+            row[l] = taylor if abs(kx) < 1e-3 else s[l] / kx
+            cn = c[l] * c1[l] - s[l] * s1[l]
+            s[l] = s[l] * c1[l] + c[l] * s1[l]
+            c[l] = cn
+
+
+@jit(contract=True)
+def _factors(v, span, u1, gw, terms, x, fac, loo, beta, run):
+    """``beta[g, k, A] = (2 / (k pi)) rho_{-A}(u_k) sinc(u_k |v_A| w_g / 2)`` for the bin
+    widths ``gw`` (``rho_{-A}``: the other inputs' sinc product, from ``fac`` by prefix and
+    suffix products into ``loo``)."""
+    n = v.shape[0]
+    for l in range(n):
+        x[l] = u1 * (0.5 * (abs(v[l]) * span))
+    _sinc_rows(x[:n], terms, fac)
+    for k in range(terms):
+        run[k] = 1.0
+    for l in range(n):
+        for k in range(terms):
+            loo[k, l] = run[k]
+            run[k] *= fac[k, l]
+    for k in range(terms):
+        run[k] = (2.0 / math.pi) / (k + 1.0)
+    for l in range(n - 1, -1, -1):
+        for k in range(terms):
+            loo[k, l] *= run[k]
+            run[k] *= fac[k, l]
+    for g in range(gw.shape[0]):
+        for l in range(n):
+            x[l] = 0.5 * u1 * abs(v[l]) * gw[g]
+        bg = beta[g]
+        _sinc_rows(x[:n], terms, bg)
+        for k in range(terms):
+            row = bg[k]
+            lk = loo[k]
+            for l in range(n):
+                row[l] *= lk[l]
+
+
+@jit(contract=True)
+def _series(v, a0, na, u1, half, c, m, grp, beta, basis, terms, rot, acc, coef):
+    """``acc[f, i, a]``: the series of ``F_{A,i}`` at finite threshold ``f`` for the inputs
+    ``A = a0 + a`` (``rot``: ``cos``/``sin`` of ``theta``, then of ``k theta``)."""
+    k_in = m.shape[0]
+    tf = basis.shape[1]
+    for i in range(k_in):
+        cr, sr, cc, ss = rot[0, i], rot[1, i], rot[2, i], rot[3, i]
+        for a in range(na):
+            cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * (m[i] - c)))
+            cc[a] = cr[a]
+            ss[a] = sr[a]
+        for f in range(tf):
+            af = acc[f, i]
+            for a in range(na):
+                af[a] = 0.0
+    for k in range(terms):
+        for i in range(k_in):
+            bk = beta[grp[i], k, a0:a0 + na]
+            cr, sr, cc, ss = rot[0, i], rot[1, i], rot[2, i], rot[3, i]
+            for a in range(na):
+                coef[a] = bk[a] * cc[a]
+                cn = cc[a] * cr[a] - ss[a] * sr[a]
+                ss[a] = ss[a] * cr[a] + cc[a] * sr[a]
+                cc[a] = cn
+            for f in range(tf):
+                bq = basis[k, f]
+                af = acc[f, i]
+                for a in range(na):
+                    af[a] += bq * coef[a]
+
+
+@jit(contract=True)
+def _masses(i, j, na, p, qf, tau, width, signs, acc, out):
+    """``out[a]``: the mass of input bin ``i``, output bin ``j`` (``p_i`` times the signed
+    differences of ``F``, clamped at 0) for each input of the chunk."""
+    k1 = qf.shape[0] // signs.shape[0]
+    for a in range(na):
+        out[a] = 0.0
+    for piece in range(signs.shape[0]):
+        for end in range(2):                         # F at t_{j+1} (+), then at t_j (-)
+            f = qf[piece * k1 + j + 1 - end]
+            w = signs[piece] if end == 0 else -signs[piece]
+            if f >= 0:
+                base = tau[f] / width
+                af = acc[f, i]
+                for a in range(na):
+                    out[a] += w * (base + af[a])
+            elif f == -2:                            # +inf: F = 1
+                for a in range(na):
+                    out[a] += w
+    for a in range(na):
+        out[a] = max(out[a], 0.0) * p[i]
+
+
+@jit(contract=True)
+def _mutual_information(na, p, qf, tau, width, signs, acc, mr, row, cols, kept, mi):
+    """The MI of each chunk input's joint, renormalised over its kept mass, in the form of
+    :func:`ei_jax._src.info.plugin.mi_of_probabilities` (so a single input bin gives exactly
+    0): ``sum P log2 P - sum P_x log2 P_x - sum P_y log2 P_y``, clamped at 0."""
+    k_in = p.shape[0]
+    k_out = qf.shape[0] // signs.shape[0] - 1
+    for a in range(na):
+        kept[a] = 0.0
+        mi[a] = 0.0
+    for i in range(k_in):
+        for j in range(k_out):
+            _masses(i, j, na, p, qf, tau, width, signs, acc, mr)
+            for a in range(na):
+                kept[a] += mr[a]
+    for j in range(k_out):
+        for a in range(na):
+            cols[j, a] = 0.0
+    for i in range(k_in):
+        for a in range(na):
+            row[a] = 0.0
+        for j in range(k_out):
+            _masses(i, j, na, p, qf, tau, width, signs, acc, mr)
+            cj = cols[j]
+            for a in range(na):
+                pn = mr[a] / (kept[a] if kept[a] > 0 else 1.0)
+                mi[a] += xlog2x(pn)
+                row[a] += pn
+                cj[a] += pn
+        for a in range(na):
+            mi[a] -= xlog2x(row[a])
+    for j in range(k_out):
+        cj = cols[j]
+        for a in range(na):
+            mi[a] -= xlog2x(cj[a])
+    for a in range(na):
+        mi[a] = max(mi[a], 0.0)
+
+
+@jit(contract=True)
+def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, kept_out,
+             start, step):
+    """Columns ``start, start + step, ...`` of the layer (``kt``: the kernel transposed)."""
+    n_out, n = kt.shape
+    k_in = m.shape[0]
+    tf = tfin.shape[0]
+    k_out = qf.shape[0] // signs.shape[0] - 1
+    c = 0.5 * (lo + hi)
+    span = hi - lo
+    ld = n + 8 if n >= 64 else n        # row stride off a multiple of 4 KiB: no cache-set thrash
+    fac = np.empty((terms, ld))
+    loo = np.empty((terms, ld))
+    beta = np.empty((gw.shape[0], terms, ld))
+    run = np.empty(terms)
+    x = np.empty(ld)
+    basis = np.empty((terms, max(tf, 1)))
+    tau = np.empty(max(tf, 1))
+    rot = np.empty((4, k_in, CHUNK))
+    acc = np.empty((max(tf, 1), k_in, CHUNK))
+    coef = np.empty(CHUNK)
+    mr = np.empty(CHUNK)
+    row = np.empty(CHUNK)
+    cols = np.empty((k_out, CHUNK))
+    mi = np.empty(CHUNK)
+    kept = np.empty(CHUNK)
+    for j in range(start, n_out, step):
+        v = kt[j]
+        sd = 0.0
+        sd2 = 0.0
+        dmax = 0.0
+        sv = 0.0
+        for l in range(n):
+            dl = abs(v[l]) * span
+            sd += dl
+            sd2 += dl * dl
+            dmax = max(dmax, dl)
+            sv += v[l]
+        # the window of sums.window_half_width and conditionals.cdf_series
+        half = min(0.5 * sd, 0.5 * dmax + HOEFFDING * (math.sqrt(sd2) if sd2 > 0 else 0.0))
+        width = 2.0 * half if half > 0 else 1.0
+        u1 = math.pi / width
+        lower = bias[j] + c * sv - half
+        for f in range(tf):
+            tau[f] = min(max(tfin[f] - lower, 0.0), width)
+            for k in range(terms):
+                basis[k, f] = math.sin(tau[f] * ((k + 1.0) * u1))
+        _factors(v, span, u1, gw, terms, x, fac, loo, beta, run)
+        for a0 in range(0, n, CHUNK):
+            na = min(CHUNK, n - a0)
+            _series(v, a0, na, u1, half, c, m, grp, beta, basis, terms, rot, acc, coef)
+            _mutual_information(na, p, qf, tau, width, signs, acc, mr, row, cols, kept, mi)
+            mi_out[a0:a0 + na, j] = mi[:na]
+            kept_out[a0:a0 + na, j] = kept[:na]
+
+
+def series_mi(kernel, bias, *, in_bins, ob, terms):
+    """MI (bits, clamped at 0) and kept mass ``(n_in, n_out)`` float64 of every pair by the
+    series (``n_in >= 4``), before :func:`~ei_jax._src.exact.columns.finish_column`'s zero
+    weights and empty columns.
+
+    Args:
+      kernel: concrete ``(n_in, n_out)``; bias ``(n_out,)``.
+      in_bins: ``(lo, hi, a, h, m, p)`` of :func:`~ei_jax._src.exact.preimages.input_bins`
+        with the range.
+      ob: :class:`~ei_jax._src.exact.preimages.OutputBins`; terms: series terms.
+    """
+    lo, hi, _, h, m, p = in_bins
+    kt = np.ascontiguousarray(np.asarray(kernel, np.float64).T)
+    bias = np.ascontiguousarray(bias, np.float64)
+    group, widths = _bin_groups(h)
+    t = np.asarray(ob.t, np.float64)
+    fin = np.isfinite(t)
+    qf = np.where(fin, np.cumsum(fin) - 1, np.where(t > 0, -2, -1)).astype(np.int64)
+    mi = np.empty(kt.shape[::-1])
+    kept = np.empty(kt.shape[::-1])
+    on_every_core(_columns, kt, bias, float(lo), float(hi), np.asarray(m, np.float64),
+                  np.asarray(p, np.float64), group.astype(np.int64), np.asarray(widths, np.float64),
+                  qf, t[fin], np.asarray(ob.signs, np.float64), int(terms), mi, kept,
+                  work=mi.size * len(m) * terms)
+    return mi, kept
