@@ -8,7 +8,9 @@ Every (workload, path) runs in a fresh subprocess (``--child``), so its peak RSS
 (``ru_maxrss``) is its own; "old" sets the private ``kernel._LEGACY`` switch (sensitivity's dense
 ``in_bins x out_bins`` table, no remat in the gradient), or with ``--old REV`` runs the package
 as it was at git revision REV (``git archive`` into a temporary folder, first on the child's
-PYTHONPATH), "new" is the working tree. Each child times
+PYTHONPATH); "xla" is the working tree with the compiled CPU kernels switched off
+(``compiled_path.FORCE = False``: concrete weights through XLA, as traced ones always are);
+"new" is the working tree as a user gets it. Each child times
 U = a warm 2048x2048 float32 jitted matmul right before and after its own warm call and uses the
 mean, so time/U is taken under the same load (the machine is shared: read the ratios, not the
 seconds). Workloads (sigmoid, inputs on (0, 1), torch's default init, bias 0.1 N(0, 1)):
@@ -99,6 +101,11 @@ def child(name, path):
     from ei_jax._src.exact import kernel as K, terms
 
     K._LEGACY = path == "old"
+    try:                                      # trees before session 13 have no compiled path
+        from ei_jax._src.exact import compiled_path
+        compiled_path.FORCE = False if path in ("old", "xla") else None
+    except ImportError:
+        pass
     kind, n, m, bins = WORK[name]
     rng = np.random.default_rng(n)
     w = (rng.uniform(-1, 1, (n, m)) / np.sqrt(n)).astype(np.float32)
@@ -165,7 +172,7 @@ def main():
     ap.add_argument("--only", default="S1,P1,G1,G2,F1,G3")
     ap.add_argument("--old", default=None, help="git revision whose tree the old path runs")
     ap.add_argument("--big", action="store_true")
-    ap.add_argument("--paths", default="old,new")
+    ap.add_argument("--paths", default="old,xla,new")
     args = ap.parse_args()
     if args.child:
         return child(*args.child)
@@ -187,6 +194,8 @@ def main():
         for path in args.paths.split(","):
             if path == "old" and name in ("P1", "P2", "P3", "F1", "G3") and not args.old:
                 continue                           # the legacy switch does not change these
+            if path == "xla" and name in ("G1", "G2", "G3"):
+                continue                           # traced weights: XLA on every path
             child_path = "new" if (path == "old" and args.old) else path
             out = subprocess.run([sys.executable, __file__, "--child", name, child_path],
                                  capture_output=True, text=True,

@@ -1,50 +1,57 @@
 """When the exact pairwise measures take their compiled CPU kernels, and the finishing step.
 
-Concrete weights on a CPU backend go to the numba kernels (:mod:`parts_compiled` for the
-series of ``exact_ei_parts_matrix``): the same numbers as the XLA path to float64 rounding,
-several times faster. Traced weights (under ``jax.jit``, ``jax.grad``, ``jax.vmap``), joint
-tables, a cut series, columns with a dominant input and accelerator backends keep the XLA
-path, which also gives the gradient.
+Concrete weights on a CPU backend go to the numba kernels: :mod:`parts_compiled` for the
+series of ``exact_ei_parts_matrix`` (four or more inputs), :mod:`banded_compiled` for
+``exact_sensitivity_matrix`` and one-input EI_parts with a monotone activation. The same
+numbers as the XLA path to float64 rounding (a few 1e-15 bits), several times faster
+(``benchmarks/README.md``). Traced weights (under ``jax.jit``, ``jax.grad``, ``jax.vmap``),
+joint tables, a cut series, columns with a dominant input, two or three inputs (closed forms),
+sensitivity of a non-monotone activation and accelerator backends keep the XLA path, which
+also gives the gradient.
 
 The first call in a process imports numba and loads the kernels from numba's disk cache
-(~0.3-0.5 s); the very first call after an install compiles them (a few seconds).
+(~0.3-0.5 s); the very first call after an install compiles them (a few seconds each).
 """
 
 import jax
 import numpy as np
 
 from ei_jax._src.exact.columns import finish_column
+from ei_jax._src.exact.preimages import input_bins
 
-#: Private switch for tests and benchmarks: None (by the rules above), True, False (never).
+#: Private switch for tests and benchmarks: None (by the rules above), True (also on an
+#: accelerator backend), False (never).
 FORCE = None
 
 
-def wanted(kernel, bias, *, which, tables, terms) -> bool:
-    """The compiled kernel serves this call (after :func:`kernel._prepare`)."""
-    if FORCE is False or tables or which != "parts":
-        return False
-    if not isinstance(terms, int) or isinstance(terms, bool) or terms <= 0:
-        return False                          # a fan-in <= 3 (closed forms) or a dominant plan
+def route(kernel, bias, *, which, tables, terms, ob):
+    """``"series"``, ``"banded"`` or None (XLA) for a call, after :func:`kernel._prepare`."""
+    if FORCE is False or tables:
+        return None
     if isinstance(kernel, jax.core.Tracer) or isinstance(bias, jax.core.Tracer):
-        return False
+        return None
     if FORCE is None and jax.default_backend() != "cpu":
-        return False
-    return bool(np.isfinite(np.asarray(kernel)).all() and np.isfinite(np.asarray(bias)).all())
+        return None
+    if not (np.isfinite(np.asarray(kernel)).all() and np.isfinite(np.asarray(bias)).all()):
+        return None
+    if (which == "sensitivity" or kernel.shape[0] == 1) and ob.monotone:
+        return "banded"
+    if which == "parts" and isinstance(terms, int) and not isinstance(terms, bool) and terms > 0:
+        return "series"                   # not a dominant plan (a Plan), not 2-3 inputs (0)
+    return None
 
 
-def parts_matrix(kernel, bias, *, in_range, in_bins, ob, terms):
-    """``exact_ei_parts_matrix``'s float64 NumPy result by the compiled series."""
-    from ei_jax._src.exact import parts_compiled          # numba: only when used
-    from ei_jax._src.exact.preimages import input_bins
-
-    lo, hi = in_range
+def matrix(kernel, bias, *, path, which, in_range, in_bins, ob, terms):
+    """The measure's float64 NumPy ``(n_in, n_out)`` by the compiled kernel ``path``."""
+    lo, hi = (float(x) for x in in_range)
     kernel = np.asarray(kernel, np.float64)
     bias = np.asarray(bias, np.float64)
-    mi, kept = parts_compiled.series_mi(kernel, bias, in_bins=(lo, hi) + input_bins(in_range, in_bins),
-                                        ob=ob, terms=terms)
-    return finish(mi, kept, kernel, bias, which="parts", lo=lo, hi=hi, ob=ob)
-
-
-def finish(mi, kept, kernel, bias, *, which, lo, hi, ob):
-    """:func:`~ei_jax._src.exact.columns.finish_column` for the whole layer, on the host."""
+    a, h, m, p = input_bins(in_range, in_bins)
+    if path == "banded":
+        from ei_jax._src.exact import banded_compiled            # numba: only when used
+        mi, kept = banded_compiled.point_input_mi_layer(kernel, bias, lo, hi, a, ob.t)
+    else:
+        from ei_jax._src.exact import parts_compiled             # numba: only when used
+        mi, kept = parts_compiled.series_mi(kernel, bias, in_bins=(lo, hi, a, h, m, p), ob=ob,
+                                            terms=terms)
     return finish_column(mi, kept, kernel, bias, which=which, lo=lo, hi=hi, ob=ob, xp=np)

@@ -35,8 +35,9 @@ from ei_jax._src.info.binning import check_range
 from ei_jax._src.base.errors import ExactUnavailableError, InvalidOptionError, ShapeMismatchError
 from ei_jax._src.exact.preimages import canonical_exact_activation, input_bins, output_bins
 
-#: Private switch for benchmarks: True runs the earlier paths (sensitivity through the dense
-#: ``k_in x k_out`` table, no remat of the column groups in a gradient).
+#: Private switch for benchmarks: True runs the earlier paths (XLA for concrete weights too,
+#: sensitivity through the dense ``k_in x k_out`` table, no remat of the column groups in a
+#: gradient).
 _LEGACY = False
 #: Working memory per group of output columns (bytes, float64 arrays of the series).
 GROUP_BUDGET = 64 << 20
@@ -137,10 +138,13 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
         kernel, bias, activation, in_range, out_range, terms, which=which, in_bins=in_bins)
     static = dict(tables=tables, activation=activation, in_range=in_range, in_bins=int(in_bins),
                   out_range=out_range, out_bins=int(out_bins))
-    if compiled_path.wanted(kernel, bias, which=which, tables=tables, terms=terms):
-        return jnp.asarray(compiled_path.parts_matrix(
-            kernel, bias, in_range=in_range, in_bins=int(in_bins), terms=terms,
-            ob=output_bins(activation, out_range, int(out_bins))), out_dtype)
+    ob = output_bins(activation, out_range, int(out_bins))
+    path = None if _LEGACY else compiled_path.route(kernel, bias, which=which, tables=tables,
+                                                       terms=terms, ob=ob)
+    if path:                                 # concrete weights on the CPU: compiled kernels
+        return jnp.asarray(compiled_path.matrix(kernel, bias, path=path, which=which, ob=ob,
+                                                in_range=in_range, in_bins=int(in_bins),
+                                                terms=terms), out_dtype)
     if isinstance(terms, dominant.Plan):
         inner = functools.partial(_split, plan=terms, static=static)
     else:

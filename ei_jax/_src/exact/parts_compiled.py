@@ -29,7 +29,7 @@ from ei_jax._src.exact.conditionals import _bin_groups
 from ei_jax._src.exact.sums import HOEFFDING
 
 #: Inputs per chunk: the lanes of the term loop (its ``(T, k_in, CHUNK)`` sums stay in L1).
-CHUNK = 64
+CHUNK = 256
 
 
 @jit(contract=True)
@@ -93,35 +93,56 @@ def _factors(v, span, u1, gw, terms, x, fac, loo, beta, run):
 
 
 @jit(contract=True)
-def _series(v, a0, na, u1, half, c, m, grp, beta, basis, terms, rot, acc, coef):
-    """``acc[f, i, a]``: the series of ``F_{A,i}`` at finite threshold ``f`` for the inputs
-    ``A = a0 + a`` (``rot``: ``cos``/``sin`` of ``theta``, then of ``k theta``)."""
+def _series(v, a0, u1, half, c, m, grp, beta, basis8, rz, coef2, acc):
+    """``acc[i, f, a]``: the series of ``F_{A,i}`` at finite threshold ``f`` for the inputs
+    ``A = a0 + a``, ``a < CHUNK`` (``v``, ``beta`` padded past ``n_in``).
+
+    One bin at a time, so its ``(8 g, CHUNK)`` sums stay in L1; two terms per pass
+    (``coef2``: ``beta cos(k theta)`` of terms ``k``, ``k + 1``, the rotation ``rz`` advanced
+    twice), each pass adding both into 8 thresholds' sums (``basis8 (g, K/2, 2, 8)``, zero
+    where padded): half the loads and stores of the sums per term."""
     k_in = m.shape[0]
-    tf = basis.shape[1]
+    ng = basis8.shape[0]
+    pairs = basis8.shape[1]
     for i in range(k_in):
-        cr, sr, cc, ss = rot[0, i], rot[1, i], rot[2, i], rot[3, i]
-        for a in range(na):
-            cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * (m[i] - c)))
+        cr, sr, cc, ss = rz[0], rz[1], rz[2], rz[3]
+        mc = m[i] - c
+        for a in range(CHUNK):
+            cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * mc))
             cc[a] = cr[a]
             ss[a] = sr[a]
-        for f in range(tf):
-            af = acc[f, i]
-            for a in range(na):
+        ai = acc[i]
+        for f in range(ng * 8):
+            af = ai[f]
+            for a in range(CHUNK):
                 af[a] = 0.0
-    for k in range(terms):
-        for i in range(k_in):
-            bk = beta[grp[i], k, a0:a0 + na]
-            cr, sr, cc, ss = rot[0, i], rot[1, i], rot[2, i], rot[3, i]
-            for a in range(na):
-                coef[a] = bk[a] * cc[a]
-                cn = cc[a] * cr[a] - ss[a] * sr[a]
-                ss[a] = ss[a] * cr[a] + cc[a] * sr[a]
-                cc[a] = cn
-            for f in range(tf):
-                bq = basis[k, f]
-                af = acc[f, i]
-                for a in range(na):
-                    af[a] += bq * coef[a]
+        bg = beta[grp[i]]
+        for h in range(pairs):
+            c0, c1 = coef2[0], coef2[1]
+            b0, b1 = bg[2 * h, a0:a0 + CHUNK], bg[2 * h + 1, a0:a0 + CHUNK]
+            for a in range(CHUNK):
+                x, y = cc[a], ss[a]
+                c0[a] = b0[a] * x
+                x, y = x * cr[a] - y * sr[a], y * cr[a] + x * sr[a]
+                c1[a] = b1[a] * x
+                cc[a] = x * cr[a] - y * sr[a]
+                ss[a] = y * cr[a] + x * sr[a]
+            for g in range(ng):
+                w = basis8[g, h]
+                p0, p1, p2, p3, p4, p5, p6, p7 = w[0, 0], w[0, 1], w[0, 2], w[0, 3], w[0, 4], w[0, 5], w[0, 6], w[0, 7]
+                q0, q1, q2, q3, q4, q5, q6, q7 = w[1, 0], w[1, 1], w[1, 2], w[1, 3], w[1, 4], w[1, 5], w[1, 6], w[1, 7]
+                s0, s1, s2, s3 = ai[8 * g], ai[8 * g + 1], ai[8 * g + 2], ai[8 * g + 3]
+                s4, s5, s6, s7 = ai[8 * g + 4], ai[8 * g + 5], ai[8 * g + 6], ai[8 * g + 7]
+                for a in range(CHUNK):
+                    x, y = c0[a], c1[a]
+                    s0[a] += p0 * x + q0 * y
+                    s1[a] += p1 * x + q1 * y
+                    s2[a] += p2 * x + q2 * y
+                    s3[a] += p3 * x + q3 * y
+                    s4[a] += p4 * x + q4 * y
+                    s5[a] += p5 * x + q5 * y
+                    s6[a] += p6 * x + q6 * y
+                    s7[a] += p7 * x + q7 * y
 
 
 @jit(contract=True)
@@ -137,7 +158,7 @@ def _masses(i, j, na, p, qf, tau, width, signs, acc, out):
             w = signs[piece] if end == 0 else -signs[piece]
             if f >= 0:
                 base = tau[f] / width
-                af = acc[f, i]
+                af = acc[i, f]
                 for a in range(na):
                     out[a] += w * (base + af[a])
             elif f == -2:                            # +inf: F = 1
@@ -196,17 +217,20 @@ def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, ke
     k_out = qf.shape[0] // signs.shape[0] - 1
     c = 0.5 * (lo + hi)
     span = hi - lo
-    ld = n + 8 if n >= 64 else n        # row stride off a multiple of 4 KiB: no cache-set thrash
+    # rows padded to whole chunks, plus 8 so a row's stride is off a multiple of 4 KiB
+    ld = -(-n // CHUNK) * CHUNK + 8
+    vp = np.zeros(ld)
     fac = np.empty((terms, ld))
     loo = np.empty((terms, ld))
-    beta = np.empty((gw.shape[0], terms, ld))
+    beta = np.zeros((gw.shape[0], terms + 1, ld))
     run = np.empty(terms)
     x = np.empty(ld)
-    basis = np.empty((terms, max(tf, 1)))
+    ng = max(1, -(-tf // 8))
+    basis8 = np.zeros((ng, -(-terms // 2), 2, 8))
     tau = np.empty(max(tf, 1))
-    rot = np.empty((4, k_in, CHUNK))
-    acc = np.empty((max(tf, 1), k_in, CHUNK))
-    coef = np.empty(CHUNK)
+    rz = np.empty((4, CHUNK))
+    coef2 = np.empty((2, CHUNK))
+    acc = np.empty((k_in, 8 * ng, CHUNK))
     mr = np.empty(CHUNK)
     row = np.empty(CHUNK)
     cols = np.empty((k_out, CHUNK))
@@ -232,11 +256,12 @@ def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, ke
         for f in range(tf):
             tau[f] = min(max(tfin[f] - lower, 0.0), width)
             for k in range(terms):
-                basis[k, f] = math.sin(tau[f] * ((k + 1.0) * u1))
+                basis8[f // 8, k // 2, k % 2, f % 8] = math.sin(tau[f] * ((k + 1.0) * u1))
         _factors(v, span, u1, gw, terms, x, fac, loo, beta, run)
+        vp[:n] = v
         for a0 in range(0, n, CHUNK):
             na = min(CHUNK, n - a0)
-            _series(v, a0, na, u1, half, c, m, grp, beta, basis, terms, rot, acc, coef)
+            _series(vp, a0, u1, half, c, m, grp, beta, basis8, rz, coef2, acc)
             _mutual_information(na, p, qf, tau, width, signs, acc, mr, row, cols, kept, mi)
             mi_out[a0:a0 + na, j] = mi[:na]
             kept_out[a0:a0 + na, j] = kept[:na]
