@@ -66,7 +66,7 @@ def finish_column(mi, kept, v, b, *, which, lo, hi, ob, xp=jnp):
     ``xp=numpy`` (:mod:`ei_jax._src.exact.compiled_path`)."""
     lo_v, hi_v = xp.minimum(v * lo, v * hi), xp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
-        lo_v, hi_v = xp.sum(lo_v, axis=0) + 0 * v, xp.sum(hi_v, axis=0) + 0 * v
+        lo_v, hi_v = xp.sum(lo_v, axis=0), xp.sum(hi_v, axis=0)
     empty = ob.empty(b + lo_v, b + hi_v, xp)
     return xp.where(empty | (kept <= 0), np.nan, xp.where(v == 0, 0.0, mi))
 
