@@ -22,6 +22,9 @@ from ei_jax._src.exact.preimages import input_bins
 #: Private switch for tests and benchmarks: None (by the rules above), True (also on an
 #: accelerator backend), False (never).
 FORCE = None
+#: Most ``terms x n_in`` entries of one of the compiled series' per-thread tables (8 MB each):
+#: beyond it (columns that need thousands of terms) the XLA series, a block of inputs at a time.
+SERIES_TABLE = 1 << 20
 
 
 def route(kernel, bias, *, which, tables, terms, ob):
@@ -37,7 +40,10 @@ def route(kernel, bias, *, which, tables, terms, ob):
     if (which == "sensitivity" or kernel.shape[0] == 1) and ob.monotone:
         return "banded"
     if which == "parts" and isinstance(terms, int) and not isinstance(terms, bool) and terms > 0:
-        return "series"                   # not a dominant plan (a Plan), not 2-3 inputs (0)
+        # not a dominant plan (a Plan), not 2-3 inputs (0); each thread holds four
+        # (terms, n_in) float64 tables: past SERIES_TABLE XLA's blocked series bounds memory
+        if terms * kernel.shape[0] <= SERIES_TABLE:
+            return "series"
     return None
 
 

@@ -100,3 +100,24 @@ def test_traced_weights_keep_the_xla_path_and_agree():
         jitted = np.asarray(jax.jit(lambda k: exact_ei_parts_matrix(k, None, **kw))(kernel))
         eager = np.asarray(exact_ei_parts_matrix(kernel, None, **kw))
     _assert_same(eager, jitted)
+
+
+def test_what_takes_the_compiled_kernel(monkeypatch):
+    """Concrete weights take it; traced weights, joint tables and series whose per-thread
+    tables would pass SERIES_TABLE do not (the compiled kernel is made to fail if called)."""
+    from ei_jax._src.exact import parts_compiled
+    from ei_jax._src.exact.kernel import exact_joint_tables
+
+    calls = []
+    real = parts_compiled.series_mi
+    monkeypatch.setattr(parts_compiled, "series_mi", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kernel = np.random.default_rng(5).normal(size=(8, 3)) / 3
+    kw = dict(activation="sigmoid", in_range=(0.0, 1.0), in_bins=4, out_range=(0.0, 1.0), out_bins=4)
+    exact_ei_parts_matrix(kernel, None, **kw)
+    assert calls == [1]
+    jax.jit(lambda k: exact_ei_parts_matrix(k, None, **kw))(kernel)
+    jax.grad(lambda k: exact_ei_parts_matrix(k, None, **kw).sum())(kernel)
+    exact_joint_tables(kernel, None, **kw)
+    monkeypatch.setattr(compiled_path, "SERIES_TABLE", 8 * 64 - 1)     # 8 inputs x 64 terms
+    exact_ei_parts_matrix(kernel, None, **kw)
+    assert calls == [1]
