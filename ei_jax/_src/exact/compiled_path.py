@@ -60,4 +60,10 @@ def matrix(kernel, bias, *, path, which, in_range, in_bins, ob, terms):
         from ei_jax._src.exact import parts_compiled             # numba: only when used
         mi, kept = parts_compiled.series_mi(kernel, bias, in_bins=(lo, hi, a, h, m, p), ob=ob,
                                             terms=terms)
-    return finish_column(mi, kept, kernel, bias, which=which, lo=lo, hi=hi, ob=ob, xp=np)
+    # by blocks of columns (each column is finished on its own): temporaries stay in cache
+    cols = max(1, (1 << 17) // max(kernel.shape[0], 1))
+    for s in range(0, kernel.shape[1], cols):
+        c = slice(s, s + cols)
+        mi[:, c] = finish_column(mi[:, c], kept[:, c], kernel[:, c], bias[c], which=which, lo=lo,
+                                 hi=hi, ob=ob, xp=np)
+    return mi

