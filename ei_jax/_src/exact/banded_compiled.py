@@ -22,13 +22,13 @@ result is fixed: ``mi = 0``, ``kept = 1``).
 
 numba imports in about 0.2 s, so only the caller that takes this path imports this module
 (lazily, at its first call). Columns are shared among the cores
-(:func:`~ei_jax._src.exact.compiled.on_every_core`); each thread allocates its scratch once.
+(:func:`~ei_jax._src.exact.compiled.over_columns`); each thread allocates its scratch once.
 """
 
 import numpy as np
 
 from ei_jax._src.exact.banded import _grid
-from ei_jax._src.exact.compiled import jit, on_every_core, xlog2x
+from ei_jax._src.exact.compiled import jit, over_columns, xlog2x
 
 # geo: the input grid's numbers in one float64 array: banded._grid's (k, e_0 - lo, step,
 # interior and end bin widths) and the hot loops' 1 / step, hi - lo, log2 of the widths
@@ -66,18 +66,18 @@ def _cut(ta, tb, inv, log_total, k, off, step, rstep, width, h_mid, l_mid, h_end
 
 
 @jit(contract=True)
-def _columns(w, bias, lo, hi, t, geo, mi, kept, start, every):
-    """Columns ``start, start + every, ...`` of the layer: ``w`` ``(M, n)`` (a column's
+def _columns(w, bias, lo, hi, t, geo, mi, kept, start, stop):
+    """Columns ``start .. stop - 1`` of the layer: ``w`` ``(M, n)`` (a column's
     weights contiguous), ``bias`` ``(M,)``, thresholds ``t`` ``(k_out + 1,)``; writes
     ``mi`` and ``kept`` ``(M, n)``."""
-    m_out, n = w.shape
+    n = w.shape[1]
     k1 = t.shape[0]
     k, off, step, rstep, width = geo[_K], geo[_OFF], geo[_STEP], geo[_RSTEP], geo[_WIDTH]
     h_mid, l_mid, h_end, l_end = geo[_H_MID], geo[_L_MID], geo[_H_END], geo[_L_END]
     tau = np.empty((k1, n))              # the visited thresholds' rows, from row 0
     zmin, rs, inv, log_total = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     acc, rows = np.empty(n), np.empty(n)
-    for c in range(start, m_out, every):
+    for c in range(start, stop):
         v, b, mi_c, kept_c = w[c], bias[c], mi[c], kept[c]
         zlo, n_ok = np.inf, 0
         for a in range(n):
@@ -167,6 +167,6 @@ def point_input_mi_layer(kernel, bias, lo, hi, a, t):
     m_out, n = w.shape
     mi, kept = np.empty((m_out, n)), np.empty((m_out, n))
     if m_out and n:
-        on_every_core(_columns, w, bias, lo, hi, t, geo, mi, kept,
-                      work=float(n) * m_out * (k + t.shape[0]))
+        over_columns(_columns, w, bias, lo, hi, t, geo, mi, kept, columns=m_out,
+                     work=float(n) * m_out * (k + t.shape[0]), desc="exact sensitivity")
     return np.ascontiguousarray(mi.T), np.ascontiguousarray(kept.T)

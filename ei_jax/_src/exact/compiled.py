@@ -1,5 +1,6 @@
 """Shared pieces of the compiled (numba) exact kernels: the decorator, a vectorisable
-``x log2 x`` and ``cos`` / ``sin`` on ``[0, pi]``, and running a kernel on every core.
+``x log2 x`` and ``cos`` / ``sin`` on ``[0, pi]``, and running a kernel over a layer's columns
+on every core.
 
 numba imports in about 0.2 s, so only the modules that need it import this one (lazily, at
 their first call). The elementary functions here exist because numba without Intel's SVML
@@ -15,6 +16,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 from ei_jax._src.base.cores import core_count
+from ei_jax._src.base.progress import progress_bar
 
 
 def jit(fn=None, *, inline="never", contract=False):
@@ -113,13 +115,23 @@ def cos_sin_0pi(th):
     return -(y * _even_poly(z, _S)), _even_poly(z, _C)
 
 
-def on_every_core(kernel, *args, work=None):
-    """Runs ``kernel(*args, start, step)`` on ``core_count()`` threads (``start = 0 ..
-    step - 1``; the kernel does its share ``start, start + step, ...`` and holds no GIL), or
-    on this thread alone when ``work`` (any unit) is below 1e6."""
-    threads = core_count() if work is None or work >= 1e6 else 1
-    if threads == 1:
-        kernel(*args, 0, 1)
-        return
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda s: kernel(*args, s, threads), range(threads)))
+def over_columns(kernel, *args, columns, work, desc):
+    """Runs ``kernel(*args, start, stop)`` over blocks ``[start, stop)`` of ``columns`` on every
+    core (threads; the kernels hold no GIL), or on this thread alone when ``work`` (any unit)
+    is below 1e6. Blocks of about a sixteenth of each thread's share, so the threads finish
+    together and the automatic progress bar (on a terminal, once the call has lasted a few
+    seconds: :func:`~ei_jax._src.base.progress.progress_bar`) moves."""
+    threads = core_count() if work >= 1e6 else 1
+    size = max(1, -(-columns // (16 * threads)))
+    blocks = [(s, min(s + size, columns)) for s in range(0, columns, size)]
+    with progress_bar(columns, enabled=None, desc=desc, unit="column") as bar:
+        if threads == 1:
+            for start, stop in blocks:
+                kernel(*args, start, stop)
+                bar.update(stop - start)
+            return
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            done = {pool.submit(kernel, *args, start, stop): stop - start for start, stop in blocks}
+            for future in concurrent.futures.as_completed(done):
+                future.result()
+                bar.update(done[future])

@@ -15,7 +15,7 @@ on memory (~2.5 GFLOP/s on the 2-core VM). Here the coefficients never leave the
 * the conditional CDFs become the bin masses, the renormalised joint and its MI in the same
   pass (:func:`~ei_jax._src.exact.compiled.xlog2x`).
 
-Columns are shared among the cores (:func:`~ei_jax._src.exact.compiled.on_every_core`).
+Columns are shared among the cores (:func:`~ei_jax._src.exact.compiled.over_columns`).
 Values agree with the XLA path to float64 rounding (a few 1e-15 bits;
 ``tests/unit/exact/test_parts_compiled.py``).
 """
@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ei_jax._src.exact.compiled import cos_sin_0pi, jit, on_every_core, xlog2x
+from ei_jax._src.exact.compiled import cos_sin_0pi, jit, over_columns, xlog2x
 from ei_jax._src.exact.conditionals import _bin_groups
 from ei_jax._src.exact.sums import HOEFFDING
 
@@ -209,9 +209,9 @@ def _mutual_information(na, p, qf, tau, width, signs, acc, mr, row, cols, kept, 
 
 @jit(contract=True)
 def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, kept_out,
-             start, step):
-    """Columns ``start, start + step, ...`` of the layer (``kt``: the kernel transposed)."""
-    n_out, n = kt.shape
+             start, stop):
+    """Columns ``start .. stop - 1`` of the layer (``kt``: the kernel transposed)."""
+    n = kt.shape[1]
     k_in = m.shape[0]
     tf = tfin.shape[0]
     k_out = qf.shape[0] // signs.shape[0] - 1
@@ -236,7 +236,7 @@ def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, ke
     cols = np.empty((k_out, CHUNK))
     mi = np.empty(CHUNK)
     kept = np.empty(CHUNK)
-    for j in range(start, n_out, step):
+    for j in range(start, stop):
         v = kt[j]
         sd = 0.0
         sd2 = 0.0
@@ -287,8 +287,8 @@ def series_mi(kernel, bias, *, in_bins, ob, terms):
     qf = np.where(fin, np.cumsum(fin) - 1, np.where(t > 0, -2, -1)).astype(np.int64)
     mi = np.empty(kt.shape[::-1])
     kept = np.empty(kt.shape[::-1])
-    on_every_core(_columns, kt, bias, float(lo), float(hi), np.asarray(m, np.float64),
-                  np.asarray(p, np.float64), group.astype(np.int64), np.asarray(widths, np.float64),
-                  qf, t[fin], np.asarray(ob.signs, np.float64), int(terms), mi, kept,
-                  work=mi.size * len(m) * terms)
+    over_columns(_columns, kt, bias, float(lo), float(hi), np.asarray(m, np.float64),
+                 np.asarray(p, np.float64), group.astype(np.int64), np.asarray(widths, np.float64),
+                 qf, t[fin], np.asarray(ob.signs, np.float64), int(terms), mi, kept,
+                 columns=kt.shape[0], work=mi.size * len(m) * terms, desc="exact EI_parts")
     return mi, kept
