@@ -28,7 +28,7 @@ from ei_jax._src.exact.compiled import cos_sin_0pi, jit, over_columns, xlog2x
 from ei_jax._src.exact.conditionals import _bin_groups
 from ei_jax._src.exact.sums import HOEFFDING
 
-#: Inputs per chunk: the lanes of the term loop (its ``(T, k_in, CHUNK)`` sums stay in L1).
+#: Most inputs per chunk: the lanes of the term loop (a bin's ``(8, CHUNK)`` sums stay in L1).
 CHUNK = 256
 
 
@@ -93,11 +93,11 @@ def _factors(v, span, u1, gw, terms, x, fac, loo, beta, run):
 
 
 @jit(contract=True)
-def _series(v, a0, u1, half, c, m, grp, beta, basis8, rz, coef2, acc):
+def _series(v, a0, ch, u1, half, c, m, grp, beta, basis8, rz, coef2, acc):
     """``acc[i, f, a]``: the series of ``F_{A,i}`` at finite threshold ``f`` for the inputs
-    ``A = a0 + a``, ``a < CHUNK`` (``v``, ``beta`` padded past ``n_in``).
+    ``A = a0 + a``, ``a < ch`` (``v``, ``beta`` padded past ``n_in``).
 
-    One bin at a time, so its ``(8 g, CHUNK)`` sums stay in L1; two terms per pass
+    One bin at a time, so its ``(8 g, ch)`` sums stay in L1; two terms per pass
     (``coef2``: ``beta cos(k theta)`` of terms ``k``, ``k + 1``, the rotation ``rz`` advanced
     twice), each pass adding both into 8 thresholds' sums (``basis8 (g, K/2, 2, 8)``, zero
     where padded): half the loads and stores of the sums per term."""
@@ -107,20 +107,20 @@ def _series(v, a0, u1, half, c, m, grp, beta, basis8, rz, coef2, acc):
     for i in range(k_in):
         cr, sr, cc, ss = rz[0], rz[1], rz[2], rz[3]
         mc = m[i] - c
-        for a in range(CHUNK):
+        for a in range(ch):
             cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * mc))
             cc[a] = cr[a]
             ss[a] = sr[a]
         ai = acc[i]
         for f in range(ng * 8):
             af = ai[f]
-            for a in range(CHUNK):
+            for a in range(ch):
                 af[a] = 0.0
         bg = beta[grp[i]]
         for h in range(pairs):
             c0, c1 = coef2[0], coef2[1]
-            b0, b1 = bg[2 * h, a0:a0 + CHUNK], bg[2 * h + 1, a0:a0 + CHUNK]
-            for a in range(CHUNK):
+            b0, b1 = bg[2 * h, a0:a0 + ch], bg[2 * h + 1, a0:a0 + ch]
+            for a in range(ch):
                 x, y = cc[a], ss[a]
                 c0[a] = b0[a] * x
                 x, y = x * cr[a] - y * sr[a], y * cr[a] + x * sr[a]
@@ -133,7 +133,7 @@ def _series(v, a0, u1, half, c, m, grp, beta, basis8, rz, coef2, acc):
                 q0, q1, q2, q3, q4, q5, q6, q7 = w[1, 0], w[1, 1], w[1, 2], w[1, 3], w[1, 4], w[1, 5], w[1, 6], w[1, 7]
                 s0, s1, s2, s3 = ai[8 * g], ai[8 * g + 1], ai[8 * g + 2], ai[8 * g + 3]
                 s4, s5, s6, s7 = ai[8 * g + 4], ai[8 * g + 5], ai[8 * g + 6], ai[8 * g + 7]
-                for a in range(CHUNK):
+                for a in range(ch):
                     x, y = c0[a], c1[a]
                     s0[a] += p0 * x + q0 * y
                     s1[a] += p1 * x + q1 * y
@@ -218,7 +218,8 @@ def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, ke
     c = 0.5 * (lo + hi)
     span = hi - lo
     # rows padded to whole chunks, plus 8 so a row's stride is off a multiple of 4 KiB
-    ld = -(-n // CHUNK) * CHUNK + 8
+    ch = min(CHUNK, -(-n // 8) * 8)    # a small layer's lanes: its inputs, rounded up to 8
+    ld = -(-n // ch) * ch + 8
     vp = np.zeros(ld)
     fac = np.empty((terms, ld))
     loo = np.empty((terms, ld))
@@ -259,9 +260,9 @@ def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, ke
                 basis8[f // 8, k // 2, k % 2, f % 8] = math.sin(tau[f] * ((k + 1.0) * u1))
         _factors(v, span, u1, gw, terms, x, fac, loo, beta, run)
         vp[:n] = v
-        for a0 in range(0, n, CHUNK):
-            na = min(CHUNK, n - a0)
-            _series(vp, a0, u1, half, c, m, grp, beta, basis8, rz, coef2, acc)
+        for a0 in range(0, n, ch):
+            na = min(ch, n - a0)
+            _series(vp, a0, ch, u1, half, c, m, grp, beta, basis8, rz, coef2, acc)
             _mutual_information(na, p, qf, tau, width, signs, acc, mr, row, cols, kept, mi)
             mi_out[a0:a0 + na, j] = mi[:na]
             kept_out[a0:a0 + na, j] = kept[:na]
