@@ -82,11 +82,14 @@ def test_zero_weights_empty_columns_and_concentrated_columns():
     _assert_same(fast, slow)
 
 
-def test_explicit_terms_and_a_shifted_input_range():
+@pytest.mark.parametrize("n, terms", [(20, 96), (4, 16384)])
+def test_explicit_terms_and_a_shifted_input_range(n, terms):
+    """Also a long series: the compiled harmonics come from term-by-term rotations (rounding
+    growing like k eps), XLA's from blocks of sqrt(K) (sqrt(K) eps)."""
     rng = np.random.default_rng(3)
-    kernel = rng.normal(size=(20, 3))
+    kernel = rng.normal(size=(n, 3))
     kw = dict(activation="sigmoid", in_range=(-2.0, 0.5), in_bins=4, out_range=(0.0, 1.0),
-              out_bins=5, terms=96)
+              out_bins=5, terms=terms)
     _assert_same(*_both(kernel, np.zeros(3), **kw))
 
 
