@@ -140,7 +140,7 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
                   out_range=out_range, out_bins=int(out_bins))
     ob = output_bins(activation, out_range, int(out_bins))
     path = None if _LEGACY else compiled_path.route(kernel, bias, which=which, tables=tables,
-                                                       terms=terms, ob=ob)
+                                                       terms=terms, ob=ob, in_bins=int(in_bins))
     if path:                                 # concrete weights on the CPU: compiled kernels
         return jnp.asarray(compiled_path.matrix(kernel, bias, path=path, which=which, ob=ob,
                                                 in_range=in_range, in_bins=int(in_bins),

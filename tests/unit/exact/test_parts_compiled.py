@@ -106,8 +106,9 @@ def test_traced_weights_keep_the_xla_path_and_agree():
 
 
 def test_what_takes_the_compiled_kernel(monkeypatch):
-    """Concrete weights take it; traced weights, joint tables and series whose per-thread
-    tables would pass SERIES_TABLE do not (the compiled kernel is made to fail if called)."""
+    """Concrete weights of a layer past SMALL take it; small layers, traced weights, joint
+    tables and series whose per-thread tables would pass SERIES_TABLE do not (the calls to the
+    compiled kernel are counted)."""
     from ei_jax._src.exact import parts_compiled
     from ei_jax._src.exact.kernel import exact_joint_tables
 
@@ -116,6 +117,9 @@ def test_what_takes_the_compiled_kernel(monkeypatch):
     monkeypatch.setattr(parts_compiled, "series_mi", lambda *a, **k: calls.append(1) or real(*a, **k))
     kernel = np.random.default_rng(5).normal(size=(8, 3)) / 3
     kw = dict(activation="sigmoid", in_range=(0.0, 1.0), in_bins=4, out_range=(0.0, 1.0), out_bins=4)
+    exact_ei_parts_matrix(kernel, None, **kw)                  # 8 x 3 x 4 bins x 64 terms: small
+    assert calls == []
+    monkeypatch.setattr(compiled_path, "SMALL", 8 * 3 * 4 * 64)
     exact_ei_parts_matrix(kernel, None, **kw)
     assert calls == [1]
     jax.jit(lambda k: exact_ei_parts_matrix(k, None, **kw))(kernel)
