@@ -54,11 +54,20 @@ def _float(typingctx, x):
     return types.float64(types.int64), codegen
 
 
+@jit(inline="always", contract=True)
+def _horner(z, c):
+    """``c[0] + c[1] z + ... + c[-1] z^(len - 1)`` (``c`` a tuple of floats)."""
+    p = c[len(c) - 1]
+    for k in range(len(c) - 2, -1, -1):
+        p = p * z + c[k]
+    return p
+
+
 _INV_LN2 = 1.0 / math.log(2.0)
 _TWO54 = 2.0 ** 54
 _TINY = 2.2250738585072014e-308            # the smallest normal float64
-# 1 / (2k + 1), k = 11 .. 1: the atanh series ln m = 2 (s + s^3/3 + ...), |s| <= 0.1716
-_A11, _A10, _A9, _A8, _A7, _A6, _A5, _A4, _A3, _A2, _A1 = (1.0 / (2 * k + 1) for k in range(11, 0, -1))
+# 1 / (2k + 1), k = 1 .. 11: the atanh series ln m = 2 (s + s^3/3 + ...), |s| <= 0.1716
+_ATANH = tuple(1.0 / (2 * k + 1) for k in range(1, 12))
 
 
 @jit(inline="always", contract=True)
@@ -77,17 +86,7 @@ def xlog2x(x):
     f = m - 1.0
     s = f / (2.0 + f)
     z = s * s
-    p = _A11 * z + _A10
-    p = p * z + _A9
-    p = p * z + _A8
-    p = p * z + _A7
-    p = p * z + _A6
-    p = p * z + _A5
-    p = p * z + _A4
-    p = p * z + _A3
-    p = p * z + _A2
-    p = p * z + _A1
-    ln_m = 2.0 * s + 2.0 * s * (z * p)
+    ln_m = 2.0 * s + 2.0 * s * (z * _horner(z, _ATANH))
     return x * (e + ln_m * _INV_LN2) if x > 0 else 0.0
 
 
@@ -99,20 +98,12 @@ _HALF_PI = 0.5 * math.pi
 
 
 @jit(inline="always", contract=True)
-def _even_poly(z, c):
-    p = c[12]
-    for k in range(11, -1, -1):
-        p = p * z + c[k]
-    return p
-
-
-@jit(inline="always", contract=True)
 def cos_sin_0pi(th):
     """``(cos th, sin th)`` for ``th`` in ``[0, pi]`` (absolute error ~2e-16): polynomials in
     ``y = th - pi/2``, ``cos th = -sin y``, ``sin th = cos y``."""
     y = th - _HALF_PI
     z = y * y
-    return -(y * _even_poly(z, _S)), _even_poly(z, _C)
+    return -(y * _horner(z, _S)), _horner(z, _C)
 
 
 def over_columns(kernel, *args, columns, work, desc):
