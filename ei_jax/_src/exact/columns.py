@@ -33,8 +33,6 @@ def mi_from_conditionals(p, cdf, signs=(1,)):
     return plugin.mi_of_probabilities(pn), kept
 
 
-
-
 def _column_cdf(v, b, *, which, lo, hi, a, h, m, t, terms, active=None):
     """Conditional CDFs ``(n_in, k_in, k_out + 1)`` of one output column at the thresholds."""
     n = v.shape[0]

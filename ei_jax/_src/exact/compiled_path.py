@@ -3,9 +3,8 @@
 Concrete weights on a CPU backend, for layers past :data:`SMALL`, go to the numba kernels:
 :mod:`parts_compiled` for the series of ``exact_ei_parts_matrix`` (four or more inputs),
 :mod:`banded_compiled` for ``exact_sensitivity_matrix`` and one-input EI_parts with a
-monotone activation. The same
-numbers as the XLA path to float64 rounding (a few 1e-15 bits), several times faster
-(``benchmarks/README.md``). Traced weights (under ``jax.jit``, ``jax.grad``, ``jax.vmap``),
+monotone activation. The same numbers as the XLA path to float64 rounding (a few 1e-15
+bits), several times faster (``benchmarks/README.md``). Traced weights (under ``jax.jit``, ``jax.grad``, ``jax.vmap``),
 joint tables, a cut series, columns with a dominant input, two or three inputs (closed forms),
 sensitivity of a non-monotone activation and accelerator backends keep the XLA path, which
 also gives the gradient.
@@ -19,6 +18,7 @@ import numpy as np
 
 from ei_jax._src.exact.columns import finish_column
 from ei_jax._src.exact.preimages import input_bins
+from ei_jax._src.exact.terms import column_blocks
 
 #: Private switch for tests and benchmarks: None (by the rules above), True (also on an
 #: accelerator backend and for small layers), False (never).
@@ -48,7 +48,7 @@ def route(kernel, bias, *, which, tables, terms, ob, in_bins):
     small = SMALL if FORCE is None else 0
     if (which == "sensitivity" or kernel.shape[0] == 1) and ob.monotone:
         return "banded" if pairs * (in_bins + ob.t.shape[0]) >= small else None
-    if which == "parts" and isinstance(terms, int) and not isinstance(terms, bool) and terms > 0:
+    if which == "parts" and isinstance(terms, int) and terms > 0:
         # not a dominant plan (a Plan), not 2-3 inputs (0); each thread holds four
         # (terms, n_in) float64 tables: past SERIES_TABLE XLA's blocked series bounds memory
         if terms * kernel.shape[0] <= SERIES_TABLE and pairs * in_bins * terms >= small:
@@ -69,10 +69,7 @@ def matrix(kernel, bias, *, path, which, in_range, in_bins, ob, terms):
         from ei_jax._src.exact import parts_compiled             # numba: only when used
         mi, kept = parts_compiled.series_mi(kernel, bias, in_bins=(lo, hi, a, h, m, p), ob=ob,
                                             terms=terms)
-    # by blocks of columns (each column is finished on its own): temporaries stay in cache
-    cols = max(1, (1 << 17) // max(kernel.shape[0], 1))
-    for s in range(0, kernel.shape[1], cols):
-        c = slice(s, s + cols)
+    for c in column_blocks(kernel.shape, 1 << 17):          # each column is finished on its own
         mi[:, c] = finish_column(mi[:, c], kept[:, c], kernel[:, c], bias[c], which=which, lo=lo,
                                  hi=hi, ob=ob, xp=np)
     return mi

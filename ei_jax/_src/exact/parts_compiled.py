@@ -10,8 +10,8 @@ on memory (~2.5 GFLOP/s on the 2-core VM). Here the coefficients never leave the
 * per column, the inputs' sinc factors ``sinc(k u_1 d_l / 2)`` (rotation by ``e^{i u_1 d_l / 2}``,
   vectorised over the inputs), their leave-one-out products (a prefix and a suffix pass, no
   division) and the bin-width factors, laid out ``(K, n_in)``;
-* then :data:`CHUNK` inputs at a time: ``cos(k theta_{A,i})`` by rotation term by term with
-  the inputs as the vector lanes, each term added straight into the finite thresholds' sums;
+* then up to :data:`CHUNK` inputs at a time: ``cos(k theta_{A,i})`` by rotation term by
+  term with the inputs as the vector lanes, each term added straight into the finite thresholds' sums;
 * the conditional CDFs become the bin masses, the renormalised joint and its MI in the same
   pass (:func:`~ei_jax._src.exact.compiled.xlog2x`).
 

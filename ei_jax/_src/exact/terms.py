@@ -74,14 +74,21 @@ def tail_bound(d, terms, xp=np):
     return xp.where(half > 0, tail, 0.0)
 
 
+def column_blocks(shape, entries):
+    """Slices of the columns of an ``(n, m)`` array, each holding about ``entries`` elements:
+    host work on a layer that is per column goes block by block so its temporaries stay in
+    the cache (:func:`_enough`, :func:`ei_jax._src.exact.compiled_path.matrix`)."""
+    cols = max(1, entries // max(shape[0], 1))
+    return [slice(s, s + cols) for s in range(0, shape[1], cols)]
+
+
 def _enough(d, terms, tol):
     """Sufficient, cheap: True if every column's truncation bound at ``terms``
     (:func:`tail_bound`) is below ``tol / 2``; then :func:`_terms_for_widths` would return at
-    most the largest grid point ``<= terms``. Columns in blocks of ~1 MiB of float32 (the
-    bound is per column): the temporaries stay in the cache (2048x2048: 0.46 -> 0.1x s)."""
-    cols = max(1, (1 << 18) // max(d.shape[0], 1))
-    return all(bool(np.all(tail_bound(d[:, s:s + cols], terms) <= 0.5 * tol))
-               for s in range(0, d.shape[1], cols))
+    most the largest grid point ``<= terms``. Blocks of 2^18 widths (the bound is per column;
+    2048x2048: ``choose_terms`` 0.48 -> 0.26 s)."""
+    return all(bool(np.all(tail_bound(d[:, c], terms) <= 0.5 * tol))
+               for c in column_blocks(d.shape, 1 << 18))
 
 
 def _terms_for_widths(d, tol):
