@@ -194,8 +194,6 @@ def main():
         for path in args.paths.split(","):
             if path == "old" and name in ("P1", "P2", "P3", "F1", "G3") and not args.old:
                 continue                           # the legacy switch does not change these
-            if path == "xla" and name in ("G1", "G2", "G3"):
-                continue                           # traced weights: XLA on every path
             child_path = "new" if (path == "old" and args.old) else path
             out = subprocess.run([sys.executable, __file__, "--child", name, child_path],
                                  capture_output=True, text=True,

@@ -62,11 +62,17 @@ def finish_column(mi, kept, v, b, *, which, lo, hi, ob, xp=jnp):
     """A column's bits ``(n_in,)``: 0 for a zero weight, NaN where every output is dropped.
     Also a whole layer at once (``v (n_in, n_out)``, ``b (n_out,)``), and on the host with
     ``xp=numpy`` (:mod:`ei_jax._src.exact.compiled_path`)."""
+    empty = all_dropped(v, b, which=which, lo=lo, hi=hi, ob=ob, xp=xp)
+    return xp.where(empty | (kept <= 0), np.nan, xp.where(v == 0, 0.0, mi))
+
+
+def all_dropped(v, b, *, which, lo, hi, ob, xp=jnp):
+    """Where every value of the pre-activation falls outside the output range (the pair's
+    bits are NaN, whatever the series' ringing leaves as kept mass)."""
     lo_v, hi_v = xp.minimum(v * lo, v * hi), xp.maximum(v * lo, v * hi)
     if which == "parts":                       # z = b + sum_l v_l x_l, the same for every A
         lo_v, hi_v = xp.sum(lo_v, axis=0), xp.sum(hi_v, axis=0)
-    empty = ob.empty(b + lo_v, b + hi_v, xp)
-    return xp.where(empty | (kept <= 0), np.nan, xp.where(v == 0, 0.0, mi))
+    return ob.empty(b + lo_v, b + hi_v, xp)
 
 
 def column_joint(col, *, which, lo, hi, a, h, m, p, ob, terms):

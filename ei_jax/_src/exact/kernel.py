@@ -129,6 +129,27 @@ def _split(k, b, *, plan, static):
     return jnp.concatenate(parts, axis=1)[:, order]
 
 
+def _xla_vjp(inner, out_dtype):
+    """``inner`` in float64, returning ``out_dtype``, with a VJP that recomputes it. The
+    float64 scope must also cover the backward pass, which jax.grad runs after this function
+    has returned: the custom VJP re-enters the scope."""
+    @jax.custom_vjp
+    def fn(k, b):
+        with jax.enable_x64(True):
+            return inner(k, b).astype(out_dtype)
+
+    def fwd(k, b):
+        return fn(k, b), (k, b)
+
+    def bwd(res, g):
+        with jax.enable_x64(True):
+            _, vjp = jax.vjp(inner, *res)
+            return vjp(g.astype(jnp.float64))
+
+    fn.defvjp(fwd, bwd)
+    return fn
+
+
 def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_bins, terms,
          tables=False):
     out_dtype = jnp.zeros((), float).dtype          # the caller's default float
@@ -149,23 +170,12 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
         inner = functools.partial(_split, plan=terms, static=static)
     else:
         inner = functools.partial(_matrix, which=which, terms=terms, legacy=_LEGACY, **static)
-
-    # The float64 scope must also cover the backward pass, which jax.grad runs after this
-    # function has returned: a custom VJP re-enters the scope and recomputes the forward.
-    @jax.custom_vjp
-    def fn(k, b):
-        with jax.enable_x64(True):
-            return inner(k, b).astype(out_dtype)
-
-    def fwd(k, b):
-        return fn(k, b), (k, b)
-
-    def bwd(res, g):
-        with jax.enable_x64(True):
-            _, vjp = jax.vjp(inner, *res)
-            return vjp(g.astype(jnp.float64))
-
-    fn.defvjp(fwd, bwd)
+    if not _LEGACY and compiled_path.traced(kernel, bias, which=which, tables=tables, terms=terms):
+        # traced weights on the CPU: the compiled series on the host and its analytic VJP
+        fn = compiled_path.traced_series(in_range=in_range, in_bins=int(in_bins), ob=ob,
+                                         terms=terms, out_dtype=out_dtype, second=inner)
+    else:
+        fn = _xla_vjp(inner, out_dtype)
     if guarded and isinstance(terms, int) and terms > 0:
         return traced_guard.guard(fn(kernel, bias), kernel, in_range, terms)
     return fn(kernel, bias)

@@ -53,6 +53,7 @@ def _warn(ok, terms):
 def guard(matrix, kernel, in_range, terms: int):
     """``matrix (n, m)`` with the columns whose series bound exceeds :data:`TRACED_TOL` set to
     NaN, and a host warning where any is."""
-    ok = tail_bound(kernel, in_range, terms) <= TRACED_TOL
+    with jax.enable_x64(True):          # compared in float64: no float64 outside the scope
+        ok = tail_bound(kernel, in_range, terms) <= TRACED_TOL
     jax.debug.callback(_warn, ok, terms)
     return jnp.where(ok[None, :], matrix, jnp.nan)

@@ -93,8 +93,9 @@ def test_explicit_terms_and_a_shifted_input_range(n, terms):
     _assert_same(*_both(kernel, np.zeros(3), **kw))
 
 
-def test_traced_weights_keep_the_xla_path_and_agree():
-    """Under jit the weights are traced: XLA; eagerly: the compiled kernel. Same numbers."""
+def test_traced_and_concrete_weights_agree():
+    """Under jit the weights are traced: the compiled series through a host callback with
+    the fan-in's term count; eagerly: the compiled kernel with the weights' own. Same numbers."""
     rng = np.random.default_rng(11)
     kernel = rng.normal(size=(30, 4)) / np.sqrt(30)
     kw = dict(activation="sigmoid", in_range=(0.0, 1.0), in_bins=8, out_range=(0.0, 1.0),
@@ -106,9 +107,9 @@ def test_traced_weights_keep_the_xla_path_and_agree():
 
 
 def test_what_takes_the_compiled_kernel(monkeypatch):
-    """Concrete weights of a layer past SMALL take it; small layers, traced weights, joint
-    tables and series whose per-thread tables would pass SERIES_TABLE do not (the calls to the
-    compiled kernel are counted)."""
+    """Concrete weights of a layer past SMALL take it, traced weights (jit, grad) of any size
+    on the CPU too; small concrete layers, joint tables and series whose per-thread tables
+    would pass SERIES_TABLE do not (the calls to the compiled kernel are counted)."""
     from ei_jax._src.exact import parts_compiled
     from ei_jax._src.exact.kernel import exact_joint_tables
 
@@ -123,8 +124,11 @@ def test_what_takes_the_compiled_kernel(monkeypatch):
     exact_ei_parts_matrix(kernel, None, **kw)
     assert calls == [1]
     jax.jit(lambda k: exact_ei_parts_matrix(k, None, **kw))(kernel)
+    assert calls == [1, 1]
     jax.grad(lambda k: exact_ei_parts_matrix(k, None, **kw).sum())(kernel)
+    assert calls == [1, 1, 1]                              # the forward; the VJP is its own kernel
     exact_joint_tables(kernel, None, **kw)
     monkeypatch.setattr(compiled_path, "SERIES_TABLE", 8 * 64 - 1)     # 8 inputs x 64 terms
     exact_ei_parts_matrix(kernel, None, **kw)
-    assert calls == [1]
+    jax.jit(lambda k: exact_ei_parts_matrix(k, None, **kw))(kernel)
+    assert calls == [1, 1, 1]

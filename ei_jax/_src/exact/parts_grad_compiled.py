@@ -1,0 +1,288 @@
+"""The gradient of the exact EI_parts series, compiled for the CPU (numba): an analytic VJP.
+
+The forward is :mod:`~ei_jax._src.exact.parts_compiled` (the notation of its
+:func:`~ei_jax._src.exact.parts_compiled._columns`; the mathematics in
+:mod:`ei_jax._src.exact.sums`). For one output column with weights ``v``, bias ``b`` and the
+upstream cotangent ``g_A`` of each pair's bits, reverse mode runs, per column:
+
+1. the forward series again, a chunk of inputs at a time, and the MI's derivative with
+   respect to each conditional CDF value, ``Fbar[A, i, f]`` (through the renormalisation,
+   the clamp of a mass at 0 and of the MI at 0, as ``jax.grad`` of the XLA path takes them);
+2. the series backwards: ``Xbar[k, A, i] = sum_f Fbar S[k, f]`` (``S = sin(k u_1 tau_f)``)
+   and the conditional densities ``D[A, i, f] = sum_k X k cos(k u_1 tau_f)``, which carry
+   the thresholds' window positions and the first frequency ``u_1``; ``cos(k theta)`` and
+   ``sin(k theta)`` by rotation, as the forward;
+3. the factors backwards: the bin-width sincs, and the leave-one-out products by a prefix
+   and a suffix scan of the cotangents (leave-two-out products without a division, so a
+   factor may be 0 or change sign), then ``sinc'`` of every factor (rotation again);
+4. the window (its Hoeffding or exact half-width, the threshold clamps) by the chain rule.
+
+Cost: about twice the forward's series, plus the forward itself.
+``tests/unit/exact/test_parts_grad_compiled.py`` checks it against ``jax.grad`` of the XLA
+path and against central differences.
+"""
+
+import math
+
+import numpy as np
+
+from ei_jax._src.exact.compiled import cos_sin_0pi, jit, over_columns
+from ei_jax._src.exact.parts_compiled import _factors, _series, _sinc_rows
+from ei_jax._src.exact.parts_grad_steps import _dsinc_dot, _loo_grad, _mi_grad, _window_grad
+from ei_jax._src.exact.sums import HOEFFDING
+
+#: Inputs per chunk of the backward pass: a bin's ``Fbar`` and ``D`` rows (2 x thresholds x
+#: CHUNK float64) stay in L1 while every term passes over them.
+CHUNK = 128
+
+
+@jit(contract=True)
+def _series_grad(v, a0, ch, u1, half, c, m, grp, beta, basis8, cbasis8, tau, fbar, rz, xs, dacc,
+                 betabar, sc, tbar, vbar):
+    """The series backwards for inputs ``a0 .. a0 + ch``: adds to ``betabar`` (the
+    coefficients' factors), ``sc`` (``u_1``'s, the half-width's and the window width's
+    cotangents), ``tbar`` (each finite threshold's window position's) and ``vbar`` (each
+    weight's through its conditional means).
+
+    Two terms per pass as the forward (``basis8``: ``sin(k u_1 tau)``, ``cbasis8``:
+    ``k cos(k u_1 tau)``, 8 thresholds a group): one sweep of the lanes gathers
+    ``Xbar = sum_f Fbar S`` for both terms, a second adds both terms into the densities ``D``."""
+    k_in = m.shape[0]
+    ng = basis8.shape[0]
+    pairs = basis8.shape[1]
+    tf = tau.shape[0]
+    width = 2.0 * half if half > 0 else 1.0
+    cr, sr, cc, ss = rz[0], rz[1], rz[2], rz[3]
+    c0, s0, c1, s1, x0, x1, xb0, xb1, th = (xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6],
+                                            xs[7], xs[8])
+    for i in range(k_in):
+        mc = m[i] - c
+        for a in range(ch):
+            cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * mc))
+            cc[a] = cr[a]
+            ss[a] = sr[a]
+            th[a] = 0.0
+        di = dacc[i]
+        fi = fbar[i]
+        for f in range(8 * ng):
+            df = di[f]
+            for a in range(ch):
+                df[a] = 0.0
+        bg = beta[grp[i]]
+        bbg = betabar[grp[i]]
+        for h in range(pairs):
+            b0, b1 = bg[2 * h, a0:a0 + ch], bg[2 * h + 1, a0:a0 + ch]
+            for a in range(ch):
+                x, y = cc[a], ss[a]
+                c0[a] = x
+                s0[a] = y
+                x0[a] = b0[a] * x
+                x, y = x * cr[a] - y * sr[a], y * cr[a] + x * sr[a]
+                c1[a] = x
+                s1[a] = y
+                x1[a] = b1[a] * x
+                cc[a] = x * cr[a] - y * sr[a]
+                ss[a] = y * cr[a] + x * sr[a]
+                xb0[a] = 0.0
+                xb1[a] = 0.0
+            for g in range(ng):
+                w = basis8[g, h]
+                p0, p1, p2, p3, p4, p5, p6, p7 = w[0, 0], w[0, 1], w[0, 2], w[0, 3], w[0, 4], w[0, 5], w[0, 6], w[0, 7]
+                q0, q1, q2, q3, q4, q5, q6, q7 = w[1, 0], w[1, 1], w[1, 2], w[1, 3], w[1, 4], w[1, 5], w[1, 6], w[1, 7]
+                f0, f1, f2, f3 = fi[8 * g], fi[8 * g + 1], fi[8 * g + 2], fi[8 * g + 3]
+                f4, f5, f6, f7 = fi[8 * g + 4], fi[8 * g + 5], fi[8 * g + 6], fi[8 * g + 7]
+                for a in range(ch):
+                    e0, e1, e2, e3, e4, e5, e6, e7 = f0[a], f1[a], f2[a], f3[a], f4[a], f5[a], f6[a], f7[a]
+                    xb0[a] += (p0 * e0 + p1 * e1 + p2 * e2 + p3 * e3) + (p4 * e4 + p5 * e5 + p6 * e6 + p7 * e7)
+                    xb1[a] += (q0 * e0 + q1 * e1 + q2 * e2 + q3 * e3) + (q4 * e4 + q5 * e5 + q6 * e6 + q7 * e7)
+                z = cbasis8[g, h]
+                p0, p1, p2, p3, p4, p5, p6, p7 = z[0, 0], z[0, 1], z[0, 2], z[0, 3], z[0, 4], z[0, 5], z[0, 6], z[0, 7]
+                q0, q1, q2, q3, q4, q5, q6, q7 = z[1, 0], z[1, 1], z[1, 2], z[1, 3], z[1, 4], z[1, 5], z[1, 6], z[1, 7]
+                f0, f1, f2, f3 = di[8 * g], di[8 * g + 1], di[8 * g + 2], di[8 * g + 3]
+                f4, f5, f6, f7 = di[8 * g + 4], di[8 * g + 5], di[8 * g + 6], di[8 * g + 7]
+                for a in range(ch):
+                    x, y = x0[a], x1[a]
+                    f0[a] += p0 * x + q0 * y
+                    f1[a] += p1 * x + q1 * y
+                    f2[a] += p2 * x + q2 * y
+                    f3[a] += p3 * x + q3 * y
+                    f4[a] += p4 * x + q4 * y
+                    f5[a] += p5 * x + q5 * y
+                    f6[a] += p6 * x + q6 * y
+                    f7[a] += p7 * x + q7 * y
+            k0 = 2.0 * h + 1.0
+            bb0, bb1 = bbg[2 * h, a0:a0 + ch], bbg[2 * h + 1, a0:a0 + ch]
+            for a in range(ch):
+                th[a] -= k0 * xb0[a] * b0[a] * s0[a] + (k0 + 1.0) * xb1[a] * b1[a] * s1[a]
+                bb0[a] += xb0[a] * c0[a]
+                bb1[a] += xb1[a] * c1[a]
+        for a in range(ch):
+            sc[0] += th[a] * (half + v[a0 + a] * mc)
+            sc[1] += u1 * th[a]
+            vbar[a0 + a] += u1 * th[a] * mc
+        for f in range(tf):
+            ff = fi[f]
+            df = di[f]
+            for a in range(ch):
+                tbar[f] += ff[a] * (1.0 / width + u1 * df[a])
+                sc[0] += ff[a] * tau[f] * df[a]
+                sc[2] -= ff[a] * tau[f] / (width * width)
+
+
+@jit(contract=True)
+def _columns_grad(kt, bias, gt, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, gk, gb,
+                  start, stop):
+    """Gradients of columns ``start .. stop - 1``: ``gk[j]`` (the column's weights) and
+    ``gb[j]`` (its bias) of ``sum_A gt[j, A] bits[A, j]``."""
+    n = kt.shape[1]
+    k_in = m.shape[0]
+    tf = tfin.shape[0]
+    ngw = gw.shape[0]
+    k_out = qf.shape[0] // signs.shape[0] - 1
+    c = 0.5 * (lo + hi)
+    span = hi - lo
+    ch = min(CHUNK, -(-n // 8) * 8)
+    ld = -(-n // ch) * ch + 8
+    vp = np.zeros(ld)
+    fac = np.empty((terms, ld))
+    loo = np.empty((terms, ld))
+    beta = np.zeros((ngw, terms + 1, ld))
+    sg = np.empty((ngw, terms, ld))
+    betabar = np.zeros((ngw, terms + 1, ld))
+    lbar = np.empty((terms, ld))
+    pre = np.empty((ld, terms))
+    suf = np.empty((ld, terms))
+    ft = np.empty((ld, terms))
+    lt = np.empty((ld, terms))
+    ot = np.empty((ld, terms))
+    run = np.empty(terms)
+    x = np.empty(ld)
+    xbar = np.empty(ld)
+    vbar = np.zeros(ld)
+    dbar = np.empty(n)
+    ng = max(1, -(-tf // 8))
+    basis8 = np.zeros((ng, -(-terms // 2), 2, 8))
+    cbasis8 = np.zeros((ng, -(-terms // 2), 2, 8))
+    tau = np.empty(tf)
+    tbar = np.empty(tf)
+    sc = np.empty(3)
+    rz = np.empty((4, CHUNK))
+    xs = np.empty((9, CHUNK))
+    coef2 = np.empty((2, CHUNK))
+    acc = np.empty((k_in, 8 * ng, CHUNK))
+    fbar = np.zeros((k_in, 8 * ng, CHUNK))
+    dacc = np.empty((k_in, 8 * ng, CHUNK))
+    mass = np.empty((k_in, k_out, CHUNK))
+    dh = np.empty((k_in, k_out, CHUNK))
+    lanes = np.empty((4 + k_in + k_out, CHUNK))
+    for j in range(start, stop):
+        v = kt[j]
+        g = gt[j]
+        gb[j] = 0.0
+        for l in range(n):
+            gk[j, l] = 0.0
+        live = False
+        for l in range(n):
+            live = live or g[l] != 0.0
+        if not live:
+            continue
+        sd = 0.0
+        sd2 = 0.0
+        dmax = 0.0
+        sv = 0.0
+        for l in range(n):
+            dl = abs(v[l]) * span
+            sd += dl
+            sd2 += dl * dl
+            dmax = max(dmax, dl)
+            sv += v[l]
+        root = math.sqrt(sd2) if sd2 > 0 else 0.0
+        hoeffding = 0.5 * dmax + HOEFFDING * root
+        half = min(0.5 * sd, hoeffding)
+        width = 2.0 * half if half > 0 else 1.0
+        u1 = math.pi / width
+        lower = bias[j] + c * sv - half
+        for f in range(tf):
+            tau[f] = min(max(tfin[f] - lower, 0.0), width)
+            tbar[f] = 0.0
+            for k in range(terms):
+                arg = tau[f] * ((k + 1.0) * u1)
+                basis8[f // 8, k // 2, k % 2, f % 8] = math.sin(arg)
+                cbasis8[f // 8, k // 2, k % 2, f % 8] = (k + 1.0) * math.cos(arg)
+        _factors(v, span, u1, gw, terms, x, fac, loo, beta, run)
+        for q in range(ngw):
+            for l in range(n):
+                x[l] = 0.5 * u1 * abs(v[l]) * gw[q]
+            _sinc_rows(x[:n], terms, sg[q])
+            for k in range(terms + 1):
+                for l in range(n):
+                    betabar[q, k, l] = 0.0
+        vp[:n] = v
+        for l in range(ld):
+            vbar[l] = 0.0
+        sc[0] = 0.0
+        sc[1] = 0.0
+        sc[2] = 0.0
+        for a0 in range(0, n, ch):
+            na = min(ch, n - a0)
+            _series(vp, a0, ch, u1, half, c, m, grp, beta, basis8, rz, coef2, acc)
+            _mi_grad(na, ch, g[a0:a0 + na], p, qf, tau, width, signs, acc, mass, dh, lanes, fbar)
+            _series_grad(vp, a0, ch, u1, half, c, m, grp, beta, basis8, cbasis8, tau, fbar, rz, xs,
+                         dacc, betabar, sc, tbar, vbar)
+        # beta = loo sg: the bin-width sincs, then the leave-one-out products' factors
+        for k in range(terms):
+            for l in range(n):
+                lbar[k, l] = 0.0
+        for q in range(ngw):
+            for k in range(terms):
+                for l in range(n):
+                    lbar[k, l] += betabar[q, k, l] * sg[q, k, l]
+                    betabar[q, k, l] *= loo[k, l]
+            for l in range(n):
+                x[l] = 0.5 * u1 * abs(v[l]) * gw[q]
+            _dsinc_dot(x[:n], terms, betabar[q], xbar)
+            for l in range(n):
+                sc[0] += xbar[l] * 0.5 * abs(v[l]) * gw[q]
+                vbar[l] += xbar[l] * 0.5 * u1 * gw[q] * np.sign(v[l])
+        for k in range(terms):                      # loo carries the scale 2 / (k pi)
+            sk = (2.0 / math.pi) / (k + 1.0)
+            for l in range(n):
+                lbar[k, l] *= sk
+        _loo_grad(fac, lbar, n, ft, lt, pre, suf, ot, run, loo)        # loo: now the factors' cotangent
+        for l in range(n):
+            x[l] = u1 * (0.5 * (abs(v[l]) * span))
+        _dsinc_dot(x[:n], terms, loo, xbar)
+        for l in range(n):
+            sc[0] += xbar[l] * x[l] / u1
+            dbar[l] = xbar[l] * 0.5 * u1
+        gb[j] = _window_grad(v, span, c, sd, root, dmax, half, hoeffding, lower, tfin, tbar, sc,
+                             dbar, n)
+        for l in range(n):
+            gk[j, l] = vbar[l] + c * gb[j] + dbar[l] * span * np.sign(v[l])
+
+def series_grad(kernel, bias, cot, *, in_bins, ob, terms):
+    """The gradient ``(d kernel, d bias)`` float64 of ``sum(cot * bits)``, ``bits`` the series'
+    MI of every pair (:func:`~ei_jax._src.exact.parts_compiled.series_mi`) before the zero-weight
+    and empty-column masks: the caller zeroes ``cot`` where those replace the value.
+
+    Args:
+      kernel: concrete ``(n_in, n_out)``; bias ``(n_out,)``; cot ``(n_in, n_out)``.
+      in_bins, ob, terms: as :func:`~ei_jax._src.exact.parts_compiled.series_mi`.
+    """
+    from ei_jax._src.exact.conditionals import _bin_groups
+    lo, hi, _, h, m, p = in_bins
+    kt = np.ascontiguousarray(np.asarray(kernel, np.float64).T)
+    bias = np.ascontiguousarray(bias, np.float64)
+    gt = np.ascontiguousarray(np.asarray(cot, np.float64).T)
+    group, widths = _bin_groups(h)
+    t = np.asarray(ob.t, np.float64)
+    fin = np.isfinite(t)
+    qf = np.where(fin, np.cumsum(fin) - 1, np.where(t > 0, -2, -1)).astype(np.int64)
+    gk = np.empty_like(kt)
+    gb = np.empty_like(bias)
+    over_columns(_columns_grad, kt, bias, gt, float(lo), float(hi), np.asarray(m, np.float64),
+                 np.asarray(p, np.float64), group.astype(np.int64),
+                 np.asarray(widths, np.float64), qf, t[fin], np.asarray(ob.signs, np.float64),
+                 int(terms), gk, gb, columns=kt.shape[0], work=3 * kt.size * len(m) * terms,
+                 desc="exact EI_parts gradient")
+    return gk.T, gb
