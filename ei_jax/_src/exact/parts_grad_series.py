@@ -10,8 +10,6 @@ give the thresholds' and ``u_1``'s shares. ``cos`` and ``sin`` of ``k theta`` by
 two terms per pass (the forward's ``basis8`` layout, 8 thresholds a group).
 """
 
-import numpy as np
-
 from ei_jax._src.exact.compiled import cos_sin_0pi, jit
 
 
