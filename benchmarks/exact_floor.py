@@ -9,7 +9,7 @@ Every (workload, path) runs in a fresh subprocess (``--child``), so its peak RSS
 ``in_bins x out_bins`` table, no remat in the gradient), or with ``--old REV`` runs the package
 as it was at git revision REV (``git archive`` into a temporary folder, first on the child's
 PYTHONPATH); "xla" is the working tree with the compiled CPU kernels switched off
-(``compiled_path.FORCE = False``: concrete weights through XLA, as traced ones always are);
+(``compiled_path.FORCE = False``: concrete and traced weights, and gradients, through XLA);
 "new" is the working tree as a user gets it. Each child times
 U = a warm 2048x2048 float32 jitted matmul right before and after its own warm call and uses the
 mean, so time/U is taken under the same load (the machine is shared: read the ratios, not the

@@ -23,6 +23,7 @@ removed even when the model raises.
 import contextlib
 import contextvars
 import functools
+import sys
 import threading
 
 import jax.numpy as jnp
@@ -143,6 +144,14 @@ def record_linen(model, variables, x):
 
 
 # --- NNX -----------------------------------------------------------------------------------
+
+def loaded_nnx():
+    """``flax.nnx`` if this process has imported it, else None. A model that is an
+    ``nnx.Module`` implies the import, so a linen model or a function is told apart without
+    importing ``flax.nnx`` (with optax and treescope ~0.2-0.45 s of a one-measure script's
+    process)."""
+    return sys.modules.get("flax.nnx")
+
 
 def kind_of_nnx(module) -> str | None:
     """:data:`DENSE` / :data:`CONV` for exactly ``nnx.Linear`` / ``nnx.Conv``, else ``None``."""

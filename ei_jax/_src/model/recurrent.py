@@ -32,9 +32,10 @@ __all__ = ["cell_topology", "cell_weights", "is_cell"]
 def is_cell(model) -> bool:
     """True for ``flax.linen.SimpleCell`` and ``flax.nnx.SimpleCell``."""
     import flax.linen as nn
-    from flax import nnx
 
-    return isinstance(model, (nn.SimpleCell, nnx.SimpleCell))
+    from ei_jax._src.model.recording import loaded_nnx
+    nnx = loaded_nnx()
+    return isinstance(model, nn.SimpleCell) or (nnx is not None and isinstance(model, nnx.SimpleCell))
 
 
 def cell_weights(cell, *args) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:

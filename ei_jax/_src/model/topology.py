@@ -127,15 +127,17 @@ def topology_of(model, *args):
       ((MaxPool(window=(2, 2), strides=(2, 2), padding=((0, 0), (0, 0))), Flatten(channels_first=False)), {'activation': 'relu', 'shape': (1, 64)})
     """
     import flax.linen as nn
-    from flax import nnx
 
     from ei_jax._src.model import recurrent as _recurrent
+
+    nnx = _rec.loaded_nnx()
+    nnx_module = nnx is not None and isinstance(model, nnx.Module)
 
     if _recurrent.is_cell(model):  # a SimpleCell: its one-step transition (see recurrent.py)
         return _recurrent.cell_topology(model, *args)
     if _sources.is_equinox(model):
         return _sources.equinox_topology(model, *args)
-    if not isinstance(model, (nn.Module, nnx.Module)) and callable(model) and \
+    if not (isinstance(model, nn.Module) or nnx_module) and callable(model) and \
             type(model).__module__.split(".")[0] != "torch":
         return _sources.function_topology(model, *args)
     try:
@@ -145,13 +147,13 @@ def topology_of(model, *args):
             raise
         try:
             top = (_sources.linen_topology(model, *args) if isinstance(model, nn.Module)
-                   else _sources.nnx_topology(model, *args) if isinstance(model, nnx.Module) else None)
+                   else _sources.nnx_topology(model, *args) if nnx_module else None)
         except Exception:  # noqa: BLE001 - the Sequential path's message says more
             raise refused from None
         if top is None:
             raise
         return top
-    if isinstance(model, nnx.Module):
+    if nnx_module:
         _sources.attach_live(top, model)
     return top
 
@@ -159,8 +161,8 @@ def topology_of(model, *args):
 def _sequential(model, args):
     """Today's path: a Sequential-like chain of Dense/Conv layers recorded call by call."""
     import flax.linen as nn
-    from flax import nnx
 
+    nnx = _rec.loaded_nnx()
     if isinstance(model, nn.Module):
         if len(args) != 2:
             raise InvalidCallError(
@@ -178,7 +180,7 @@ def _sequential(model, args):
         is_layer = lambda m: _rec.kind_of_linen(m) is not None  # noqa: E731
         # A bare layer has no activation after it: no probing needed (a zero layer is ambiguous).
         seq_layers = model.layers if isinstance(model, nn.Sequential) else [model] if is_layer(model) else None
-    elif isinstance(model, nnx.Module):
+    elif nnx is not None and isinstance(model, nnx.Module):
         if len(args) != 1:
             raise InvalidCallError(
                 f"For an NNX module call topology_of(model, x). Got {len(args)} arguments after the "
