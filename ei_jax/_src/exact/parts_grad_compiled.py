@@ -27,10 +27,9 @@ import math
 import numpy as np
 
 from ei_jax._src.exact.compiled import jit, over_columns
-from ei_jax._src.exact.parts_compiled import _factors, _series, _sinc_rows
+from ei_jax._src.exact.parts_compiled import _factors, _series, _sinc_rows, _window
 from ei_jax._src.exact.parts_grad_series import _series_grad, _series_grad8
 from ei_jax._src.exact.parts_grad_steps import _dsinc_dot, _loo_grad, _mi_grad, _window_grad
-from ei_jax._src.exact.sums import HOEFFDING
 
 #: Inputs per chunk of the backward pass: a bin's ``Fbar`` and ``D`` rows (2 x thresholds x
 #: CHUNK float64) stay in L1 while every term passes over them.
@@ -94,24 +93,8 @@ def _columns_grad(kt, bias, gt, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, g
             live = live or g[l] != 0.0
         if not live:
             continue
-        sd = 0.0
-        sd2 = 0.0
-        dmax = 0.0
-        sv = 0.0
-        for l in range(n):
-            dl = abs(v[l]) * span
-            sd += dl
-            sd2 += dl * dl
-            dmax = max(dmax, dl)
-            sv += v[l]
-        root = math.sqrt(sd2) if sd2 > 0 else 0.0
-        hoeffding = 0.5 * dmax + HOEFFDING * root
-        half = min(0.5 * sd, hoeffding)
-        width = 2.0 * half if half > 0 else 1.0
-        u1 = math.pi / width
-        lower = bias[j] + c * sv - half
+        sd, root, dmax, hoeffding, half, width, u1, lower = _window(v, span, c, bias[j], tfin, tau)
         for f in range(tf):
-            tau[f] = min(max(tfin[f] - lower, 0.0), width)
             tbar[f] = 0.0
             for k in range(terms):
                 arg = tau[f] * ((k + 1.0) * u1)

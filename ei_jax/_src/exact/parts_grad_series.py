@@ -13,6 +13,22 @@ two terms per pass (the forward's ``basis8`` layout, 8 thresholds a group).
 from ei_jax._src.exact.compiled import cos_sin_0pi, jit
 
 
+@jit(inline="always", contract=True)
+def _bin_start(v, a0, ch, u1, half, mc, rz, th, di):
+    """One input bin's start: its phases' rotation (``rz``: step and state, ``k = 1``), its
+    phases' cotangents ``th`` and densities ``di`` zeroed."""
+    cr, sr, cc, ss = rz[0], rz[1], rz[2], rz[3]
+    for a in range(ch):
+        cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * mc))
+        cc[a] = cr[a]
+        ss[a] = sr[a]
+        th[a] = 0.0
+    for f in range(di.shape[0]):
+        df = di[f]
+        for a in range(ch):
+            df[a] = 0.0
+
+
 @jit(contract=True)
 def _phase_sums(v, a0, ch, u1, half, mc, tau, fi, di, th, sc, tbar, vbar):
     """One input bin's shares: ``sc[0]`` (``u_1``), ``sc[1]`` (the half-width), ``sc[2]``
@@ -52,17 +68,9 @@ def _series_grad(v, a0, ch, u1, half, c, m, grp, beta, basis8, cbasis8, tau, fba
                                             xs[7], xs[8])
     for i in range(k_in):
         mc = m[i] - c
-        for a in range(ch):
-            cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * mc))
-            cc[a] = cr[a]
-            ss[a] = sr[a]
-            th[a] = 0.0
         di = dacc[i]
         fi = fbar[i]
-        for f in range(8 * ng):
-            df = di[f]
-            for a in range(ch):
-                df[a] = 0.0
+        _bin_start(v, a0, ch, u1, half, mc, rz, th, di)
         bg = beta[grp[i]]
         bbg = betabar[grp[i]]
         for h in range(pairs):
@@ -126,17 +134,9 @@ def _series_grad8(v, a0, ch, u1, half, c, m, grp, beta, basis8, cbasis8, tau, fb
     x0, x1, th = xs[4], xs[5], xs[8]
     for i in range(k_in):
         mc = m[i] - c
-        for a in range(ch):
-            cr[a], sr[a] = cos_sin_0pi(u1 * (half + v[a0 + a] * mc))
-            cc[a] = cr[a]
-            ss[a] = sr[a]
-            th[a] = 0.0
         di = dacc[i]
         fi = fbar[i]
-        for f in range(8):
-            df = di[f]
-            for a in range(ch):
-                df[a] = 0.0
+        _bin_start(v, a0, ch, u1, half, mc, rz, th, di)
         f0, f1, f2, f3, f4, f5, f6, f7 = fi[0], fi[1], fi[2], fi[3], fi[4], fi[5], fi[6], fi[7]
         d0, d1, d2, d3, d4, d5, d6, d7 = di[0], di[1], di[2], di[3], di[4], di[5], di[6], di[7]
         bg = beta[grp[i]]

@@ -17,7 +17,9 @@ _INV_LN2 = 1.0 / math.log(2.0)
 def _dsinc_dot(x, terms, wbar, out):
     """``out[l] = sum_k wbar[k, l] (k + 1) sinc'((k + 1) x_l)``, ``sinc'(z) = (cos z - sinc z) / z``
     with ``cos`` and ``sin`` by rotation; below ``|z| < 0.1`` its Taylor series to ``z^9``
-    (no cancellation; truncation < 1e-19)."""
+    (no cancellation; truncation < 1e-19). The rotation's start is written out here, not
+    :func:`~ei_jax._src.exact.parts_compiled._rotation_start`: inlined, it moved the last
+    bits of the gradients (LLVM fused the rotation's products differently)."""
     n = x.shape[0]
     c1 = np.empty(n)
     s1 = np.empty(n)
