@@ -1,6 +1,6 @@
 """Shared pieces of the compiled (numba) exact kernels: the decorator, a vectorisable
-``x log2 x`` and ``cos`` / ``sin`` on ``[0, pi]``, and running a kernel over a layer's columns
-on every core.
+``x log2 x`` and ``cos`` / ``sin`` on ``[0, pi]``, the start of a rotation, a column's series
+window, and running a kernel over a layer's columns on every core.
 
 numba imports in about 0.2 s, so only the modules that need it import this one (lazily, at
 their first call). The elementary functions here exist because numba without Intel's SVML
@@ -12,11 +12,13 @@ import concurrent.futures
 import math
 
 import numba
+import numpy as np
 from numba.core import types
 from numba.extending import intrinsic
 
 from ei_jax._src.base.cores import core_count
 from ei_jax._src.base.progress import progress_bar
+from ei_jax._src.exact.sums import HOEFFDING
 
 
 def jit(fn=None, *, inline="never", contract=False):
@@ -104,6 +106,50 @@ def cos_sin_0pi(th):
     y = th - _HALF_PI
     z = y * y
     return -(y * _horner(z, _S)), _horner(z, _C)
+
+
+@jit(inline="always", contract=True)
+def rotation_start(x):
+    """``(cos x, sin x, cos x, sin x)`` of each ``x``: the steps of a rotation ``k x -> (k + 1) x``
+    and its state at ``k = 1``."""
+    n = x.shape[0]
+    c1 = np.empty(n)
+    s1 = np.empty(n)
+    c = np.empty(n)
+    s = np.empty(n)
+    for l in range(n):
+        c1[l] = math.cos(x[l])
+        s1[l] = math.sin(x[l])
+        c[l] = c1[l]
+        s[l] = s1[l]
+    return c1, s1, c, s
+
+
+@jit(inline="always", contract=True)
+def window(v, span, c, b, tfin, tau):
+    """A column's window (:func:`ei_jax._src.exact.sums.window_half_width` and
+    :func:`ei_jax._src.exact.conditionals.cdf_series`) and the finite thresholds' places in
+    it (``tau``): ``(sd, root, dmax, hoeffding, half, width, u1, lower)``, ``sd`` / ``root`` /
+    ``dmax`` the sum, root sum of squares and largest of the inputs' range widths."""
+    sd = 0.0
+    sd2 = 0.0
+    dmax = 0.0
+    sv = 0.0
+    for l in range(v.shape[0]):
+        dl = abs(v[l]) * span
+        sd += dl
+        sd2 += dl * dl
+        dmax = max(dmax, dl)
+        sv += v[l]
+    root = math.sqrt(sd2) if sd2 > 0 else 0.0
+    hoeffding = 0.5 * dmax + HOEFFDING * root
+    half = min(0.5 * sd, hoeffding)
+    width = 2.0 * half if half > 0 else 1.0
+    u1 = math.pi / width
+    lower = b + c * sv - half
+    for f in range(tfin.shape[0]):
+        tau[f] = min(max(tfin[f] - lower, 0.0), width)
+    return sd, root, dmax, hoeffding, half, width, u1, lower
 
 
 def over_columns(kernel, *args, columns, work, desc):

@@ -24,56 +24,11 @@ import math
 
 import numpy as np
 
-from ei_jax._src.exact.compiled import cos_sin_0pi, jit, over_columns, xlog2x
+from ei_jax._src.exact.compiled import cos_sin_0pi, jit, over_columns, rotation_start, window, xlog2x
 from ei_jax._src.exact.conditionals import _bin_groups
-from ei_jax._src.exact.sums import HOEFFDING
 
 #: Most inputs per chunk: the lanes of the term loop (a bin's ``(8, CHUNK)`` sums stay in L1).
 CHUNK = 256
-
-
-@jit(inline="always", contract=True)
-def _rotation_start(x):
-    """``(cos x, sin x, cos x, sin x)`` of each ``x``: the steps of a rotation ``k x -> (k + 1) x``
-    and its state at ``k = 1``."""
-    n = x.shape[0]
-    c1 = np.empty(n)
-    s1 = np.empty(n)
-    c = np.empty(n)
-    s = np.empty(n)
-    for l in range(n):
-        c1[l] = math.cos(x[l])
-        s1[l] = math.sin(x[l])
-        c[l] = c1[l]
-        s[l] = s1[l]
-    return c1, s1, c, s
-
-
-@jit(inline="always", contract=True)
-def _window(v, span, c, b, tfin, tau):
-    """A column's window (:func:`ei_jax._src.exact.sums.window_half_width` and
-    :func:`ei_jax._src.exact.conditionals.cdf_series`) and the finite thresholds' places in
-    it (``tau``): ``(sd, root, dmax, hoeffding, half, width, u1, lower)``, ``sd`` / ``root`` /
-    ``dmax`` the sum, root sum of squares and largest of the inputs' range widths."""
-    sd = 0.0
-    sd2 = 0.0
-    dmax = 0.0
-    sv = 0.0
-    for l in range(v.shape[0]):
-        dl = abs(v[l]) * span
-        sd += dl
-        sd2 += dl * dl
-        dmax = max(dmax, dl)
-        sv += v[l]
-    root = math.sqrt(sd2) if sd2 > 0 else 0.0
-    hoeffding = 0.5 * dmax + HOEFFDING * root
-    half = min(0.5 * sd, hoeffding)
-    width = 2.0 * half if half > 0 else 1.0
-    u1 = math.pi / width
-    lower = b + c * sv - half
-    for f in range(tfin.shape[0]):
-        tau[f] = min(max(tfin[f] - lower, 0.0), width)
-    return sd, root, dmax, hoeffding, half, width, u1, lower
 
 
 @jit(contract=True)
@@ -81,7 +36,7 @@ def _sinc_rows(x, terms, out):
     """``out[k, l] = sinc((k + 1) x_l)``, ``sin`` by rotation, vectorised over ``l``; below
     ``|kx| < 1e-3`` the Taylor form of :func:`ei_jax._src.exact.sums._sinc_from`."""
     n = x.shape[0]
-    c1, s1, c, s = _rotation_start(x)
+    c1, s1, c, s = rotation_start(x)
     for k in range(terms):
         kk = k + 1.0
         row = out[k]
@@ -275,7 +230,7 @@ def _columns(kt, bias, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, mi_out, ke
     kept = np.empty(CHUNK)
     for j in range(start, stop):
         v = kt[j]
-        _, _, _, _, half, width, u1, _ = _window(v, span, c, bias[j], tfin, tau)
+        _, _, _, _, half, width, u1, _ = window(v, span, c, bias[j], tfin, tau)
         for f in range(tf):
             for k in range(terms):
                 basis8[f // 8, k // 2, k % 2, f % 8] = math.sin(tau[f] * ((k + 1.0) * u1))

@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from ei_jax._src.exact.compiled import jit, over_columns
-from ei_jax._src.exact.parts_compiled import _factors, _series, _sinc_rows, _window
+from ei_jax._src.exact.compiled import jit, over_columns, window
+from ei_jax._src.exact.parts_compiled import _factors, _series, _sinc_rows
 from ei_jax._src.exact.parts_grad_series import _series_grad, _series_grad8
 from ei_jax._src.exact.parts_grad_steps import _dsinc_dot, _loo_grad, _mi_grad, _window_grad
 
@@ -93,7 +93,7 @@ def _columns_grad(kt, bias, gt, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, g
             live = live or g[l] != 0.0
         if not live:
             continue
-        sd, root, dmax, hoeffding, half, width, u1, lower = _window(v, span, c, bias[j], tfin, tau)
+        sd, root, dmax, hoeffding, half, width, u1, lower = window(v, span, c, bias[j], tfin, tau)
         for f in range(tf):
             tbar[f] = 0.0
             for k in range(terms):

@@ -5,9 +5,7 @@ derivatives of the sinc factors, the cotangent of the leave-one-out products, an
 
 import math
 
-import numpy as np
-
-from ei_jax._src.exact.compiled import jit, xlog2x
+from ei_jax._src.exact.compiled import jit, rotation_start, xlog2x
 from ei_jax._src.exact.sums import HOEFFDING
 
 _INV_LN2 = 1.0 / math.log(2.0)
@@ -17,19 +15,10 @@ _INV_LN2 = 1.0 / math.log(2.0)
 def _dsinc_dot(x, terms, wbar, out):
     """``out[l] = sum_k wbar[k, l] (k + 1) sinc'((k + 1) x_l)``, ``sinc'(z) = (cos z - sinc z) / z``
     with ``cos`` and ``sin`` by rotation; below ``|z| < 0.1`` its Taylor series to ``z^9``
-    (no cancellation; truncation < 1e-19). The rotation's start is written out here, not
-    :func:`~ei_jax._src.exact.parts_compiled._rotation_start`: inlined, it moved the last
-    bits of the gradients (LLVM fused the rotation's products differently)."""
+    (no cancellation; truncation < 1e-19)."""
     n = x.shape[0]
-    c1 = np.empty(n)
-    s1 = np.empty(n)
-    c = np.empty(n)
-    s = np.empty(n)
+    c1, s1, c, s = rotation_start(x)
     for l in range(n):
-        c1[l] = math.cos(x[l])
-        s1[l] = math.sin(x[l])
-        c[l] = c1[l]
-        s[l] = s1[l]
         out[l] = 0.0
     for k in range(terms):
         kk = k + 1.0
