@@ -39,24 +39,26 @@ SERIES_TABLE = 1 << 20
 
 
 def route(kernel, bias, *, which, tables, terms, ob, in_bins):
-    """``"series"``, ``"banded"`` or None (XLA) for a call, after :func:`kernel._prepare`."""
+    """``"series"``, ``"banded"`` (concrete weights: :func:`matrix`), ``"traced"`` (traced
+    weights: :func:`traced_series`) or None (XLA) for a call, after :func:`kernel._prepare`."""
     if FORCE is False or tables:
-        return None
-    if isinstance(kernel, jax.core.Tracer) or isinstance(bias, jax.core.Tracer):
         return None
     if FORCE is None and jax.default_backend() != "cpu":
         return None
+    # not a dominant plan (a Plan), not 2-3 inputs (0); each thread holds four (terms, n_in)
+    # float64 tables: past SERIES_TABLE XLA's blocked series bounds memory
+    series = (which == "parts" and isinstance(terms, int) and terms > 0
+              and terms * kernel.shape[0] <= SERIES_TABLE)
+    if isinstance(kernel, jax.core.Tracer) or isinstance(bias, jax.core.Tracer):
+        return "traced" if series else None
     if not (np.isfinite(np.asarray(kernel)).all() and np.isfinite(np.asarray(bias)).all()):
         return None
     pairs = kernel.shape[0] * kernel.shape[1]
     small = SMALL if FORCE is None else 0
     if (which == "sensitivity" or kernel.shape[0] == 1) and ob.monotone:
         return "banded" if pairs * (in_bins + ob.t.shape[0]) >= small else None
-    if which == "parts" and isinstance(terms, int) and terms > 0:
-        # not a dominant plan (a Plan), not 2-3 inputs (0); each thread holds four
-        # (terms, n_in) float64 tables: past SERIES_TABLE XLA's blocked series bounds memory
-        if terms * kernel.shape[0] <= SERIES_TABLE and pairs * in_bins * terms >= small:
-            return "series"
+    if series and pairs * in_bins * terms >= small:
+        return "series"
     return None
 
 
@@ -81,19 +83,6 @@ def matrix(kernel, bias, *, path, which, in_range, in_bins, ob, terms):
 
 # --- traced weights: the series through host callbacks, with an analytic VJP ---------------
 
-def traced(kernel, bias, *, which, tables, terms):
-    """Whether a call with traced weights (``jax.jit``, ``jax.grad``, ``jax.vmap``) takes the
-    compiled series through :func:`traced_series` (EI_parts with a series, on a CPU backend)."""
-    if FORCE is False or tables or which != "parts":
-        return False
-    if not (isinstance(kernel, jax.core.Tracer) or isinstance(bias, jax.core.Tracer)):
-        return False
-    if FORCE is None and jax.default_backend() != "cpu":
-        return False
-    return (isinstance(terms, int) and not isinstance(terms, bool) and terms > 0
-            and terms * kernel.shape[0] <= SERIES_TABLE)
-
-
 def _batched(fn, *arrays):
     """``fn`` over the leading (vmap) axes of ``arrays`` (all broadcast alike), results stacked."""
     lead = arrays[0].shape[:-2]
@@ -102,14 +91,16 @@ def _batched(fn, *arrays):
                  for r in range(len(outs[0])))
 
 
-def _bad_columns(kernel, bias):
-    return ~(np.isfinite(kernel).all(axis=0) & np.isfinite(bias))
+def _finite_columns(kernel, bias):
+    """``(kernel, bias, bad)``: the columns with a non-finite weight or bias (``bad``) zeroed
+    for the kernels; the caller makes their results NaN."""
+    bad = ~(np.isfinite(kernel).all(axis=0) & np.isfinite(bias))
+    return np.where(bad[None], 0.0, kernel), np.where(bad, 0.0, bias), bad
 
 
 def _host_bits(kernel, bias, *, in_range, in_bins, ob, terms, dtype):
     def one(k, b):
-        bad = _bad_columns(k, b)
-        k, b = np.where(bad[None], 0.0, k), np.where(bad, 0.0, b)
+        k, b, bad = _finite_columns(k, b)
         mi = matrix(k, b, path="series", which="parts", in_range=in_range, in_bins=in_bins,
                     ob=ob, terms=terms)
         mi[:, bad] = np.nan
@@ -121,16 +112,15 @@ def _host_bits(kernel, bias, *, in_range, in_bins, ob, terms, dtype):
 def _host_grad(kernel, bias, cot, *, in_range, in_bins, ob, terms):
     from ei_jax._src.exact import parts_grad_compiled          # numba: only when used
     lo, hi = (float(x) for x in in_range)
+    bins = (lo, hi) + tuple(input_bins(in_range, in_bins))
 
     def one(k, b, g):
-        bad = _bad_columns(k, b)
-        k, b = np.where(bad[None], 0.0, k), np.where(bad, 0.0, b)
+        k, b, bad = _finite_columns(k, b)
         # where the bits are replaced (a zero weight: 0; every output dropped: NaN), the
         # gradient of the replaced value is 0, as jnp.where's
         keep = (k != 0) & ~all_dropped(k, b, which="parts", lo=lo, hi=hi, ob=ob, xp=np)[None]
-        gk, gb = parts_grad_compiled.series_grad(
-            k, b, np.where(keep, g, 0.0), in_bins=(lo, hi) + tuple(input_bins(in_range, in_bins)),
-            ob=ob, terms=terms)
+        gk, gb = parts_grad_compiled.series_grad(k, b, np.where(keep, g, 0.0), in_bins=bins,
+                                                 ob=ob, terms=terms)
         gk[:, bad] = np.nan
         gb[bad] = np.nan
         return gk, gb

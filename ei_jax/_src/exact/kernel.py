@@ -162,7 +162,7 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
     ob = output_bins(activation, out_range, int(out_bins))
     path = None if _LEGACY else compiled_path.route(kernel, bias, which=which, tables=tables,
                                                        terms=terms, ob=ob, in_bins=int(in_bins))
-    if path:                                 # concrete weights on the CPU: compiled kernels
+    if path in ("series", "banded"):         # concrete weights on the CPU: compiled kernels
         return jnp.asarray(compiled_path.matrix(kernel, bias, path=path, which=which, ob=ob,
                                                 in_range=in_range, in_bins=int(in_bins),
                                                 terms=terms), out_dtype)
@@ -170,7 +170,7 @@ def _run(kernel, bias, *, which, activation, in_range, in_bins, out_range, out_b
         inner = functools.partial(_split, plan=terms, static=static)
     else:
         inner = functools.partial(_matrix, which=which, terms=terms, legacy=_LEGACY, **static)
-    if not _LEGACY and compiled_path.traced(kernel, bias, which=which, tables=tables, terms=terms):
+    if path == "traced":
         # traced weights on the CPU: the compiled series on the host and its analytic VJP
         fn = compiled_path.traced_series(in_range=in_range, in_bins=int(in_bins), ob=ob,
                                          terms=terms, out_dtype=out_dtype, second=inner)
