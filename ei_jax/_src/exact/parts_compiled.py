@@ -51,10 +51,9 @@ def _sinc_rows(x, terms, out):
 
 
 @jit(contract=True)
-def _factors(v, span, u1, gw, terms, x, fac, loo, beta, run):
-    """``beta[g, k, A] = (2 / (k pi)) rho_{-A}(u_k) sinc(u_k |v_A| w_g / 2)`` for the bin
-    widths ``gw`` (``rho_{-A}``: the other inputs' sinc product, from ``fac`` by prefix and
-    suffix products into ``loo``)."""
+def _loo_factors(v, span, u1, terms, x, fac, loo, run):
+    """``fac[k, l] = sinc(u_k d_l / 2)`` and ``loo[k, A] = (2 / (k pi)) rho_{-A}(u_k)``, the
+    other inputs' sinc product, by prefix and suffix products (no division)."""
     n = v.shape[0]
     for l in range(n):
         x[l] = u1 * (0.5 * (abs(v[l]) * span))
@@ -71,16 +70,37 @@ def _factors(v, span, u1, gw, terms, x, fac, loo, beta, run):
         for k in range(terms):
             loo[k, l] *= run[k]
             run[k] *= fac[k, l]
+
+
+@jit(contract=True)
+def _width_sincs(v, u1, gw, terms, x, out):
+    """``out[g, k, A] = sinc(u_k |v_A| w_g / 2)`` for the bin widths ``gw``."""
+    n = v.shape[0]
     for g in range(gw.shape[0]):
         for l in range(n):
             x[l] = 0.5 * u1 * abs(v[l]) * gw[g]
-        bg = beta[g]
-        _sinc_rows(x[:n], terms, bg)
-        for k in range(terms):
-            row = bg[k]
+        _sinc_rows(x[:n], terms, out[g])
+
+
+@jit(contract=True)
+def _times_loo(sincs, loo, n, beta):
+    """``beta[g, k, A] = sincs[g, k, A] loo[k, A]`` (``beta`` may be ``sincs``)."""
+    for g in range(sincs.shape[0]):
+        for k in range(loo.shape[0]):
+            row = beta[g, k]
+            sk = sincs[g, k]
             lk = loo[k]
             for l in range(n):
-                row[l] *= lk[l]
+                row[l] = sk[l] * lk[l]
+
+
+@jit(contract=True)
+def _factors(v, span, u1, gw, terms, x, fac, loo, beta, run):
+    """``beta[g, k, A] = (2 / (k pi)) rho_{-A}(u_k) sinc(u_k |v_A| w_g / 2)`` for the bin
+    widths ``gw`` (:func:`_loo_factors` times :func:`_width_sincs`)."""
+    _loo_factors(v, span, u1, terms, x, fac, loo, run)
+    _width_sincs(v, u1, gw, terms, x, beta)
+    _times_loo(beta, loo, v.shape[0], beta)
 
 
 @jit(contract=True)
@@ -136,10 +156,10 @@ def _series(v, a0, ch, u1, half, c, m, grp, beta, basis8, rz, coef2, acc):
                     s7[a] += p7 * x + q7 * y
 
 
-@jit(contract=True)
-def _masses(i, j, na, p, qf, tau, width, signs, acc, out):
-    """``out[a]``: the mass of input bin ``i``, output bin ``j`` (``p_i`` times the signed
-    differences of ``F``, clamped at 0) for each input of the chunk."""
+@jit(inline="always", contract=True)
+def _signed_masses(i, j, na, qf, tau, width, signs, acc, out):
+    """``out[a]``: the signed differences of ``F`` that make input bin ``i``'s mass in output
+    bin ``j`` (before the clamp at 0 and ``p_i``) for each input of the chunk."""
     k1 = qf.shape[0] // signs.shape[0]
     for a in range(na):
         out[a] = 0.0
@@ -155,6 +175,13 @@ def _masses(i, j, na, p, qf, tau, width, signs, acc, out):
             elif f == -2:                            # +inf: F = 1
                 for a in range(na):
                     out[a] += w
+
+
+@jit(contract=True)
+def _masses(i, j, na, p, qf, tau, width, signs, acc, out):
+    """``out[a]``: the mass of input bin ``i``, output bin ``j`` (``p_i`` times the signed
+    differences of ``F``, clamped at 0) for each input of the chunk."""
+    _signed_masses(i, j, na, qf, tau, width, signs, acc, out)
     for a in range(na):
         out[a] = max(out[a], 0.0) * p[i]
 

@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from ei_jax._src.exact.compiled import jit, over_columns, window
-from ei_jax._src.exact.parts_compiled import _factors, _series, _sinc_rows
+from ei_jax._src.exact.parts_compiled import _loo_factors, _series, _times_loo, _width_sincs
 from ei_jax._src.exact.parts_grad_series import _series_grad, _series_grad8
 from ei_jax._src.exact.parts_grad_steps import _dsinc_dot, _loo_grad, _mi_grad, _window_grad
 
@@ -100,11 +100,11 @@ def _columns_grad(kt, bias, gt, lo, hi, m, p, grp, gw, qf, tfin, signs, terms, g
                 arg = tau[f] * ((k + 1.0) * u1)
                 basis8[f // 8, k // 2, k % 2, f % 8] = math.sin(arg)
                 cbasis8[f // 8, k // 2, k % 2, f % 8] = (k + 1.0) * math.cos(arg)
-        _factors(v, span, u1, gw, terms, x, fac, loo, beta, run)
+        # the forward's factors (parts_compiled._factors), keeping the bin-width sincs sg
+        _loo_factors(v, span, u1, terms, x, fac, loo, run)
+        _width_sincs(v, u1, gw, terms, x, sg)
+        _times_loo(sg, loo, n, beta)
         for q in range(ngw):
-            for l in range(n):
-                x[l] = 0.5 * u1 * abs(v[l]) * gw[q]
-            _sinc_rows(x[:n], terms, sg[q])
             for k in range(terms + 1):
                 for l in range(n):
                     betabar[q, k, l] = 0.0

@@ -6,6 +6,7 @@ derivatives of the sinc factors, the cotangent of the leave-one-out products, an
 import math
 
 from ei_jax._src.exact.compiled import jit, rotation_start, xlog2x
+from ei_jax._src.exact.parts_compiled import _signed_masses
 from ei_jax._src.exact.sums import HOEFFDING
 
 _INV_LN2 = 1.0 / math.log(2.0)
@@ -63,20 +64,7 @@ def _mi_grad(na, ch, g, p, qf, tau, width, signs, acc, mass, dh, lanes, fbar):
     for i in range(k_in):
         for j in range(k_out):
             mij = mass[i, j]
-            for a in range(ch):
-                mij[a] = 0.0
-            for pc in range(pieces):
-                for end in range(2):
-                    f = qf[pc * k1 + j + 1 - end]
-                    w = signs[pc] if end == 0 else -signs[pc]
-                    if f >= 0:
-                        base = tau[f] / width
-                        af = acc[i, f]
-                        for a in range(ch):
-                            mij[a] += w * (base + af[a])
-                    elif f == -2:
-                        for a in range(ch):
-                            mij[a] += w
+            _signed_masses(i, j, ch, qf, tau, width, signs, acc, mij)
             for a in range(ch):
                 kept[a] += max(mij[a], 0.0) * p[i]
     for a in range(ch):
